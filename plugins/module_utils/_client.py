@@ -1,0 +1,261 @@
+# -*- coding: utf-8 -*-
+# Copyright: Portico contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The Kubernetes API client: connection settings, paged raw-JSON lists, clear errors.
+
+Private to this collection. Connection options and environment variables follow
+kubernetes.core, so AWX's Kubernetes credential works unchanged.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import gc
+import json
+import os
+import traceback
+
+try:
+    import kubernetes
+    from kubernetes.client.exceptions import ApiException
+    HAS_KUBERNETES = True
+    KUBERNETES_IMPORT_ERROR = None
+except ImportError:
+    HAS_KUBERNETES = False
+    KUBERNETES_IMPORT_ERROR = traceback.format_exc()
+
+    class ApiException(Exception):
+        """Stands in when the kubernetes client is missing; never raised."""
+
+# Option name -> environment variable, exactly as kubernetes.core reads them.
+CONNECTION_ENV = {
+    'kubeconfig': 'K8S_AUTH_KUBECONFIG',
+    'context': 'K8S_AUTH_CONTEXT',
+    'host': 'K8S_AUTH_HOST',
+    'api_key': 'K8S_AUTH_API_KEY',
+    'validate_certs': 'K8S_AUTH_VERIFY_SSL',
+    'ca_cert': 'K8S_AUTH_SSL_CA_CERT',
+    'client_cert': 'K8S_AUTH_CERT_FILE',
+    'client_key': 'K8S_AUTH_KEY_FILE',
+    'proxy': 'K8S_AUTH_PROXY',
+}
+
+SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token'
+
+# resource -> (API class, cluster-wide list method, namespaced list method, List kind, path)
+RESOURCES = {
+    'nodes': ('CoreV1Api', 'list_node', None, 'NodeList', '/api/v1/nodes'),
+    'services': ('CoreV1Api', 'list_service_for_all_namespaces', 'list_namespaced_service',
+                 'ServiceList', '/api/v1/services'),
+    'endpointslices': ('DiscoveryV1Api', 'list_endpoint_slice_for_all_namespaces',
+                       'list_namespaced_endpoint_slice', 'EndpointSliceList',
+                       '/apis/discovery.k8s.io/v1/endpointslices'),
+}
+
+
+class KubeError(Exception):
+    """A failure to read the cluster; str() says what happened and what to do."""
+
+
+def connection_argument_spec():
+    """The connection options of the module, with kubernetes.core's env fallbacks."""
+    from ansible.module_utils.basic import env_fallback
+    spec = dict(
+        kubeconfig=dict(type='path'),
+        context=dict(type='str'),
+        host=dict(type='str'),
+        api_key=dict(type='str', no_log=True),
+        validate_certs=dict(type='bool', aliases=['verify_ssl']),
+        ca_cert=dict(type='path', aliases=['ssl_ca_cert']),
+        client_cert=dict(type='path', aliases=['cert_file']),
+        client_key=dict(type='path', aliases=['key_file'], no_log=False),
+        proxy=dict(type='str'),
+    )
+    for name, env in CONNECTION_ENV.items():
+        spec[name]['fallback'] = (env_fallback, [env])
+    return spec
+
+
+def _in_cluster():
+    return bool(os.environ.get('KUBERNETES_SERVICE_HOST')) and os.path.exists(SERVICE_ACCOUNT_TOKEN)
+
+
+def make_configuration(settings):
+    """Build a kubernetes.client.Configuration from the connection settings.
+
+    Order as in kubernetes.core: a kubeconfig (given, or the default one) or the
+    in-cluster service account first, then explicit options override it.
+    """
+    config = kubernetes.client.Configuration()
+    explicit = settings.get('kubeconfig') or settings.get('context')
+    try:
+        if explicit or not settings.get('host'):
+            if not explicit and _in_cluster():
+                kubernetes.config.load_incluster_config(client_configuration=config)
+            else:
+                kubernetes.config.load_kube_config(
+                    config_file=settings.get('kubeconfig'), context=settings.get('context'),
+                    client_configuration=config, persist_config=False)
+    except Exception as exc:
+        if not settings.get('host'):
+            raise KubeError('cannot load the Kubernetes connection: %s. Set host and api_key, '
+                            'a kubeconfig, or the K8S_AUTH_* environment variables.' % exc)
+    if settings.get('host'):
+        config.host = settings['host'].rstrip('/')
+    if settings.get('api_key'):
+        config.api_key = {'authorization': 'Bearer ' + settings['api_key']}
+        config.api_key_prefix = {}
+    if settings.get('validate_certs') is not None:
+        config.verify_ssl = bool(settings['validate_certs'])
+    for option, attribute in (('ca_cert', 'ssl_ca_cert'), ('client_cert', 'cert_file'),
+                              ('client_key', 'key_file'), ('proxy', 'proxy')):
+        if settings.get(option):
+            setattr(config, attribute, settings[option])
+    # One attempt per request: a failed read stops the run, the next scheduled run retries.
+    config.retries = 0
+    return config
+
+
+def _status_message(exc):
+    """The message of a Kubernetes Status body, or the raw reason."""
+    try:
+        body = json.loads(exc.body)
+        return body.get('message') or body.get('reason') or exc.reason
+    except (TypeError, ValueError, AttributeError):
+        return exc.reason or 'no message'
+
+
+def _explain_api_error(exc, resource, server):
+    status = exc.status
+    message = _status_message(exc)
+    if status == 401:
+        return ('the API server %s rejected the credentials (401 Unauthorized): the token or '
+                'client certificate is invalid or expired; check api_key, client_cert or the '
+                'kubeconfig user' % server)
+    if status == 403:
+        return ('permission denied listing %s (403 Forbidden): %s. The account needs "list" on '
+                '%s at the cluster scope (or in each selected namespace).' % (resource, message, resource))
+    if status == 410:
+        return 'listing %s: the list expired twice while paging (410 Gone): %s' % (resource, message)
+    if status == 404:
+        return ('listing %s: 404 Not Found (%s); is host %s a Kubernetes API server?'
+                % (resource, message, server))
+    return 'listing %s: the API server answered %s %s: %s' % (resource, status, exc.reason, message)
+
+
+def _explain_transport_error(exc, resource, server, timeout):
+    text = '%s: %s' % (type(exc).__name__, exc)
+    lowered = text.lower()
+    if 'timeout' in lowered or 'timed out' in lowered:
+        return ('listing %s: the API server %s did not answer within %s seconds (api_timeout)'
+                % (resource, server, timeout))
+    if 'certificate' in lowered or 'ssl' in lowered:
+        return ('listing %s: TLS failed with %s: %s. Check ca_cert, or validate_certs.'
+                % (resource, server, text))
+    if 'refused' in lowered or 'newconnectionerror' in lowered or 'failed to establish' in lowered:
+        return 'listing %s: cannot connect to the API server %s: %s' % (resource, server, text)
+    return 'listing %s from %s failed: %s' % (resource, server, text)
+
+
+def parse_json_body(data, what):
+    """json.loads with the garbage collector paused: it dominates large parses."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise KubeError('%s: the body is not valid JSON (%s); the response was cut short or '
+                        'is not from a Kubernetes API server' % (what, exc))
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+class KubeClient:
+    """Lists resources as raw JSON pages, reducing each item as soon as it is read."""
+
+    def __init__(self, settings, timeout=30, page_size=500):
+        if not HAS_KUBERNETES:
+            raise KubeError('the kubernetes Python client is not installed')
+        self.configuration = make_configuration(settings)
+        self.server = self.configuration.host
+        self.timeout = timeout
+        self.page_size = page_size
+        self.api_client = kubernetes.client.ApiClient(self.configuration)
+
+    def close(self):
+        if hasattr(self.api_client, 'close'):
+            self.api_client.close()
+
+    def _page(self, resource, namespace, selector, token):
+        api_class, cluster_method, namespaced_method, kind, path = RESOURCES[resource]
+        api = getattr(kubernetes.client, api_class)(self.api_client)
+        kwargs = dict(limit=self.page_size, _preload_content=False, _request_timeout=self.timeout)
+        if token:
+            kwargs['_continue'] = token
+        if selector:
+            kwargs['label_selector'] = selector
+        what = 'listing %s' % resource
+        try:
+            if namespace:
+                response = getattr(api, namespaced_method)(namespace, **kwargs)
+            else:
+                response = getattr(api, cluster_method)(**kwargs)
+            data = response.data
+        except ApiException as exc:
+            if exc.status == 410:
+                raise _Expired(_status_message(exc))
+            raise KubeError(_explain_api_error(exc, resource, self.server))
+        except KubeError:
+            raise
+        except Exception as exc:
+            raise KubeError(_explain_transport_error(exc, resource, self.server, self.timeout))
+        page = parse_json_body(data, what)
+        if not isinstance(page, dict) or page.get('kind') != kind or not isinstance(page.get('items'), list):
+            raise KubeError('%s: the answer is not a %s (kind %r)' % (
+                what, kind, page.get('kind') if isinstance(page, dict) else type(page).__name__))
+        return page
+
+    def list(self, resource, reduce, namespace=None, selector=None):
+        """Every item of a list, each passed through reduce() page by page; None results dropped.
+
+        A 410 on a continue token (the snapshot was compacted) restarts the list once.
+        Returns (items, resourceVersion).
+        """
+        for attempt in (1, 2):
+            try:
+                return self._list_once(resource, reduce, namespace, selector)
+            except _Expired as exc:
+                if attempt == 2:
+                    raise KubeError('listing %s: the list expired twice while paging (410 Gone): '
+                                    '%s; the cluster changes faster than it can be read, '
+                                    'raise the page size' % (resource, exc))
+        raise AssertionError('unreachable')
+
+    def _list_once(self, resource, reduce, namespace, selector):
+        items, token, version = [], None, None
+        # remainingItemCount promises how many items the later pages hold
+        count, promised = 0, None
+        while True:
+            page = self._page(resource, namespace, selector, token)
+            metadata = page.get('metadata') or {}
+            version = version or metadata.get('resourceVersion')
+            for item in page['items']:
+                reduced = reduce(item)
+                if reduced is not None:
+                    items.append(reduced)
+            count += len(page['items'])
+            if isinstance(metadata.get('remainingItemCount'), int):
+                promised = count + metadata['remainingItemCount']
+            token = metadata.get('continue')
+            if not token:
+                break
+        if promised is not None and count < promised:
+            raise KubeError('listing %s: the list ended after %d of %d items; the API server or a '
+                            'proxy cut it short' % (resource, count, promised))
+        return items, version
+
+
+class _Expired(Exception):
+    """A continue token older than the last compaction (410 Gone)."""

@@ -1,0 +1,62 @@
+# -*- coding: utf-8 -*-
+# Copyright: Portico contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Options in, routing model out: the one path shared by the module and the lookup.
+
+Private to this collection. ``get`` reads an option by name from either an
+AnsibleModule's params or a lookup's get_option, so both plugins behave the same.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.portico.k8s.plugins.module_utils._client import CONNECTION_ENV, KubeError
+from ansible_collections.portico.k8s.plugins.module_utils._cluster import (
+    ServiceFilter,
+    read_api,
+    read_snapshot,
+)
+from ansible_collections.portico.k8s.plugins.module_utils._model import build_model
+
+ADDRESS_TYPES = ['InternalIP', 'ExternalIP', 'Hostname', 'InternalDNS', 'ExternalDNS']
+
+
+def model_argument_spec():
+    """The options that shape the model, shared by the module and the lookup docs."""
+    return dict(
+        snapshot=dict(type='path'),
+        namespaces=dict(type='list', elements='str', default=[]),
+        label_selector=dict(type='str'),
+        filter=dict(type='str'),
+        address_types=dict(type='list', elements='str', default=['InternalIP', 'ExternalIP'],
+                           choices=ADDRESS_TYPES),
+        frontend_port=dict(type='str', default='service_port', choices=['service_port', 'node_port']),
+        api_timeout=dict(type='int', default=30),
+        page_size=dict(type='int', default=500),
+        allow_no_nodes=dict(type='bool', default=False),
+    )
+
+
+def collect_model(get):
+    """Read the cluster and build the model; raises KubeError with an operator's message."""
+    for name in ('api_timeout', 'page_size'):
+        if get(name) is not None and get(name) < 1:
+            raise KubeError('%s must be at least 1, got %s' % (name, get(name)))
+    service_filter = ServiceFilter(get('namespaces'), get('label_selector'), get('filter'))
+    if get('snapshot'):
+        nodes, services, source = read_snapshot(get('snapshot'), service_filter)
+    else:
+        settings = dict((name, get(name)) for name in CONNECTION_ENV)
+        nodes, services, source = read_api(settings, service_filter,
+                                           timeout=get('api_timeout') or 30,
+                                           page_size=get('page_size') or 500)
+    source['services_seen'] = service_filter.seen
+    options = {'address_types': get('address_types'), 'frontend_port': get('frontend_port')}
+    model = build_model(nodes, services, options, source)
+    if model['backends'] and not model['nodes'] and not get('allow_no_nodes'):
+        reasons = '; '.join('%s: %s' % (n['name'], n['reason']) for n in model['excluded_nodes'][:10])
+        raise KubeError('no node is eligible to receive traffic (%d nodes, all excluded%s), so every '
+                        'backend would be empty; nothing was changed. Set allow_no_nodes to accept this.'
+                        % (len(model['excluded_nodes']), ': ' + reasons if reasons else ''))
+    return model

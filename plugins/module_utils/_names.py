@@ -1,0 +1,93 @@
+# -*- coding: utf-8 -*-
+# Copyright: Portico contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Allow-list parsers for every value a cluster user controls.
+
+Private to this collection. Each parser returns the value in the form HAProxy may
+print, or raises ``InvalidValue`` with a reason an operator can read.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+import re
+
+# DNS-1123 label (namespaces), DNS-1035 label (service names), DNS-1123 subdomain
+# (node names): the same rules the API server applies, so a valid cluster never trips them.
+_DNS1123_LABEL = re.compile(r'\A[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z')
+_DNS1035_LABEL = re.compile(r'\A[a-z]([-a-z0-9]{0,61}[a-z0-9])?\Z')
+_PORT_NAME = re.compile(r'\A[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?\Z')
+_HOSTNAME_LABEL = re.compile(r'\A[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z')
+
+
+class InvalidValue(ValueError):
+    """A cluster value that fails its allow-list; str() is the reason."""
+
+
+def _show(value, limit=40):
+    """Quote an untrusted value for a message: repr keeps control characters visible."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + '...'
+
+
+def namespace_name(value):
+    if not isinstance(value, str) or not _DNS1123_LABEL.match(value):
+        raise InvalidValue('namespace %s is not a DNS-1123 label' % _show(value))
+    return value
+
+
+def service_name(value):
+    if not isinstance(value, str) or not _DNS1035_LABEL.match(value):
+        raise InvalidValue('service name %s is not a DNS-1035 label' % _show(value))
+    return value
+
+
+def node_name(value):
+    if not isinstance(value, str) or len(value) > 253 or not value:
+        raise InvalidValue('node name %s is not a DNS-1123 subdomain' % _show(value))
+    if not all(_HOSTNAME_LABEL.match(label) for label in value.split('.')):
+        raise InvalidValue('node name %s is not a DNS-1123 subdomain' % _show(value))
+    return value
+
+
+def port_name(value):
+    """An IANA service name as Kubernetes allows it; empty means unnamed."""
+    if value is None or value == '':
+        return ''
+    if (not isinstance(value, str) or not _PORT_NAME.match(value) or '--' in value
+            or not any(c.isalpha() for c in value)):
+        raise InvalidValue('port name %s is not a valid IANA service name' % _show(value))
+    return value
+
+
+def port_number(value, what='port'):
+    # bool is an int in Python; a JSON true must not become port 1
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise InvalidValue('%s %s is not a number from 1 to 65535' % (what, _show(value)))
+    return value
+
+
+def server_address(value, address_type):
+    """A node address as HAProxy's ``server`` line takes it (IPv6 in brackets)."""
+    if not isinstance(value, str) or not value:
+        raise InvalidValue('%s address %s is not a string' % (address_type, _show(value)))
+    if address_type == 'Hostname' or address_type in ('InternalDNS', 'ExternalDNS'):
+        node_name(value.lower())
+        return value.lower()
+    try:
+        parsed = ipaddress.ip_address(value)
+    except ValueError:
+        raise InvalidValue('%s address %s is not an IP address' % (address_type, _show(value)))
+    if parsed.version == 6:
+        return '[%s]' % parsed.compressed
+    return parsed.compressed
+
+
+def section_name(namespace, service, port):
+    """The frontend and backend name of one service port: ``<namespace>.<service>.<port>``.
+
+    Namespaces and service names contain no dots, so the name cannot collide.
+    """
+    return '%s.%s.%d' % (namespace_name(namespace), service_name(service), port_number(port))

@@ -1,0 +1,162 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Portico contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: nodeport_info
+short_description: Read a cluster's NodePort services and nodes into a routing model for HAProxy
+version_added: 0.1.0
+description:
+  - Lists Nodes and Services straight from the Kubernetes API (paged, as raw JSON) or from a
+    snapshot file, and computes the routing model that the P(portico.k8s.haproxy_sync#role) role
+    renders into C(haproxy.cfg).
+  - Services of type C(NodePort) and C(LoadBalancer) with a nodePort are exposed, one frontend
+    and one backend per TCP service port. UDP and SCTP ports are excluded with a reason.
+  - A node is eligible when its C(Ready) condition is C(True) and it has an address of a type
+    in O(address_types).
+  - Two services that want the same frontend port are resolved by age; the older service keeps
+    the port, the younger is listed in RV(model.excluded_services) with the reason.
+  - Every value that comes from the cluster is checked against a strict allow-list before it
+    can reach the model; anything else is excluded with a reason.
+author:
+  - Portico contributors
+extends_documentation_fragment:
+  - portico.k8s.k8s_auth
+  - portico.k8s.routing
+  - portico.k8s.attributes.info_module
+requirements:
+  - kubernetes >= 30.1.0 (the Kubernetes Python client)
+  - jmespath (only for O(filter))
+'''
+
+EXAMPLES = r'''
+- name: Read the routing model with the default kubeconfig
+  portico.k8s.nodeport_info:
+  register: routing
+
+- name: Only services labelled for the edge, in two namespaces, bound on their nodePorts
+  portico.k8s.nodeport_info:
+    host: https://k8s.example.com:6443
+    api_key: "{{ lookup('ansible.builtin.env', 'EDGE_TOKEN') }}"
+    ca_cert: /etc/portico/cluster-ca.crt
+    namespaces: [shop, payments]
+    label_selector: exposure=edge
+    frontend_port: node_port
+  register: routing
+
+- name: Read from a snapshot made with kubectl get nodes,services -A -o json
+  portico.k8s.nodeport_info:
+    snapshot: /var/lib/portico/cluster.json
+
+- name: Carry the connection once for every portico.k8s module in a play
+  module_defaults:
+    group/portico.k8s.k8s:
+      kubeconfig: /etc/portico/kubeconfig
+      context: production
+  block:
+    - name: Read the model
+      portico.k8s.nodeport_info:
+        filter: "metadata.annotations.\"example.com/public\" == 'true'"
+      register: routing
+
+- name: Show what is excluded and why
+  ansible.builtin.debug:
+    msg: "{{ routing.model.excluded_services }}"
+'''
+
+RETURN = r'''
+model:
+  description:
+    - The routing model. It is factored, with the eligible nodes once, and each backend names its
+      nodePort and which nodes serve it. Lists are sorted, so the same cluster state gives
+      the same model whatever order the API returns objects in.
+  returned: success
+  type: dict
+  contains:
+    source:
+      description: Where the model was read from (C(kind) V(api) with C(server), or V(snapshot) with the path).
+      type: dict
+      sample: {kind: api, server: "https://10.0.0.1:6443", resource_version: "48213", services_seen: 42}
+    nodes:
+      description: Eligible nodes, by name, each with its address in HAProxy notation (IPv6 in brackets).
+      type: list
+      elements: dict
+      sample: [{name: worker-1, address: 192.168.10.21}, {name: worker-2, address: "[fd00:10::22]"}]
+    excluded_nodes:
+      description: Nodes that receive no traffic, each with the reason.
+      type: list
+      elements: dict
+      sample: [{name: worker-3, reason: not Ready (Ready condition is False)}]
+    frontends:
+      description: One per exposed service port, by port.
+      type: list
+      elements: dict
+      sample: [{name: guestbook.frontend.80, port: 80, mode: tcp, backend: guestbook.frontend.80,
+                service: guestbook/frontend, service_port: 80}]
+    backends:
+      description:
+        - One per exposed service port, by name (C(<namespace>.<service>.<port>)).
+        - C(nodes) is V(all) (every eligible node) or a list of node names.
+      type: list
+      elements: dict
+      sample: [{name: guestbook.frontend.80, service: guestbook/frontend, namespace: guestbook,
+                service_name: frontend, port_name: "", service_port: 80, node_port: 30080,
+                mode: tcp, balance: roundrobin, nodes: all}]
+    services:
+      description: Exposed services and their backends.
+      type: list
+      elements: dict
+      sample: [{service: guestbook/frontend, backends: [guestbook.frontend.80]}]
+    excluded_services:
+      description: Services or service ports that are not exposed, each with the reason. C(port) is null when the whole service is excluded.
+      type: list
+      elements: dict
+      sample: [{service: dns/coredns-ext, port: 53/UDP, reason: UDP ports cannot be balanced by HAProxy}]
+    summary:
+      description: Counts of the lists above.
+      type: dict
+      sample: {nodes: 2, excluded_nodes: 1, services: 3, frontends: 3, backends: 3, excluded_services: 1}
+'''
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.portico.k8s.plugins.module_utils._client import (
+    HAS_KUBERNETES,
+    KUBERNETES_IMPORT_ERROR,
+    KubeError,
+    connection_argument_spec,
+)
+from ansible_collections.portico.k8s.plugins.module_utils._cluster import (
+    HAS_JMESPATH,
+    JMESPATH_IMPORT_ERROR,
+)
+from ansible_collections.portico.k8s.plugins.module_utils._collect import (
+    collect_model,
+    model_argument_spec,
+)
+
+
+def main():
+    argument_spec = connection_argument_spec()
+    argument_spec.update(model_argument_spec())
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+
+    if not module.params['snapshot'] and not HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib('kubernetes'), exception=KUBERNETES_IMPORT_ERROR)
+    if module.params['filter'] and not HAS_JMESPATH:
+        module.fail_json(msg=missing_required_lib('jmespath'), exception=JMESPATH_IMPORT_ERROR)
+
+    try:
+        model = collect_model(module.params.get)
+    except KubeError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(changed=False, model=model)
+
+
+if __name__ == '__main__':
+    main()
