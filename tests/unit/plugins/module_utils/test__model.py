@@ -1,0 +1,171 @@
+"""The routing model: deterministic, factored, and nothing lost without a reason."""
+
+import json
+import os
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from ansible_collections.portico.k8s.plugins.module_utils import _cluster, _model
+
+FIXTURES = os.environ.get('PORTICO_K8S_FIXTURES', os.path.join(
+    os.path.dirname(__file__), '..', '..', '..', '..', '..', 'shared', 'fixtures', 'kube-apiserver-1.36'))
+
+hostile = st.sampled_from(['web', 'db', 'a\nb', 'x y', 'WEB', '#x', 'bind', '"q"', '', 'v' * 70, 'ns-1'])
+names = st.one_of(st.from_regex(r'\A[a-z][a-z0-9]{0,5}\Z'), hostile)
+
+
+@st.composite
+def slim_nodes(draw):
+    return {
+        'name': draw(st.one_of(st.from_regex(r'\Aw[0-9]{1,2}\Z'), hostile)),
+        'labels': {},
+        'ready': draw(st.sampled_from(['True', 'True', 'False', 'Unknown', None])),
+        'addresses': draw(st.lists(st.tuples(
+            st.sampled_from(['InternalIP', 'ExternalIP', 'Hostname']),
+            st.one_of(st.ip_addresses().map(str), hostile)).map(list), max_size=3)),
+        'unschedulable': False, 'deleting': False, 'taints': [],
+    }
+
+
+@st.composite
+def slim_services(draw):
+    ports = draw(st.lists(st.fixed_dictionaries({
+        'name': st.sampled_from(['', 'http', 'dns', 'Bad Name']),
+        'protocol': st.sampled_from(['TCP', 'TCP', 'UDP', 'SCTP']),
+        'port': st.one_of(st.integers(1, 30), st.integers(-1, 70000)),
+        'node_port': st.one_of(st.none(), st.integers(30000, 30030), st.just(0)),
+    }), max_size=3))
+    return {
+        'namespace': draw(names), 'name': draw(names),
+        'created': draw(st.sampled_from(['2026-01-01T00:00:00Z', '2026-02-01T00:00:00Z', ''])),
+        'type': 'NodePort', 'ports': ports,
+        'external_traffic_policy': 'Cluster', 'health_check_node_port': None,
+    }
+
+
+cluster = st.tuples(st.lists(slim_nodes(), max_size=6), st.lists(slim_services(), max_size=8))
+
+
+@settings(max_examples=150)
+@given(cluster, st.randoms())
+def test_same_cluster_in_any_order_gives_the_same_model(state, rnd):
+    nodes, services = state
+    first = _model.build_model(nodes, services)
+    nodes, services = list(nodes), list(services)
+    rnd.shuffle(nodes)
+    rnd.shuffle(services)
+    assert json.dumps(_model.build_model(nodes, services), sort_keys=False) == json.dumps(first, sort_keys=False)
+
+
+@settings(max_examples=150)
+@given(cluster)
+def test_every_service_port_is_routed_or_excluded_with_a_reason(state):
+    nodes, services = state
+    model = _model.build_model(nodes, services)
+    routed = {(b['service'], b['service_port']) for b in model['backends']}
+    excluded_ports = {(e['service'], e['port']) for e in model['excluded_services']}
+    excluded_whole = {e['service'] for e in model['excluded_services'] if e['port'] is None}
+    for service in services:
+        service_id = '%s/%s' % (service['namespace'], service['name'])
+        if service_id in excluded_whole:
+            continue
+        for port in service['ports']:
+            label = '%s/%s' % (port['port'], port['protocol'])
+            assert (service_id, port['port']) in routed or (service_id, label) in excluded_ports
+    assert all(e['reason'] for e in model['excluded_services'] + model['excluded_nodes'])
+
+
+@settings(max_examples=150)
+@given(cluster)
+def test_model_is_factored_and_frontend_ports_are_unique(state):
+    nodes, services = state
+    model = _model.build_model(nodes, services)
+    ports = [f['port'] for f in model['frontends']]
+    assert len(ports) == len(set(ports))
+    for backend in model['backends']:
+        assert backend['nodes'] == 'all'
+    assert len({n['name'] for n in model['nodes']}) == len(model['nodes'])
+    for node in model['nodes']:
+        assert node['address'] and ' ' not in node['address']
+
+
+def service(namespace, name, created, port, node_port, protocol='TCP'):
+    return {'namespace': namespace, 'name': name, 'created': created, 'type': 'NodePort',
+            'ports': [{'name': '', 'protocol': protocol, 'port': port, 'node_port': node_port}]}
+
+
+def ready_node(name, *addresses):
+    return {'name': name, 'ready': 'True', 'addresses': [list(a) for a in addresses]}
+
+
+def test_the_older_service_keeps_a_contested_port_and_the_younger_is_reported():
+    older = service('b', 'old', '2026-01-01T00:00:00Z', 80, 30001)
+    younger = service('a', 'new', '2026-03-01T00:00:00Z', 80, 30002)
+    model = _model.build_model([ready_node('w1', ('InternalIP', '10.0.0.1'))], [younger, older])
+    assert [f['service'] for f in model['frontends']] == ['b/old']
+    assert model['excluded_services'] == [{
+        'service': 'a/new', 'port': '80/TCP',
+        'reason': 'frontend port 80 is already taken by the older service b/old'}]
+
+
+def test_node_port_mode_binds_the_node_port():
+    model = _model.build_model([ready_node('w1', ('InternalIP', '10.0.0.1'))],
+                               [service('a', 'web', '', 80, 30080)], {'frontend_port': 'node_port'})
+    assert model['frontends'][0]['port'] == 30080
+
+
+def test_udp_ports_are_excluded_never_silently():
+    model = _model.build_model([], [service('dns', 'coredns', '', 53, 30053, 'UDP')])
+    assert model['excluded_services'][0]['reason'] == 'UDP ports cannot be balanced by HAProxy'
+    assert model['backends'] == []
+
+
+def test_address_preference_and_ipv6_notation():
+    node = ready_node('w1', ('Hostname', 'w1'), ('ExternalIP', '203.0.113.9'), ('InternalIP', 'fd00::22'))
+    model = _model.build_model([node], [], {'address_types': ['InternalIP', 'ExternalIP']})
+    assert model['nodes'] == [{'name': 'w1', 'address': '[fd00::22]'}]
+    model = _model.build_model([node], [], {'address_types': ['ExternalIP']})
+    assert model['nodes'] == [{'name': 'w1', 'address': '203.0.113.9'}]
+
+
+@pytest.mark.parametrize('node,reason', [
+    ({'name': 'w1', 'ready': 'False', 'addresses': [['InternalIP', '10.0.0.1']]},
+     'not Ready (Ready condition is False)'),
+    ({'name': 'w1', 'ready': 'Unknown', 'addresses': [['InternalIP', '10.0.0.1']]},
+     'not Ready (Ready condition is Unknown)'),
+    ({'name': 'w1', 'ready': None, 'addresses': [['InternalIP', '10.0.0.1']]},
+     'not Ready (Ready condition is missing)'),
+    ({'name': 'w1', 'ready': 'True', 'addresses': [['Hostname', 'w1']]},
+     'no address of type InternalIP or ExternalIP'),
+    ({'name': 'w1', 'ready': 'True', 'addresses': [['InternalIP', '10.0.0.1\nserver x']]},
+     "no usable address: InternalIP address '10.0.0.1\\nserver x' is not an IP address"),
+    ({'name': 'W1 #', 'ready': 'True', 'addresses': [['InternalIP', '10.0.0.1']]},
+     "invalid: node name 'W1 #' is not a DNS-1123 subdomain"),
+])
+def test_each_node_exclusion_names_its_rule(node, reason):
+    model = _model.build_model([node], [])
+    assert model['excluded_nodes'][0]['reason'] == reason
+    assert model['nodes'] == []
+
+
+@pytest.mark.skipif(not os.path.isdir(FIXTURES), reason='kube-apiserver fixtures not present')
+def test_model_of_a_real_api_servers_objects():
+    nodes, services, source = _cluster.read_snapshot(
+        os.path.join(FIXTURES, 'cluster-list.json'), _cluster.ServiceFilter())
+    model = _model.build_model(nodes, services, {}, source)
+    assert [n['name'] for n in model['nodes']] == ['cp-1', 'worker-1', 'worker-2']
+    assert model['excluded_nodes'] == [{'name': 'worker-3', 'reason': 'not Ready (Ready condition is False)'}]
+    assert [(b['name'], b['node_port']) for b in model['backends']] == [
+        ('dns.coredns-ext.53', 30054), ('guestbook.frontend.80', 30080), ('monitoring.grafana.3000', 31300)]
+    assert model['excluded_services'] == [
+        {'service': 'dns/coredns-ext', 'port': '53/UDP', 'reason': 'UDP ports cannot be balanced by HAProxy'}]
+
+
+@pytest.mark.skipif(not os.path.isdir(FIXTURES), reason='kube-apiserver fixtures not present')
+def test_snapshot_filters_apply_locally():
+    path = os.path.join(FIXTURES, 'cluster-list.json')
+    only = _cluster.ServiceFilter(namespaces=['monitoring'])
+    assert [s['name'] for s in _cluster.read_snapshot(path, only)[1]] == ['grafana']
+    jp = _cluster.ServiceFilter(expression="spec.type == 'LoadBalancer'")
+    assert [s['name'] for s in _cluster.read_snapshot(path, jp)[1]] == ['grafana']

@@ -1,0 +1,77 @@
+"""Allow-list parsers: what passes is safe to print in haproxy.cfg, what fails says why."""
+
+import re
+
+import pytest
+from hypothesis import given, strategies as st
+
+from ansible_collections.portico.k8s.plugins.module_utils import _names
+
+# Characters HAProxy gives meaning to, or that end a line: none may survive a parser.
+SAFE = re.compile(r'\A[a-z0-9.\-\[\]:]+\Z')
+
+
+@given(st.text(max_size=80))
+def test_any_accepted_name_is_plain(text):
+    for parser in (_names.namespace_name, _names.service_name, _names.node_name):
+        try:
+            value = parser(text)
+        except _names.InvalidValue as exc:
+            assert str(exc)
+            continue
+        assert SAFE.match(value)
+
+
+@given(st.text(max_size=60), st.sampled_from(['InternalIP', 'ExternalIP', 'Hostname']))
+def test_any_accepted_address_is_plain(text, address_type):
+    try:
+        value = _names.server_address(text, address_type)
+    except _names.InvalidValue as exc:
+        assert address_type in str(exc) or 'node name' in str(exc)
+        return
+    assert SAFE.match(value)
+
+
+@given(st.ip_addresses())
+def test_every_ip_address_is_accepted(address):
+    value = _names.server_address(str(address), 'InternalIP')
+    if address.version == 6:
+        assert value == '[%s]' % address.compressed
+    else:
+        assert value == str(address)
+
+
+@pytest.mark.parametrize('value', ['web\n', 'a b', 'web#1', 'Web', '-web', 'w' * 64, '', None, 7, 'we"b'])
+def test_bad_service_names_are_refused_with_the_value_shown(value):
+    with pytest.raises(_names.InvalidValue) as caught:
+        _names.service_name(value)
+    assert 'service name' in str(caught.value)
+
+
+def test_newline_is_shown_escaped_in_the_reason():
+    with pytest.raises(_names.InvalidValue) as caught:
+        _names.namespace_name('ns\nbind :1')
+    assert '\\n' in str(caught.value)
+    assert '\n' not in str(caught.value)
+
+
+@pytest.mark.parametrize('value', [0, 65536, -1, True, '80', 1.5, None])
+def test_port_numbers_outside_the_range_are_refused(value):
+    with pytest.raises(_names.InvalidValue):
+        _names.port_number(value)
+
+
+@pytest.mark.parametrize('value,ok', [('http', True), ('', True), ('dns-tcp', True), ('80', False),
+                                      ('a--b', False), ('toolongportname1', False), ('HTTP', False)])
+def test_port_names_follow_iana_rules(value, ok):
+    if ok:
+        assert _names.port_name(value) == value
+    else:
+        with pytest.raises(_names.InvalidValue):
+            _names.port_name(value)
+
+
+def test_section_name_joins_namespace_service_and_port():
+    assert _names.section_name('shop', 'web', 8080) == 'shop.web.8080'
+    with pytest.raises(_names.InvalidValue):
+        _names.section_name('shop', 'web\nlisten x', 80)
