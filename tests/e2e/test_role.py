@@ -1,0 +1,263 @@
+"""End-to-end: playbooks/sync.yml with a precomputed model against two real HAProxy load balancers.
+
+Each load balancer is a local host with its own config file, bind address (127.0.0.2, 127.0.0.3),
+stats socket and running HAProxy; stand-in NodePorts on 127.0.1.x answer with their identity.
+The tests share one lab and run in file order; each first brings the lab to the model it needs.
+"""
+
+import contextlib
+import grp
+import json
+import os
+import pwd
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.support.haproxy import (
+    HAProxy,
+    check_config,
+    free_ports,
+    identity,
+    minimal_config,
+    nodeport_servers,
+    wait_for_spread,
+)
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+ANSIBLE_PLAYBOOK = Path(sys.executable).with_name('ansible-playbook')
+LOAD_BALANCERS = {'lb-a': '127.0.0.2', 'lb-b': '127.0.0.3'}
+NODES = {'worker-1': '127.0.1.1', 'worker-2': '127.0.1.2', 'worker-3': '127.0.1.3'}
+RECAP = re.compile(
+    r'^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=\d+\s+failed=(?P<failed>\d+)', re.M)
+UDP_EXCLUDED = {'service': 'dns/coredns-ext', 'port': '53/UDP', 'reason': 'UDP ports cannot be balanced by HAProxy'}
+
+
+def _backend(namespace, service, port, node_port, nodes='all'):
+    name = f'{namespace}.{service}.{port}'
+    return {
+        'name': name, 'service': f'{namespace}/{service}', 'namespace': namespace, 'service_name': service,
+        'port_name': '', 'service_port': port, 'node_port': node_port, 'mode': 'tcp', 'balance': 'roundrobin',
+        'nodes': nodes,
+    }
+
+
+def _model(nodes, routes, excluded_nodes=()):
+    """routes: (backend, frontend port) pairs."""
+    backends = sorted((backend for backend, _ in routes), key=lambda backend: backend['name'])
+    frontends = sorted(
+        ({'name': backend['name'], 'port': port, 'mode': 'tcp', 'backend': backend['name'],
+          'service': backend['service'], 'service_port': backend['service_port']} for backend, port in routes),
+        key=lambda frontend: frontend['port'],
+    )
+    return {
+        'source': {'kind': 'api', 'server': 'https://127.0.0.1:6443'},
+        'nodes': [{'name': name, 'address': NODES[name]} for name in sorted(nodes)],
+        'excluded_nodes': [{'name': name, 'reason': 'not Ready (Ready condition is False)'} for name in excluded_nodes],
+        'frontends': frontends,
+        'backends': backends,
+        'excluded_services': [UDP_EXCLUDED],
+        'summary': {'nodes': len(nodes), 'excluded_nodes': len(excluded_nodes), 'frontends': len(routes),
+                    'backends': len(routes), 'excluded_services': 1},
+    }
+
+
+class Lab:
+    """Two load balancers with running HAProxy, stand-in NodePorts, and a way to run the sync playbook."""
+
+    def __init__(self, root, frontend_ports, node_ports):
+        self.root = root
+        self.web, self.api, self.admin = frontend_ports
+        self.web_np, self.api_np, self.admin_np = node_ports
+        web = _backend('shop', 'web', 80, self.web_np)
+        api = _backend('shop', 'api', 8080, self.api_np, nodes=['worker-1', 'worker-3'])
+        admin = _backend('shop', 'admin', 9000, self.admin_np)
+        # A: three nodes; the api backend is served by a subset of them.
+        self.model_a = _model(NODES, [(web, self.web), (api, self.api)])
+        # B: worker-2 is gone and a backend was added.
+        self.model_b = _model(['worker-1', 'worker-3'], [(web, self.web), (api, self.api), (admin, self.admin)],
+                              excluded_nodes=['worker-2'])
+        self.applied = None
+        self.proxies = {}
+        self.runs = 0
+
+    def config(self, host):
+        return self.root / host / 'haproxy.cfg'
+
+    def write_inventory(self):
+        user = pwd.getpwuid(os.getuid()).pw_name
+        group = grp.getgrgid(os.getgid()).gr_name
+        hosts = {}
+        for host, address in LOAD_BALANCERS.items():
+            hosts[host] = {
+                'ansible_connection': 'local',
+                'ansible_python_interpreter': sys.executable,
+                'haproxy_sync_config_path': str(self.config(host)),
+                'haproxy_sync_bind_address': address,
+                'haproxy_sync_stats_socket': str(self.root / host / 'admin.sock'),
+                'haproxy_sync_reload_command': f'/bin/kill -USR2 {self.proxies[host].master_pid}',
+                'haproxy_sync_config_owner': user,
+                'haproxy_sync_config_group': group,
+                'haproxy_sync_chroot': '',
+                'haproxy_sync_user': '',
+                'haproxy_sync_group': '',
+                'haproxy_sync_hard_stop_after': '5s',
+            }
+        inventory = self.root / 'inventory.json'
+        inventory.write_text(json.dumps({'loadbalancers': {'hosts': hosts}}, indent=2))
+        return inventory
+
+    def run(self, model, *args, **extra_vars):
+        """Run playbooks/sync.yml; returns (CompletedProcess, {host: {'changed': n, 'failed': n}})."""
+        self.runs += 1
+        extra = self.root / f'run-{self.runs}.json'
+        extra.write_text(json.dumps({'haproxy_sync_model': model, **extra_vars}))
+        env = dict(os.environ)
+        env.update({
+            'ANSIBLE_CONFIG': str(REPO / 'ansible.cfg'),
+            'ANSIBLE_NOCOLOR': '1',
+            'ANSIBLE_LOCAL_TEMP': str(self.root / 'ansible-tmp'),
+            'ANSIBLE_REMOTE_TEMP': str(self.root / 'ansible-tmp'),
+            # The default validate command runs haproxy, which a non-root PATH may lack.
+            'PATH': f"{env.get('PATH', '')}:/usr/sbin:/sbin",
+        })
+        result = subprocess.run(
+            [str(ANSIBLE_PLAYBOOK), '-i', str(self.root / 'inventory.json'), 'playbooks/sync.yml',
+             '-e', f'@{extra}', *args],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
+        )
+        recap = {m['host']: {key: int(m[key]) for key in ('ok', 'changed', 'failed')}
+                 for m in RECAP.finditer(result.stdout) if m['host'] in LOAD_BALANCERS}
+        return result, recap
+
+    def states(self):
+        return {host: proxy.state() for host, proxy in self.proxies.items()}
+
+    def snapshot(self):
+        """Everything a run must not touch when it changes nothing: files in each host's directory and processes."""
+        files = {path: path.read_bytes() for host in LOAD_BALANCERS for path in (self.root / host).iterdir()
+                 if path.is_file()}
+        return files, self.states()
+
+    def apply(self, model):
+        """Run the sync for real, wait for both reloads and remember the model."""
+        before = self.states()
+        result, recap = self.run(model)
+        assert result.returncode == 0, result.stdout + result.stderr
+        for host, proxy in self.proxies.items():
+            assert recap[host]['changed'] >= 1, result.stdout
+            proxy.wait_reloaded(before[host])
+        self.applied = model
+        return result, recap
+
+    def ensure(self, model):
+        if self.applied != model:
+            self.apply(model)
+
+
+@pytest.fixture(scope='module')
+def lab(tmp_path_factory):
+    root = tmp_path_factory.mktemp('lab')
+    addresses = list(LOAD_BALANCERS.values())
+    frontend_ports = free_ports(3, 20000, 29999, addresses)
+    node_ports = free_ports(3, 30000, 32767, list(NODES.values()))
+    lab = Lab(root, frontend_ports, node_ports)
+    with nodeport_servers(NODES, node_ports), contextlib.ExitStack() as stack:
+        for host in LOAD_BALANCERS:
+            (root / host).mkdir()
+            lab.config(host).write_text(minimal_config(root / host / 'admin.sock'))
+            lab.proxies[host] = stack.enter_context(HAProxy(lab.config(host), root / 'run' / f'{host}.pid'))
+        lab.write_inventory()
+        yield lab
+
+
+def _candidates():
+    """Temporary candidate files the check-mode validation creates (and must remove)."""
+    return set(Path(tempfile.gettempdir()).glob('ansible.*.haproxy.cfg'))
+
+
+def _expect(host, port, node_port, nodes):
+    expected = {identity(node, node_port) for node in nodes}
+    bodies = wait_for_spread(LOAD_BALANCERS[host], port, expected)
+    assert set(bodies) == expected, f'{host}:{port} served {dict(bodies)}, expected {sorted(expected)}'
+
+
+def test_sync_routes_traffic_and_a_second_run_changes_nothing(lab):
+    result, recap = lab.apply(lab.model_a)
+    assert 'RUNNING HANDLER [portico.k8s.haproxy_sync : Reload HAProxy]' in result.stdout
+    for host in LOAD_BALANCERS:
+        text = lab.config(host).read_text()
+        assert '# Generated by portico.k8s.haproxy_sync. Do not edit' in text
+        assert f'    bind {LOAD_BALANCERS[host]}:{lab.web}\n' in text
+        assert check_config(lab.config(host)).returncode == 0
+        _expect(host, lab.web, lab.web_np, ['worker-1', 'worker-2', 'worker-3'])
+        _expect(host, lab.api, lab.api_np, ['worker-1', 'worker-3'])
+
+    files, states = lab.snapshot()
+    result, recap = lab.run(lab.model_a)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {host: counts['changed'] for host, counts in recap.items()} == {'lb-a': 0, 'lb-b': 0}
+    assert 'RUNNING HANDLER' not in result.stdout
+    assert lab.snapshot() == (files, states)
+
+
+def test_check_mode_shows_the_diff_validates_and_changes_nothing(lab):
+    lab.ensure(lab.model_a)
+    before, candidates = lab.snapshot(), _candidates()
+    result, recap = lab.run(lab.model_b, '--check', '--diff')
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert all(counts['changed'] >= 1 for counts in recap.values()), result.stdout
+    assert '+backend shop.admin.9000\n' in result.stdout
+    assert f'-    server worker-2 127.0.1.2:{lab.web_np} check\n' in result.stdout
+    assert result.stdout.count('passes the validate command: Configuration file is valid') == 2
+    assert lab.snapshot() == before
+    assert _candidates() == candidates
+    _expect('lb-a', lab.web, lab.web_np, ['worker-1', 'worker-2', 'worker-3'])
+
+
+def test_check_mode_reports_a_configuration_haproxy_would_refuse(lab):
+    lab.ensure(lab.model_a)
+    bad_base = lab.root / 'bad-base.cfg.j2'
+    bad_base.write_text('global\n    no-such-keyword-here\n')
+    before = lab.snapshot()
+    result, recap = lab.run(lab.model_b, '--check', '--diff', haproxy_sync_base_template=str(bad_base))
+    assert result.returncode != 0
+    assert 'would be refused' in result.stdout and 'no-such-keyword-here' in result.stdout
+    assert lab.snapshot() == before
+
+
+def test_a_model_change_is_applied_and_traffic_follows(lab):
+    lab.ensure(lab.model_a)
+    result, recap = lab.apply(lab.model_b)
+    for host in LOAD_BALANCERS:
+        text = lab.config(host).read_text()
+        assert 'worker-2' not in text
+        _expect(host, lab.web, lab.web_np, ['worker-1', 'worker-3'])
+        _expect(host, lab.admin, lab.admin_np, ['worker-1', 'worker-3'])
+        _expect(host, lab.api, lab.api_np, ['worker-1', 'worker-3'])
+
+
+def test_an_invalid_base_template_is_refused_and_haproxy_keeps_serving(lab):
+    lab.ensure(lab.model_b)
+    bad_base = lab.root / 'bad-base.cfg.j2'
+    bad_base.write_text('global\n    no-such-keyword-here\n')
+    states = lab.states()
+    # Only the configs: backup copies the current file before validation refuses the new one.
+    configs = {host: lab.config(host).read_bytes() for host in LOAD_BALANCERS}
+    result, recap = lab.run(lab.model_a, haproxy_sync_base_template=str(bad_base))
+    assert result.returncode != 0
+    assert 'failed to validate' in result.stdout and 'no-such-keyword-here' in result.stdout
+    assert recap['lb-a']['failed'] == 1
+    # serial: 1 with max_fail_percentage: 0 stops before the second load balancer.
+    assert 'lb-b' not in recap
+    assert {host: lab.config(host).read_bytes() for host in LOAD_BALANCERS} == configs
+    assert lab.states() == states
+    for host in LOAD_BALANCERS:
+        _expect(host, lab.web, lab.web_np, ['worker-1', 'worker-3'])
+        _expect(host, lab.admin, lab.admin_np, ['worker-1', 'worker-3'])

@@ -1,0 +1,1637 @@
+"""A fake kube-apiserver over HTTPS, faithful to the protocol the collection relies on.
+
+It serves nodes, services, endpoints, namespaces (core v1) and endpointslices
+(discovery.k8s.io/v1) with:
+
+- bearer-token authentication (401 for a bad token, 403 for anonymous requests and for
+  resources a token is forbidden to read), with the real server's Status bodies;
+- discovery (/version, /api, /apis, /api/v1, /apis/discovery.k8s.io[/v1]);
+- lists with labelSelector, fieldSelector, limit and continue tokens encoded like etcd3
+  storage's, each page read from the snapshot of the first (an MVCC history is kept),
+  remainingItemCount, and 410 Expired once the snapshot has been compacted;
+- get, create (POST), update (PUT) and delete, with the server-side defaults and
+  allocations of Services; watch and patch answer 405;
+- `Accept: ...;as=Table` answered with a meta.k8s.io/v1 Table so kubectl prints as usual,
+  any other Accept (protobuf included) with JSON;
+- fault injection per path (status and body, delay, truncated body, dropped connection).
+
+Use `FakeKubeAPI` in tests (a context manager), or run
+`python -m tests.fakeapi.server --state list.json --port 8443 --token T --certdir DIR`.
+"""
+
+import argparse
+import base64
+import binascii
+import copy
+import dataclasses
+import datetime
+import ipaddress
+import json
+import pathlib
+import posixpath
+import re
+import signal
+import socket
+import socketserver
+import ssl
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from . import objects
+
+DEFAULT_TOKEN = "fakeapi-token"
+DEFAULT_USER = "system:serviceaccount:portico:lb-reader"
+ANONYMOUS = "system:anonymous"
+SYSTEM_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
+# system:public-info-viewer lets anonymous users read these, and nothing else.
+PUBLIC_PATHS = frozenset({"/version", "/version/", "/healthz", "/livez", "/readyz"})
+
+VERSION_INFO = {
+    "major": "1", "minor": "36", "emulationMajor": "1", "emulationMinor": "36",
+    "minCompatibilityMajor": "1", "minCompatibilityMinor": "35", "gitVersion": "v1.36.2",
+    "gitCommit": "0f5a6f1e4c3b2a1908f7e6d5c4b3a2918f7e6d5c", "gitTreeState": "clean",
+    "buildDate": "2026-11-26T00:00:00Z", "goVersion": "go1.27.3", "compiler": "gc",
+    "platform": "linux/amd64",
+}
+
+ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
+
+@dataclasses.dataclass(frozen=True)
+class Resource:
+    """One served resource and its discovery entry."""
+
+    name: str
+    singular: str
+    kind: str
+    namespaced: bool
+    group: str = ""
+    version: str = "v1"
+    verbs: tuple = ALL_VERBS
+    short_names: tuple = ()
+    categories: tuple = ()
+    storage_hash: str = ""
+    field_labels: tuple = ()
+
+    @property
+    def api_version(self):
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def list_kind(self):
+        return f"{self.kind}List"
+
+    @property
+    def qualified(self):
+        """The group-qualified resource name Status messages use (e.g. endpointslices.discovery.k8s.io)."""
+        return f"{self.name}.{self.group}" if self.group else self.name
+
+    def discovery(self):
+        entry = {"name": self.name, "singularName": self.singular, "namespaced": self.namespaced,
+                 "kind": self.kind, "verbs": list(self.verbs)}
+        if self.short_names:
+            entry["shortNames"] = list(self.short_names)
+        if self.categories:
+            entry["categories"] = list(self.categories)
+        if self.storage_hash:
+            entry["storageVersionHash"] = self.storage_hash
+        return entry
+
+
+RESOURCES = (
+    Resource("endpoints", "endpoints", "Endpoints", True, short_names=("ep",),
+             storage_hash="fWeeMqaN/OA="),
+    Resource("namespaces", "namespace", "Namespace", False,
+             verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
+             short_names=("ns",), storage_hash="Q3oi5N2YM8M=", field_labels=("status.phase",)),
+    Resource("nodes", "node", "Node", False, short_names=("no",), storage_hash="XwShjMxG9Fs=",
+             field_labels=("spec.unschedulable",)),
+    Resource("services", "service", "Service", True, short_names=("svc",), categories=("all",),
+             storage_hash="0/CO1lhkEBI=", field_labels=("spec.clusterIP", "spec.type")),
+    Resource("endpointslices", "endpointslice", "EndpointSlice", True, group="discovery.k8s.io",
+             field_labels=("addressType",)),
+)
+BY_NAME = {r.name: r for r in RESOURCES}
+BY_PATH = {(r.group, r.version, r.name): r for r in RESOURCES}
+GROUP_VERSIONS = {"discovery.k8s.io": "v1"}
+
+
+def find_resource(name):
+    """The Resource for a plural, singular, short name or kind (case-insensitive)."""
+    wanted = name.lower()
+    for res in RESOURCES:
+        if wanted in (res.name, res.singular, res.kind.lower(), *res.short_names):
+            return res
+    raise KeyError(f"the fake API server does not serve {name!r}")
+
+
+# ---------------------------------------------------------------- Status bodies
+
+class FakeAPIError(Exception):
+    """A request failed the way kube-apiserver fails it; .status is the Status body."""
+
+    def __init__(self, status):
+        super().__init__(status.get("message", ""))
+        self.status = status
+
+    @property
+    def code(self):
+        return self.status["code"]
+
+    @property
+    def reason(self):
+        return self.status.get("reason", "")
+
+
+def status_body(code, reason, message, details=None, metadata=None):
+    """A metav1.Status failure, keys in the real server's order."""
+    body = {"kind": "Status", "apiVersion": "v1", "metadata": metadata or {}, "status": "Failure",
+            "message": message, "reason": reason}
+    if details is not None:
+        body["details"] = details
+    body["code"] = code
+    return body
+
+
+def _details(name="", group="", kind="", **extra):
+    out = {}
+    if name:
+        out["name"] = name
+    if group:
+        out["group"] = group
+    if kind:
+        out["kind"] = kind
+    out.update(extra)
+    return out
+
+
+def unauthorized():
+    return FakeAPIError(status_body(401, "Unauthorized", "Unauthorized"))
+
+
+def not_found(res, name):
+    return FakeAPIError(status_body(404, "NotFound", f'{res.qualified} "{name}" not found',
+                                    _details(name, res.group, res.name)))
+
+
+def no_such_path():
+    return FakeAPIError(status_body(404, "NotFound", "the server could not find the requested resource", {}))
+
+
+def bad_request(message):
+    return FakeAPIError(status_body(400, "BadRequest", message))
+
+
+def method_not_allowed():
+    return FakeAPIError(status_body(405, "MethodNotAllowed",
+                                    "the server does not allow this method on the requested resource", {}))
+
+
+def already_exists(res, name):
+    return FakeAPIError(status_body(409, "AlreadyExists", f'{res.qualified} "{name}" already exists',
+                                    _details(name, res.group, res.name)))
+
+
+def conflict(res, name):
+    message = (f'Operation cannot be fulfilled on {res.qualified} "{name}": the object has been modified; '
+               "please apply your changes to the latest version and try again")
+    return FakeAPIError(status_body(409, "Conflict", message, _details(name, res.group, res.name)))
+
+
+def invalid(res, name, field, value, detail):
+    cause = f"Invalid value: {json.dumps(value)}: {detail}"
+    details = _details(name, res.group, res.kind,
+                       causes=[{"reason": "FieldValueInvalid", "message": cause, "field": field}])
+    return FakeAPIError(status_body(422, "Invalid", f'{res.kind} "{name}" is invalid: {field}: {cause}', details))
+
+
+def internal_error(message):
+    return FakeAPIError(status_body(500, "InternalError", f"Internal error occurred: {message}",
+                                    {"causes": [{"message": message}]}))
+
+
+GENERIC_REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
+                   405: "MethodNotAllowed", 409: "Conflict", 410: "Expired", 422: "Invalid",
+                   429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable",
+                   504: "Timeout"}
+
+
+def generic_status(code):
+    """A plausible Status for an injected error code."""
+    reason = GENERIC_REASONS.get(code, "Unknown")
+    return status_body(code, reason, f"injected failure: {reason} ({code})", {})
+
+
+# ---------------------------------------------------------------- selectors
+
+_KEY = r"[A-Za-z0-9_.\-/]+"
+_VALUE = r"[A-Za-z0-9_.\-]*"
+_EXISTS = re.compile(rf"(!?)\s*({_KEY})")
+_EQUALITY = re.compile(rf"({_KEY})\s*(==|!=|=)\s*({_VALUE})")
+_SET = re.compile(rf"({_KEY})\s+(in|notin)\s*\(([^()]*)\)")
+_COMPARE = re.compile(rf"({_KEY})\s*(>|<)\s*(-?\d+)")
+
+
+def _split_terms(text):
+    """Split a selector on the commas that are not inside parentheses."""
+    terms, depth, current = [], 0, []
+    for char in text:
+        depth += char == "("
+        depth -= char == ")"
+        if char == "," and depth == 0:
+            terms.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    terms.append("".join(current))
+    return [t.strip() for t in terms]
+
+
+def _label_requirement(term):
+    """One requirement of a label selector as a predicate on a labels dict."""
+    if m := _SET.fullmatch(term):
+        key, op, values = m.group(1), m.group(2), {v.strip() for v in m.group(3).split(",")}
+        if op == "in":
+            return lambda labels: labels.get(key) in values
+        return lambda labels: labels.get(key) not in values
+    if m := _EQUALITY.fullmatch(term):
+        key, op, value = m.groups()
+        if op == "!=":
+            return lambda labels: labels.get(key) != value
+        return lambda labels: labels.get(key) == value
+    if m := _COMPARE.fullmatch(term):
+        key, op, bound = m.group(1), m.group(2), int(m.group(3))
+        return lambda labels: _compare(labels.get(key), op, bound)
+    if m := _EXISTS.fullmatch(term):
+        negate, key = m.groups()
+        return (lambda labels: key not in labels) if negate else (lambda labels: key in labels)
+    raise bad_request(f"unable to parse requirement: found '{term}', expected: !, in, notin, =, ==, !=, gt, lt")
+
+
+def _compare(value, op, bound):
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return False
+    return number > bound if op == ">" else number < bound
+
+
+def label_selector(text):
+    """A predicate on labels for a labelSelector (equality, set, existence, gt/lt; ANDed)."""
+    if not text or not text.strip():
+        return lambda labels: True
+    requirements = [_label_requirement(t) for t in _split_terms(text)]
+    return lambda labels: all(req(labels) for req in requirements)
+
+
+def _field_value(obj, field):
+    if field == "metadata.name":
+        return obj["metadata"].get("name", "")
+    if field == "metadata.namespace":
+        return obj["metadata"].get("namespace", "")
+    value = obj
+    for part in field.split("."):
+        value = value.get(part, "") if isinstance(value, dict) else ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if value != "" else ("false" if field == "spec.unschedulable" else "")
+
+
+def field_selector(text, res):
+    """A predicate on objects for a fieldSelector over the fields res supports."""
+    if not text or not text.strip():
+        return lambda obj: True
+    allowed = ("metadata.name", "metadata.namespace", *res.field_labels)
+    checks = []
+    for term in _split_terms(text):
+        m = re.fullmatch(r"([A-Za-z.]+)\s*(==|!=|=)\s*(.*)", term)
+        if not m:
+            raise bad_request(f"invalid selector: '{text}'; can't understand '{term}'")
+        field, op, value = m.groups()
+        if field not in allowed:
+            raise bad_request(f'field label not supported: {field}')
+        checks.append((field, op == "!=", value))
+    return lambda obj: all((_field_value(obj, f) == v) != neg for f, neg, v in checks)
+
+
+# ---------------------------------------------------------------- continue tokens
+
+def encode_continue(start_key, rv):
+    """etcd3 storage's continue token: base64url (no padding) of {"v","rv","start"}."""
+    token = json.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": start_key}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(token.encode()).decode().rstrip("=")
+
+
+def _go_base64_error(value):
+    for index, char in enumerate(value):
+        if not (char.isascii() and (char.isalnum() or char in "-_")):
+            return f"illegal base64 data at input byte {index}"
+    return f"illegal base64 data at input byte {len(value) - len(value) % 4}"
+
+
+def _go_json_error(data, pos):
+    """What Go's encoding/json says about data that fails to parse at pos."""
+    text = data.decode("latin-1")
+    if pos >= len(text):
+        return "unexpected end of JSON input"
+    for literal in ("null", "true", "false"):
+        if text[pos] == literal[0]:
+            for i, expected in enumerate(literal):
+                if pos + i >= len(text):
+                    return "unexpected end of JSON input"
+                if text[pos + i] != expected:
+                    return f"invalid character '{text[pos + i]}' in literal {literal} (expecting '{expected}')"
+    return f"invalid character '{text[pos]}' looking for beginning of value"
+
+
+def _unmarshal_token(data):
+    try:
+        token = json.loads(data)
+    except json.JSONDecodeError as err:
+        raise ValueError(_go_json_error(data, err.pos)) from None
+    except UnicodeDecodeError:
+        raise ValueError(_go_json_error(data, 0)) from None
+    if not isinstance(token, dict):
+        kind = {list: "array", str: "string", bool: "bool"}.get(type(token), "number")
+        raise ValueError(f"json: cannot unmarshal {kind} into Go value of type storage.continueToken")
+    rv = token.get("rv", 0)
+    if isinstance(rv, bool) or not isinstance(rv, int):
+        raise ValueError(f"json: cannot unmarshal {json.dumps(rv)} into Go struct field continueToken.rv of type int64")
+    return token
+
+
+def decode_continue(value):
+    """(start key relative to the list's prefix, rv) of a continue token, or 400 like DecodeContinue."""
+    def invalid_token(detail):
+        return bad_request(f"invalid continue token: {detail}")
+    if "=" in value or len(value) % 4 == 1 or not re.fullmatch(r"[A-Za-z0-9_-]*", value):
+        raise invalid_token(f"continue key is not valid: {_go_base64_error(value)}")
+    try:
+        data = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        token = _unmarshal_token(data)
+    except (binascii.Error, ValueError) as err:
+        raise invalid_token(f"continue key is not valid: {err}") from None
+    if token.get("v") != "meta.k8s.io/v1":
+        raise invalid_token("continue key is not valid: server does not recognize this encoded version "
+                            f"{token.get('v', '')}")
+    if token.get("rv", 0) == 0:
+        raise invalid_token("continue key is not valid: incorrect encoded start resourceVersion "
+                            "(version meta.k8s.io/v1)")
+    start = token.get("start") or ""
+    if not start:
+        raise invalid_token("continue key is not valid: encoded start key empty (version meta.k8s.io/v1)")
+    key = start if start.startswith("/") else "/" + start
+    # Go's path.Clean keeps a client from ranging outside the list's key prefix.
+    if posixpath.normpath(key).replace("//", "/") != key:
+        raise invalid_token(f"continue key is not valid: {start}")
+    return key[1:], token["rv"]
+
+
+def expired_continue(start_key):
+    """The 410 the server answers when a continue token's snapshot was compacted."""
+    message = ("The provided continue parameter is too old to display a consistent list result. "
+               "You can start a new list without the continue parameter, or use the continue token "
+               "in this response to retrieve the remainder of the results. Continuing with the "
+               "provided token results in an inconsistent list - objects that were created, "
+               "modified, or deleted between the time the first chunk was returned and now may "
+               "show up in the list.")
+    return FakeAPIError(status_body(410, "Expired", message,
+                                    metadata={"continue": encode_continue(start_key, -1)}))
+
+
+# ---------------------------------------------------------------- storage
+
+class Store:
+    """An MVCC store like etcd's: every write gets the next revision, old versions stay
+    readable until compacted, keys sort as etcd keys do ("namespace/name")."""
+
+    def __init__(self):
+        self.lock = threading.RLock()
+        self.rv = 0
+        self.compacted = 0
+        self._versions = {res.name: {} for res in RESOURCES}
+
+    @staticmethod
+    def key(res, namespace, name):
+        return f"{namespace}/{name}" if res.namespaced else name
+
+    def reset(self):
+        with self.lock:
+            self._versions = {res.name: {} for res in RESOURCES}
+
+    def current(self, res, key):
+        with self.lock:
+            history = self._versions[res.name].get(key)
+            return history[-1][1] if history else None
+
+    def write(self, res, key, obj, rv=None):
+        """Store obj as the newest version of key, at rv or the next revision."""
+        with self.lock:
+            self.rv = max(self.rv, rv) if rv else self.rv + 1
+            stored = copy.deepcopy(obj)
+            stored["metadata"]["resourceVersion"] = str(rv or self.rv)
+            self._versions[res.name].setdefault(key, []).append((rv or self.rv, stored))
+            return stored
+
+    def remove(self, res, key):
+        with self.lock:
+            self.rv += 1
+            self._versions[res.name][key].append((self.rv, None))
+            return self.rv
+
+    def visible(self, res, rv):
+        """(key, object) of every object that existed at revision rv, in key order."""
+        with self.lock:
+            out = []
+            for key, history in self._versions[res.name].items():
+                obj = _version_at(history, rv)
+                if obj is not None:
+                    out.append((key, obj))
+        return sorted(out, key=lambda item: item[0].encode())
+
+    def compact(self, rv):
+        """Forget versions that no read at rv or later can see, as etcd compaction does."""
+        with self.lock:
+            self.compacted = max(self.compacted, rv)
+            for versions in self._versions.values():
+                for key in list(versions):
+                    versions[key] = _compact_history(versions[key], self.compacted)
+                    if not versions[key]:
+                        del versions[key]
+
+
+def _version_at(history, rv):
+    found = None
+    for version_rv, obj in history:
+        if version_rv > rv:
+            break
+        found = obj
+    return found
+
+
+def _compact_history(history, rv):
+    older = [v for v in history if v[0] <= rv]
+    newer = [v for v in history if v[0] > rv]
+    keep = older[-1:] if older and older[-1][1] is not None else []
+    return keep + newer
+
+
+# ---------------------------------------------------------------- tables (kubectl's default output)
+
+def human_duration(seconds):
+    """apimachinery's duration.HumanDuration, as the AGE column shows it."""
+    seconds = int(seconds)
+    if seconds < -1:
+        return "<invalid>"
+    if seconds < 0:
+        return "0s"
+    if seconds < 120:
+        return f"{seconds}s"
+    minutes, hours = seconds // 60, seconds // 3600
+    if minutes < 10:
+        return f"{minutes}m{seconds % 60}s" if seconds % 60 else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    if hours < 8:
+        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        return f"{hours // 24}d{hours % 24}h" if hours % 24 else f"{hours // 24}d"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        days = (hours // 24) % 365
+        return f"{hours // 24 // 365}y{days}d" if days else f"{hours // 24 // 365}y"
+    return f"{hours // 24 // 365}y"
+
+
+def _age(obj):
+    stamp = obj["metadata"].get("creationTimestamp")
+    if not stamp:
+        return "<unknown>"
+    created = datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+    return human_duration((datetime.datetime.now(datetime.timezone.utc) - created).total_seconds())
+
+
+def _column(name, priority=0, fmt="", description=""):
+    return {"name": name, "type": "string", "format": fmt, "description": description or name,
+            "priority": priority}
+
+
+def _node_status(obj):
+    states = ["Ready" if c.get("status") == "True" else "NotReady"
+              for c in obj.get("status", {}).get("conditions", []) if c.get("type") == "Ready"]
+    states = states or ["Unknown"]
+    if obj.get("spec", {}).get("unschedulable"):
+        states.append("SchedulingDisabled")
+    return ",".join(states)
+
+
+def _node_roles(obj):
+    labels = obj["metadata"].get("labels", {})
+    roles = {k.split("/", 1)[1] for k in labels if k.startswith("node-role.kubernetes.io/") and "/" in k}
+    if labels.get("kubernetes.io/role"):
+        roles.add(labels["kubernetes.io/role"])
+    return ",".join(sorted(r for r in roles if r)) or "<none>"
+
+
+def _node_address(obj, kind):
+    for address in obj.get("status", {}).get("addresses", []):
+        if address.get("type") == kind:
+            return address.get("address")
+    return "<none>"
+
+
+def _node_cells(obj):
+    info = obj.get("status", {}).get("nodeInfo", {})
+    return [obj["metadata"]["name"], _node_status(obj), _node_roles(obj), _age(obj),
+            info.get("kubeletVersion", ""), _node_address(obj, "InternalIP"),
+            _node_address(obj, "ExternalIP"), info.get("osImage") or "<unknown>",
+            info.get("kernelVersion") or "<unknown>", info.get("containerRuntimeVersion") or "<unknown>"]
+
+
+def _service_external(spec, status):
+    if spec.get("type") == "ExternalName":
+        return spec.get("externalName", "<none>")
+    addresses = [i.get("ip") or i.get("hostname") for i in status.get("loadBalancer", {}).get("ingress", [])]
+    addresses += spec.get("externalIPs", [])
+    if addresses:
+        return ",".join(addresses)
+    return "<pending>" if spec.get("type") == "LoadBalancer" else "<none>"
+
+
+def _service_ports(spec):
+    ports = [f"{p['port']}:{p['nodePort']}/{p.get('protocol', 'TCP')}" if p.get("nodePort")
+             else f"{p['port']}/{p.get('protocol', 'TCP')}" for p in spec.get("ports", [])]
+    return ",".join(ports) or "<none>"
+
+
+def _service_cells(obj):
+    spec, status = obj.get("spec", {}), obj.get("status", {})
+    selector = ",".join(f"{k}={v}" for k, v in sorted(spec.get("selector", {}).items())) or "<none>"
+    return [obj["metadata"]["name"], spec.get("type", "ClusterIP"), spec.get("clusterIP") or "<none>",
+            _service_external(spec, status), _service_ports(spec), _age(obj), selector]
+
+
+def _limited(values, most=3):
+    if not values:
+        return "<unset>"
+    shown = ",".join(values[:most])
+    return shown + (f" + {len(values) - most} more..." if len(values) > most else "")
+
+
+def _endpointslice_cells(obj):
+    ports = [str(p["port"]) for p in obj.get("ports") or [] if p.get("port") is not None]
+    addresses = [a for e in obj.get("endpoints") or [] for a in e.get("addresses", [])]
+    return [obj["metadata"]["name"], obj.get("addressType", ""), _limited(ports), _limited(addresses), _age(obj)]
+
+
+def _endpoints_cells(obj):
+    pairs = [f"{a.get('ip')}:{p.get('port')}" for s in obj.get("subsets") or []
+             for a in s.get("addresses", []) for p in s.get("ports", [])]
+    return [obj["metadata"]["name"], _limited(pairs) if pairs else "<none>", _age(obj)]
+
+
+def _namespace_cells(obj):
+    return [obj["metadata"]["name"], obj.get("status", {}).get("phase", "Active"), _age(obj)]
+
+
+NAME_COLUMN = _column("Name", fmt="name", description="Name must be unique within a namespace.")
+AGE_COLUMN = _column("Age", description="CreationTimestamp is a timestamp representing the server "
+                                        "time when this object was created.")
+TABLES = {
+    "nodes": ([NAME_COLUMN, _column("Status"), _column("Roles"), AGE_COLUMN, _column("Version"),
+               _column("Internal-IP", 1), _column("External-IP", 1), _column("OS-Image", 1),
+               _column("Kernel-Version", 1), _column("Container-Runtime", 1)], _node_cells),
+    "services": ([NAME_COLUMN, _column("Type"), _column("Cluster-IP"), _column("External-IP"),
+                  _column("Port(s)"), AGE_COLUMN, _column("Selector", 1)], _service_cells),
+    "endpointslices": ([NAME_COLUMN, _column("AddressType"), _column("Ports"), _column("Endpoints"),
+                        AGE_COLUMN], _endpointslice_cells),
+    "endpoints": ([NAME_COLUMN, _column("Endpoints"), AGE_COLUMN], _endpoints_cells),
+    "namespaces": ([NAME_COLUMN, _column("Status"), AGE_COLUMN], _namespace_cells),
+}
+
+
+def _row_object(res, obj, include):
+    if include == "None":
+        return None
+    if include == "Object":
+        return with_type(res, obj)
+    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]}
+
+
+def table(res, items, list_meta, include="PartialObjectMetadata"):
+    """A meta.k8s.io/v1 Table of items, like the server's printers produce for kubectl."""
+    columns, cells = TABLES[res.name]
+    rows = []
+    for obj in items:
+        row = {"cells": cells(obj)}
+        embedded = _row_object(res, obj, include)
+        if embedded is not None:
+            row["object"] = embedded
+        rows.append(row)
+    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta,
+            "columnDefinitions": columns, "rows": rows}
+
+
+def wants_table(accept):
+    """Whether the client prefers a Table (kubectl's human-readable output asks so)."""
+    return any("as=Table" in part and "g=meta.k8s.io" in part for part in (accept or "").split(","))
+
+
+def with_type(res, obj):
+    """A stored object as a single-object response carries it: kind and apiVersion first."""
+    return objects.ordered({"kind": res.kind, "apiVersion": res.api_version, **obj})
+
+
+# ---------------------------------------------------------------- request parsing
+
+HTTP_VERBS = {"GET": "get", "HEAD": "get", "POST": "create", "PUT": "update", "PATCH": "patch",
+              "DELETE": "delete"}
+
+
+@dataclasses.dataclass
+class RequestInfo:
+    """What the authorizer sees of a request, parsed like apiserver's RequestInfoFactory."""
+
+    path: str
+    verb: str
+    is_resource: bool = False
+    group: str = ""
+    version: str = ""
+    namespace: str = ""
+    resource: str = ""
+    name: str = ""
+    subresource: str = ""
+
+
+def _is_true(values):
+    return bool(values) and values[-1] in ("1", "t", "T", "true", "TRUE", "True")
+
+
+def request_info(method, path, query):
+    parts = [p for p in path.split("/") if p]
+    info = RequestInfo(path=path, verb=method.lower())
+    if len(parts) >= 3 and parts[0] == "api":
+        info.version, rest = parts[1], parts[2:]
+    elif len(parts) >= 4 and parts[0] == "apis":
+        info.group, info.version, rest = parts[1], parts[2], parts[3:]
+    else:
+        return info
+    info.is_resource, info.verb = True, HTTP_VERBS.get(method, method.lower())
+    if rest[0] == "namespaces" and len(rest) > 1:
+        info.namespace = rest[1]
+        if len(rest) > 2 and rest[2] not in ("status", "finalize"):
+            rest = rest[2:]
+    info.resource = rest[0]
+    info.name = rest[1] if len(rest) > 1 else ""
+    info.subresource = rest[2] if len(rest) > 2 else ""
+    if not info.name and info.verb == "get":
+        info.verb = "watch" if _is_true(query.get("watch")) else "list"
+    elif not info.name and info.verb == "delete":
+        info.verb = "deletecollection"
+    return info
+
+
+def forbidden(user, info):
+    """403 with the message and details RBAC's authorizer gives."""
+    if not info.is_resource:
+        return FakeAPIError(status_body(403, "Forbidden",
+                                        f'forbidden: User "{user}" cannot {info.verb} path "{info.path}"', {}))
+    resource = info.resource + (f"/{info.subresource}" if info.subresource else "")
+    scope = f'in the namespace "{info.namespace}"' if info.namespace else "at the cluster scope"
+    reason = f'User "{user}" cannot {info.verb} resource "{resource}" in API group "{info.group}" {scope}'
+    qualified = info.resource + (f".{info.group}" if info.group else "")
+    subject = f'{qualified} "{info.name}"' if info.name else qualified
+    return FakeAPIError(status_body(403, "Forbidden", f"{subject} is forbidden: {reason}",
+                                    _details(info.name, info.group, info.resource)))
+
+
+@dataclasses.dataclass
+class Request:
+    """One request as the server received it, for tests to inspect."""
+
+    method: str
+    path: str
+    query: dict
+    user: str
+    accept: str
+    headers: dict
+    token: str = None
+    status: int = None
+
+
+@dataclasses.dataclass
+class Fault:
+    """A scripted misbehaviour for requests to one path.
+
+    status/body/headers replace the answer (body: dict → JSON, str/bytes sent as is,
+    None → a Status for status); delay sleeps first; truncate sends only that many
+    bytes of the body (headers announce it whole) and closes; drop closes the
+    connection without answering. times limits how many requests it applies to, and
+    when(request) narrows it further (e.g. only requests with a continue token).
+    """
+
+    path: str
+    method: str = None
+    status: int = None
+    body: object = None
+    headers: dict = None
+    delay: float = 0.0
+    truncate: int = None
+    drop: bool = False
+    times: int = None
+    when: object = None
+    hits: int = 0
+
+    def matches(self, request):
+        if request.path != self.path or (self.method and self.method.upper() != request.method):
+            return False
+        return self.when is None or bool(self.when(request))
+
+    def response(self):
+        body = generic_status(self.status) if self.body is None else self.body
+        return self.status, body, dict(self.headers or {})
+
+
+# ---------------------------------------------------------------- HTTP plumbing
+
+def encode_json(body):
+    """Compact JSON with a trailing newline, as the Go server writes it."""
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out as separate writes; Nagle would hold the body back 40 ms.
+    disable_nagle_algorithm = True
+    # Idle keep-alive connections give up after this, so handler threads end.
+    timeout = 30
+
+    def do_GET(self):
+        self._handle()
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_GET
+
+    def log_message(self, *args):
+        """Quiet: tests read self.server.api.requests instead."""
+
+    def send_response(self, code, message=None):
+        """Like the Go server: a Date header, no Server header."""
+        self.log_request(code)
+        self.send_response_only(code, message)
+        self.send_header("Date", self.date_time_string())
+
+    def _read_body(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _handle(self):
+        api = self.server.api
+        url = urlsplit(self.path)
+        query = parse_qs(url.query, keep_blank_values=True)
+        body = self._read_body()
+        request, fault = api._receive(self.command, url.path, query, self.headers)
+        if fault and fault.delay:
+            time.sleep(fault.delay)
+        if fault and fault.drop:
+            self.close_connection = True
+            return
+        if fault and fault.status is not None:
+            code, payload, headers = fault.response()
+        else:
+            code, payload, headers = api._answer(request, body)
+        request.status = code
+        self._send(code, payload, headers, fault.truncate if fault else None)
+
+    def _send(self, code, payload, headers, truncate):
+        if isinstance(payload, (dict, list)):
+            data, ctype = encode_json(payload), "application/json"
+        else:
+            data = payload.encode() if isinstance(payload, str) else bytes(payload)
+            ctype = "text/plain; charset=utf-8"
+        self.send_response(code)
+        self.send_header("Audit-Id", str(uuid.uuid4()))
+        self.send_header("Cache-Control", "no-cache, private")
+        self.send_header("Content-Type", headers.pop("Content-Type", ctype))
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data if truncate is None else data[:truncate])
+        if truncate is not None:
+            self.wfile.flush()
+            self.close_connection = True
+
+
+class _TLSServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer whose connections do their TLS handshake in their own thread."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address, api, context):
+        self.api = api
+        self.context = context
+        self.connections = set()
+        self.connections_lock = threading.Lock()
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        super().__init__(address, _Handler)
+
+    def server_bind(self):
+        """Bind without HTTPServer's reverse DNS lookup, which can stall without a resolver."""
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+    def finish_request(self, request, client_address):
+        # A client that never completes the handshake must not pin this thread.
+        request.settimeout(_Handler.timeout)
+        try:
+            with self.context.wrap_socket(request, server_side=True) as tls:
+                with self.connections_lock:
+                    self.connections.add(tls)
+                try:
+                    self.RequestHandlerClass(tls, client_address, self)
+                finally:
+                    with self.connections_lock:
+                        self.connections.discard(tls)
+        except (ssl.SSLError, OSError):
+            pass
+
+    def handle_error(self, request, client_address):
+        """Clients that hang up mid-response are no concern of the tests."""
+
+    def close_connections(self):
+        with self.connections_lock:
+            for conn in list(self.connections):
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+# ---------------------------------------------------------------- service defaults
+
+def _default_service(spec):
+    """Fill in what the API server defaults on a Service."""
+    stype = spec.setdefault("type", "ClusterIP")
+    spec.setdefault("sessionAffinity", "None")
+    if stype == "ExternalName":
+        return
+    for port in spec.get("ports", []):
+        port.setdefault("protocol", "TCP")
+        port.setdefault("targetPort", port.get("port"))
+    if stype in ("NodePort", "LoadBalancer"):
+        spec.setdefault("externalTrafficPolicy", "Cluster")
+    if stype == "LoadBalancer":
+        spec.setdefault("allocateLoadBalancerNodePorts", True)
+    if spec.get("clusterIPs") and "ipFamilies" not in spec and spec["clusterIPs"][0] != "None":
+        spec["ipFamilies"] = [f"IPv{ipaddress.ip_address(ip).version}" for ip in spec["clusterIPs"]]
+    spec.setdefault("ipFamilies", ["IPv4"])
+    spec.setdefault("ipFamilyPolicy", "SingleStack" if len(spec["ipFamilies"]) == 1 else "PreferDualStack")
+    spec.setdefault("internalTrafficPolicy", "Cluster")
+
+
+def _carry_allocations(spec, old_spec):
+    """On update, keep the allocations the client left out, as the real server does."""
+    if old_spec.get("type") == "ExternalName" or spec.get("type", "ClusterIP") == "ExternalName":
+        return
+    if not spec.get("clusterIP") and old_spec.get("clusterIP"):
+        spec["clusterIP"], spec["clusterIPs"] = old_spec["clusterIP"], list(old_spec.get("clusterIPs", []))
+    old_ports = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort") for p in old_spec.get("ports", [])}
+    for port in spec.get("ports", []):
+        old = old_ports.get((port.get("port"), port.get("protocol", "TCP")))
+        if old and "nodePort" not in port and spec.get("type") in ("NodePort", "LoadBalancer"):
+            port["nodePort"] = old
+    if "healthCheckNodePort" not in spec and old_spec.get("healthCheckNodePort"):
+        spec["healthCheckNodePort"] = old_spec["healthCheckNodePort"]
+
+
+# ---------------------------------------------------------------- the server
+
+@dataclasses.dataclass
+class _Identity:
+    user: str
+    forbidden: set
+
+
+class FakeKubeAPI:
+    """A fake kube-apiserver on 127.0.0.1 over HTTPS, run in a background thread.
+
+    certdir holds (or receives) ca.pem and server.pem; a temporary directory is used
+    when it is None. token is accepted as user; add_token() registers more.
+    """
+
+    def __init__(self, certdir=None, *, token=DEFAULT_TOKEN, user=DEFAULT_USER, host="127.0.0.1", port=0):
+        self._tempdir = None if certdir else tempfile.TemporaryDirectory(prefix="fakeapi-")
+        self.certdir = pathlib.Path(certdir or self._tempdir.name)
+        self.host, self._port = host, port
+        self.token, self.user = token, user
+        self.store = Store()
+        self._tokens = {token: _Identity(user, set())}
+        self._faults, self._requests = [], []
+        # Unexpected exceptions raised while answering; a test can assert it stays empty.
+        self.errors = []
+        self._meta_lock = threading.Lock()
+        self._httpd = self._thread = None
+        self._ensure_certs()
+        self._create_system_namespaces()
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self):
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.set_alpn_protocols(["http/1.1"])
+        context.load_cert_chain(self.certdir / "server.pem")
+        self._httpd = _TLSServer((self.host, self._port), self, context)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"fakeapi-{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        if self._httpd is None:
+            return
+        self._httpd.shutdown()
+        self._httpd.close_connections()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+        # A restart comes back on the same port, so kubeconfigs written before stay valid.
+        self._port = self.port
+        self._httpd = self._thread = None
+
+    def close(self):
+        """Stop, and remove the temporary certificate directory if one was made."""
+        self.stop()
+        if self._tempdir:
+            self._tempdir.cleanup()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def port(self):
+        return self._httpd.server_address[1] if self._httpd else self._port
+
+    @property
+    def url(self):
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"https://{host}:{self.port}"
+
+    @property
+    def ca_path(self):
+        return self.certdir / "ca.pem"
+
+    def _ensure_certs(self):
+        """A CA and a server certificate for 127.0.0.1, ::1 and localhost (kept if already there)."""
+        if (self.certdir / "ca.pem").exists() and (self.certdir / "server.pem").exists():
+            return
+        import trustme
+        self.certdir.mkdir(parents=True, exist_ok=True)
+        ca = trustme.CA(organization_name="fakeapi", organization_unit_name="test CA")
+        cert = ca.issue_cert("127.0.0.1", "::1", "localhost", common_name="kube-apiserver")
+        ca.cert_pem.write_to_path(str(self.certdir / "ca.pem"))
+        cert.private_key_and_cert_chain_pem.write_to_path(str(self.certdir / "server.pem"))
+
+    def write_kubeconfig(self, path=None, *, token=None, context="fakeapi", namespace=None):
+        """Write a kubeconfig for this server (token defaults to the main one); returns its path."""
+        path = pathlib.Path(path or self.certdir / "kubeconfig")
+        ctx = {"cluster": "fakeapi", "user": f"{context}-user"}
+        if namespace:
+            ctx["namespace"] = namespace
+        config = {
+            "apiVersion": "v1", "kind": "Config", "preferences": {},
+            "clusters": [{"name": "fakeapi", "cluster": {"server": self.url,
+                                                         "certificate-authority": str(self.ca_path.resolve())}}],
+            "users": [{"name": f"{context}-user", "user": {"token": token or self.token}}],
+            "contexts": [{"name": context, "context": ctx}],
+            "current-context": context,
+        }
+        import yaml
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path
+
+    # ------------------------------------------------------------ identities
+
+    def add_token(self, token, user, forbidden=()):
+        """Accept token as user; forbidden lists resources ("nodes", or "*") it may not touch."""
+        with self._meta_lock:
+            self._tokens[token] = _Identity(user, set(forbidden))
+
+    def forbid(self, token, *resources):
+        with self._meta_lock:
+            self._tokens[token].forbidden.update(resources)
+
+    def allow(self, token, *resources):
+        with self._meta_lock:
+            self._tokens[token].forbidden.difference_update(resources)
+
+    # ------------------------------------------------------------ faults and the request log
+
+    def fault(self, path, **kwargs):
+        """Script a misbehaviour for requests to path; see Fault for the arguments."""
+        fault = Fault(path, **kwargs)
+        with self._meta_lock:
+            self._faults.append(fault)
+        return fault
+
+    def clear_faults(self):
+        with self._meta_lock:
+            self._faults.clear()
+
+    @property
+    def requests(self):
+        """The requests received so far, oldest first."""
+        with self._meta_lock:
+            return list(self._requests)
+
+    def clear_requests(self):
+        with self._meta_lock:
+            self._requests.clear()
+
+    def _receive(self, method, path, query, headers):
+        token = _bearer(headers.get("Authorization"))
+        with self._meta_lock:
+            identity = self._tokens.get(token) if token else None
+            user = identity.user if identity else (ANONYMOUS if token is None else None)
+            request = Request(method, path, query, user, headers.get("Accept", ""), dict(headers.items()), token)
+            self._requests.append(request)
+            return request, self._take_fault(request)
+
+    def _take_fault(self, request):
+        for fault in self._faults:
+            if fault.matches(request):
+                fault.hits += 1
+                if fault.times is not None and fault.hits >= fault.times:
+                    self._faults.remove(fault)
+                return fault
+        return None
+
+    # ------------------------------------------------------------ HTTP answers
+
+    def _answer(self, request, body):
+        """(status code, body, headers) for one request, errors included."""
+        try:
+            return self._dispatch(request, body)
+        except FakeAPIError as err:
+            return err.code, err.status, {}
+        except Exception as err:  # a bug in the fake must not look like a network failure
+            with self._meta_lock:
+                self.errors.append(err)
+            return 500, internal_error(repr(err)).status, {}
+
+    def _dispatch(self, request, body):
+        if request.user is None:
+            raise unauthorized()
+        info = request_info(request.method, request.path, request.query)
+        self._authorize(request, info)
+        if not info.is_resource:
+            return self._non_resource(request)
+        res = self._route(info)
+        return self._resource_request(res, info, request, body)
+
+    def _authorize(self, request, info):
+        if request.user == ANONYMOUS:
+            if info.is_resource or request.path not in PUBLIC_PATHS:
+                raise forbidden(ANONYMOUS, info)
+            return
+        with self._meta_lock:
+            denied = self._tokens[request.token].forbidden
+        if info.is_resource and (info.resource in denied or "*" in denied):
+            raise forbidden(request.user, info)
+
+    def _non_resource(self, request):
+        path = request.path.rstrip("/") or "/"
+        if path in ("/healthz", "/livez", "/readyz"):
+            return 200, "ok", {}
+        documents = {
+            "/version": VERSION_INFO,
+            "/api": {"kind": "APIVersions", "versions": ["v1"],
+                     "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0",
+                                                     "serverAddress": f"{self.host}:{self.port}"}]},
+            "/apis": {"kind": "APIGroupList", "apiVersion": "v1", "groups": [_group(g) for g in GROUP_VERSIONS]},
+            "/api/v1": {"kind": "APIResourceList", **_resource_list("")},
+        }
+        for group, version in GROUP_VERSIONS.items():
+            documents[f"/apis/{group}"] = {"kind": "APIGroup", "apiVersion": "v1", **_group(group)}
+            documents[f"/apis/{group}/{version}"] = {"kind": "APIResourceList", "apiVersion": "v1",
+                                                     **_resource_list(group)}
+        if path not in documents:
+            raise no_such_path()
+        return 200, documents[path], {}
+
+    @staticmethod
+    def _route(info):
+        res = BY_PATH.get((info.group, info.version, info.resource))
+        if res is None or info.subresource:
+            raise no_such_path()
+        if not res.namespaced and info.namespace and (res.name != "namespaces" or info.name != info.namespace):
+            raise no_such_path()
+        if res.namespaced and not info.namespace and info.name:
+            raise no_such_path()
+        return res
+
+    def _resource_request(self, res, info, request, body):
+        if info.verb == "list":
+            return self._http_list(res, info, request)
+        if info.verb == "get":
+            obj = self._get_stored(res, info.name, info.namespace if res.namespaced else None)
+            if wants_table(request.accept):
+                return 200, table(res, [obj], {"resourceVersion": str(self.store.rv)},
+                                  _last(request.query, "includeObject")), {}
+            return 200, with_type(res, obj), {}
+        if info.verb == "create" and (info.namespace or not res.namespaced):
+            return 201, with_type(res, self._write(res, _parse_body(body), info.namespace, "create",
+                                                   manager=_manager(request))), {}
+        if info.verb == "update":
+            obj = _parse_body(body)
+            if obj.get("metadata", {}).get("name", info.name) != info.name:
+                raise bad_request(f"the name of the object ({obj['metadata']['name']}) does not match "
+                                  f"the name on the URL ({info.name})")
+            obj.setdefault("metadata", {})["name"] = info.name
+            return 200, with_type(res, self._write(res, obj, info.namespace, "update")), {}
+        if info.verb == "delete":
+            return 200, self._http_delete(res, info), {}
+        raise method_not_allowed()
+
+    def _http_list(self, res, info, request):
+        namespace = info.namespace if res.namespaced else None
+        if res.name == "namespaces":
+            namespace = None
+        items, meta = self.list_page(res.name, namespace, request.query)
+        if wants_table(request.accept):
+            return 200, table(res, items, meta, _last(request.query, "includeObject")), {}
+        return 200, {"kind": res.list_kind, "apiVersion": res.api_version, "metadata": meta,
+                     "items": items}, {}
+
+    def _http_delete(self, res, info):
+        namespace = info.namespace if res.namespaced else None
+        deleted = self._delete(res, info.name, namespace)
+        if res.name == "services":
+            return with_type(res, deleted)
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                "details": _details(info.name, res.group, res.name, uid=deleted["metadata"].get("uid", ""))}
+
+    # ------------------------------------------------------------ lists
+
+    def list_page(self, resource, namespace=None, query=None):
+        """(items, list metadata) for one list request; query is a parse_qs dict."""
+        res = find_resource(resource)
+        query = query or {}
+        limit = _parse_limit(_last(query, "limit"))
+        labels = label_selector(_last(query, "labelSelector"))
+        fields = field_selector(_last(query, "fieldSelector"), res)
+        prefix = f"{namespace}/" if res.namespaced and namespace else ""
+        with self.store.lock:
+            start, rv = self._list_position(query, prefix)
+            entries = [(k, o) for k, o in self.store.visible(res, rv) if k.startswith(prefix) and k >= start]
+        selecting = bool(_last(query, "labelSelector") or _last(query, "fieldSelector"))
+        return _page(entries, limit, rv, prefix, selecting,
+                     lambda obj: labels(obj["metadata"].get("labels", {})) and fields(obj))
+
+    def _list_position(self, query, prefix):
+        """(first key, revision) the list reads from: a continue token's, or the start at now."""
+        token = _last(query, "continue")
+        if not token:
+            return prefix, self._list_revision(query)
+        if _last(query, "resourceVersion"):
+            raise bad_request("specifying resource version is not allowed when using continue")
+        start, rv = decode_continue(token)
+        if rv == -1:
+            return prefix + start, self.store.rv
+        if rv < self.store.compacted:
+            raise expired_continue(start)
+        if rv > self.store.rv:
+            raise internal_error("rpc error: code = OutOfRange desc = etcdserver: mvcc: "
+                                 "required revision is a future revision")
+        return prefix + start, rv
+
+    def _list_revision(self, query):
+        wanted = _last(query, "resourceVersion")
+        if not wanted or wanted == "0" or _last(query, "resourceVersionMatch") != "Exact":
+            return self.store.rv
+        if not wanted.isdigit():
+            raise bad_request(f'resourceVersion: Invalid value: "{wanted}": must be a positive integer')
+        if int(wanted) < self.store.compacted:
+            raise FakeAPIError(status_body(410, "Expired", "The resourceVersion for the provided list is too old."))
+        return int(wanted)
+
+    # ------------------------------------------------------------ object API
+
+    def create(self, obj, namespace=None):
+        """Create obj (its kind picks the resource) as a POST would; returns the stored object."""
+        res = find_resource(obj["kind"])
+        return with_type(res, self._write(res, obj, namespace, "create"))
+
+    def update(self, obj, namespace=None):
+        """Replace obj as a PUT would (409 if its resourceVersion is stale)."""
+        res = find_resource(obj["kind"])
+        return with_type(res, self._write(res, obj, namespace, "update"))
+
+    def apply(self, obj, namespace=None):
+        """Create obj, or replace it if it exists (whatever its resourceVersion)."""
+        res = find_resource(obj["kind"])
+        meta = obj.get("metadata", {})
+        with self.store.lock:
+            key = self.store.key(res, meta.get("namespace") or namespace or "default", meta["name"])
+            exists = self.store.current(res, key) is not None
+            unconditional = copy.deepcopy(obj)
+            unconditional["metadata"].pop("resourceVersion", None)
+            return with_type(res, self._write(res, unconditional, namespace, "update" if exists else "create"))
+
+    def delete(self, resource, name, namespace=None):
+        """Delete an object; returns it as it was (with the deletion's resourceVersion)."""
+        res = find_resource(resource)
+        return with_type(res, self._delete(res, name, namespace))
+
+    def get(self, resource, name, namespace=None):
+        res = find_resource(resource)
+        return copy.deepcopy(with_type(res, self._get_stored(res, name, namespace)))
+
+    def list(self, resource, namespace=None):
+        """Every object of a resource (in a namespace, if given), in etcd key order."""
+        res = find_resource(resource)
+        return copy.deepcopy(self.list_page(res.name, namespace)[0])
+
+    def add_node(self, obj):
+        return self.create({**obj, "kind": "Node"})
+
+    def replace_node(self, obj):
+        return self.update({**obj, "kind": "Node"})
+
+    def delete_node(self, name):
+        return self.delete("nodes", name)
+
+    def add_service(self, obj):
+        return self.create({**obj, "kind": "Service"})
+
+    def replace_service(self, obj):
+        return self.update({**obj, "kind": "Service"})
+
+    def delete_service(self, namespace, name):
+        return self.delete("services", name, namespace)
+
+    def add_endpointslice(self, obj):
+        return self.create({**obj, "kind": "EndpointSlice"})
+
+    def replace_endpointslice(self, obj):
+        return self.update({**obj, "kind": "EndpointSlice"})
+
+    def delete_endpointslice(self, namespace, name):
+        return self.delete("endpointslices", name, namespace)
+
+    @property
+    def resource_version(self):
+        """The current revision: bumped by every write."""
+        return self.store.rv
+
+    @property
+    def compacted_revision(self):
+        return self.store.compacted
+
+    def compact(self, rv=None):
+        """Compact history up to rv (default: now); continue tokens older than rv get 410."""
+        self.store.compact(self.store.rv if rv is None else rv)
+
+    def load_list(self, source):
+        """Replace every object with those of a List such as `kubectl get
+        nodes,services,endpointslices -A -o json` prints (a dict, a path to its JSON, or a
+        list of objects). Objects are kept as given, uid, timestamps and resourceVersions
+        included (those without one get the next); older continue tokens expire."""
+        doc = _list_document(source)
+        default_kind = doc.get("kind", "List")[:-len("List")] or ""
+        with self.store.lock:
+            self.store.reset()
+            later = []
+            for item in doc.get("items", []):
+                res = find_resource(item.get("kind") or default_kind or "List items need a kind")
+                rv = str(item.get("metadata", {}).get("resourceVersion", ""))
+                if rv.isdigit() and int(rv) > 0:
+                    self._restore(res, item, int(rv))
+                else:
+                    later.append((res, item))
+            for res, item in later:
+                self._restore(res, item, None)
+            self._create_system_namespaces()
+            self._ensure_namespaces({o["metadata"]["namespace"] for r in RESOURCES if r.namespaced
+                                     for _, o in self.store.visible(r, self.store.rv)})
+            self.store.compact(self.store.rv)
+
+    def dump_list(self, resources=("nodes", "services", "endpointslices")):
+        """The objects as a v1 List, like `kubectl get nodes,services,endpointslices -A -o json`."""
+        items = [self.get(r, o["metadata"]["name"], o["metadata"].get("namespace"))
+                 for r in resources for o in self.list(r)]
+        return objects.cluster_list(items)
+
+    # ------------------------------------------------------------ writes
+
+    def _restore(self, res, item, rv):
+        obj = _strip_type(item)
+        meta = obj["metadata"]
+        # Hand-written lists may leave out what a real server always has.
+        meta.setdefault("uid", objects.new_uid())
+        meta.setdefault("creationTimestamp", objects.now())
+        if res.namespaced:
+            meta.setdefault("namespace", "default")
+        key = self.store.key(res, meta.get("namespace", ""), meta["name"])
+        self.store.write(res, key, objects.ordered(obj), rv)
+
+    def _get_stored(self, res, name, namespace):
+        obj = self.store.current(res, self.store.key(res, namespace or "", name))
+        if obj is None:
+            raise not_found(res, name)
+        return obj
+
+    def _write(self, res, obj, namespace, verb, manager=None):
+        obj = _strip_type(obj, res)
+        meta = obj["metadata"]
+        if not meta.get("name"):
+            raise invalid(res, "", "metadata.name", "", "name or generateName is required")
+        if res.namespaced:
+            if namespace and meta.get("namespace", namespace) != namespace:
+                raise bad_request("the namespace of the provided object does not match the namespace "
+                                  "sent on the request")
+            meta["namespace"] = meta.get("namespace") or namespace or "default"
+        else:
+            meta.pop("namespace", None)
+        with self.store.lock:
+            key = self.store.key(res, meta.get("namespace", ""), meta["name"])
+            old = self.store.current(res, key)
+            self._check_write(res, meta, old, verb)
+            obj = self._prepare(res, obj, old, manager)
+            if res.namespaced:
+                self._ensure_namespaces({meta["namespace"]})
+            return copy.deepcopy(self.store.write(res, key, obj))
+
+    def _check_write(self, res, meta, old, verb):
+        if verb == "create" and old is not None:
+            raise already_exists(res, meta["name"])
+        if verb == "update" and old is None:
+            raise not_found(res, meta["name"])
+        wanted = meta.get("resourceVersion")
+        if verb == "update" and wanted and wanted != old["metadata"]["resourceVersion"]:
+            raise conflict(res, meta["name"])
+
+    def _prepare(self, res, obj, old, manager):
+        """Server-side fields: uid, creationTimestamp, generation, Service defaults and allocations."""
+        meta = obj["metadata"]
+        if old is not None:
+            meta["uid"] = old["metadata"]["uid"]
+            meta["creationTimestamp"] = old["metadata"]["creationTimestamp"]
+            meta.setdefault("managedFields", old["metadata"].get("managedFields"))
+            if meta["managedFields"] is None:
+                del meta["managedFields"]
+        meta.setdefault("uid", objects.new_uid())
+        meta.setdefault("creationTimestamp", objects.now())
+        if res.name == "endpointslices":
+            meta["generation"] = old["metadata"].get("generation", 0) + 1 if old else meta.get("generation", 1)
+        if old is not None and "status" not in obj and "status" in old:
+            obj["status"] = copy.deepcopy(old["status"])
+        if res.name == "services":
+            self._prepare_service(res, obj, old)
+        if manager and "managedFields" not in meta:
+            sections = [k for k in obj if k != "status"]
+            meta["managedFields"] = [objects.managed_fields_entry(obj, sections, manager=manager,
+                                                                  api_version=res.api_version, time=objects.now())]
+        return objects.ordered(obj)
+
+    def _prepare_service(self, res, obj, old):
+        spec = obj.setdefault("spec", {})
+        if old is not None:
+            _carry_allocations(spec, old.get("spec", {}))
+        _default_service(spec)
+        obj.setdefault("status", {"loadBalancer": {}})
+        if spec["type"] == "ExternalName":
+            return
+        taken = self._taken_node_ports(obj["metadata"])
+        self._check_node_ports(res, obj, taken)
+        self._allocate(spec, taken)
+
+    def _taken_node_ports(self, meta):
+        taken = set()
+        me = (meta.get("namespace"), meta["name"])
+        for _, svc in self.store.visible(BY_NAME["services"], self.store.rv):
+            if (svc["metadata"].get("namespace"), svc["metadata"]["name"]) == me:
+                continue
+            spec = svc.get("spec", {})
+            taken.update(p["nodePort"] for p in spec.get("ports", []) if p.get("nodePort"))
+            if spec.get("healthCheckNodePort"):
+                taken.add(spec["healthCheckNodePort"])
+        return taken
+
+    @staticmethod
+    def _check_node_ports(res, obj, taken):
+        spec = obj["spec"]
+        for index, port in enumerate(spec.get("ports", [])):
+            if port.get("nodePort") in taken:
+                raise invalid(res, obj["metadata"]["name"], f"spec.ports[{index}].nodePort", port["nodePort"],
+                              "provided port is already allocated")
+        if spec.get("healthCheckNodePort") in taken:
+            raise invalid(res, obj["metadata"]["name"], "spec.healthCheckNodePort", spec["healthCheckNodePort"],
+                          "provided port is already allocated")
+
+    def _allocate(self, spec, taken):
+        if not spec.get("clusterIP"):
+            ips = [self._free_cluster_ip(family) for family in spec["ipFamilies"]]
+            spec["clusterIP"], spec["clusterIPs"] = ips[0], ips
+        spec.setdefault("clusterIPs", [spec["clusterIP"]])
+        if spec["type"] in ("NodePort", "LoadBalancer"):
+            for port in spec.get("ports", []):
+                if not port.get("nodePort"):
+                    port["nodePort"] = _free_port(taken)
+        if spec["type"] == "LoadBalancer" and spec.get("externalTrafficPolicy") == "Local":
+            if not spec.get("healthCheckNodePort"):
+                spec["healthCheckNodePort"] = _free_port(taken)
+        _order_spec(spec)
+
+    def _free_cluster_ip(self, family):
+        used = {ip for _, svc in self.store.visible(BY_NAME["services"], self.store.rv)
+                for ip in svc.get("spec", {}).get("clusterIPs", [])}
+        cidr = objects.SERVICE_CIDR_V4 if family == "IPv4" else objects.SERVICE_CIDR_V6
+        # From the top of the range, away from the low addresses tests tend to pick.
+        for index in range(cidr.num_addresses - 2, 0, -1):
+            if str(cidr[index]) not in used:
+                return str(cidr[index])
+        raise internal_error("range is full")
+
+    def _delete(self, res, name, namespace):
+        with self.store.lock:
+            key = self.store.key(res, namespace or "", name)
+            old = self.store.current(res, key)
+            if old is None:
+                raise not_found(res, name)
+            rv = self.store.remove(res, key)
+        deleted = copy.deepcopy(old)
+        deleted["metadata"]["resourceVersion"] = str(rv)
+        return deleted
+
+    def _create_system_namespaces(self):
+        self._ensure_namespaces(SYSTEM_NAMESPACES)
+
+    def _ensure_namespaces(self, names):
+        """Namespaces objects live in are created on first use, as a cluster admin would."""
+        res = BY_NAME["namespaces"]
+        with self.store.lock:
+            for name in sorted(names):
+                if self.store.current(res, name) is None:
+                    self.store.write(res, name, _namespace(name))
+
+
+# ---------------------------------------------------------------- small helpers
+
+def _bearer(header):
+    """The bearer token of an Authorization header; None when there is no bearer token."""
+    if not header:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def _last(query, name):
+    values = query.get(name)
+    return values[-1] if values else None
+
+
+def _parse_limit(value):
+    if value in (None, ""):
+        return 0
+    try:
+        return max(int(value), 0)
+    except ValueError:
+        raise bad_request(f'limit: Invalid value: "{value}": must be an integer') from None
+
+
+def _page(entries, limit, rv, prefix, selecting, matches):
+    """One page of a list: items, and metadata with continue/remainingItemCount as etcd3 storage sets them."""
+    items, meta, last_key = [], {"resourceVersion": str(rv)}, None
+    for index, (key, obj) in enumerate(entries):
+        if limit and len(items) == limit:
+            meta["continue"] = encode_continue(last_key[len(prefix):] + "\x00", rv)
+            # With a selector the server cannot know how many of the rest match.
+            if not selecting:
+                meta["remainingItemCount"] = len(entries) - index
+            break
+        if matches(obj):
+            items.append(obj)
+            last_key = key
+    return items, meta
+
+
+def _list_document(source):
+    if isinstance(source, (str, pathlib.Path)):
+        return json.loads(pathlib.Path(source).read_text())
+    if isinstance(source, dict):
+        return source
+    return {"kind": "List", "items": list(source)}
+
+
+def _parse_body(body):
+    try:
+        obj = json.loads(body or b"{}")
+    except ValueError as err:
+        raise bad_request(f"the request body is not valid JSON: {err}") from None
+    if not isinstance(obj, dict):
+        raise bad_request("the request body is not a JSON object")
+    return obj
+
+
+def _manager(request):
+    """The field manager a write is recorded under: fieldManager, else the user agent's program."""
+    agent = request.headers.get("User-Agent", "unknown").split("/", 1)[0]
+    return _last(request.query, "fieldManager") or agent or "unknown"
+
+
+def _strip_type(obj, res=None):
+    """A deep copy of obj as stored: no kind or apiVersion (lists carry those), metadata present."""
+    if res is not None and obj.get("kind") not in (None, res.kind):
+        raise bad_request(f"the object provided is unrecognized (must be of type {res.kind}): {obj.get('kind')}")
+    out = {k: copy.deepcopy(v) for k, v in obj.items() if k not in ("kind", "apiVersion")}
+    out.setdefault("metadata", {})
+    return objects.ordered(out)
+
+
+def _free_port(taken):
+    low, high = objects.NODE_PORT_RANGE
+    for port in range(high, low - 1, -1):
+        if port not in taken:
+            taken.add(port)
+            return port
+    raise internal_error("range is full")
+
+
+SERVICE_SPEC_ORDER = ("ports", "selector", "clusterIP", "clusterIPs", "type", "externalIPs", "sessionAffinity",
+                      "loadBalancerIP", "loadBalancerSourceRanges", "externalName", "externalTrafficPolicy",
+                      "healthCheckNodePort", "publishNotReadyAddresses", "sessionAffinityConfig", "ipFamilies",
+                      "ipFamilyPolicy", "allocateLoadBalancerNodePorts", "loadBalancerClass",
+                      "internalTrafficPolicy", "trafficDistribution")
+
+
+def _order_spec(spec):
+    ordered = {k: spec[k] for k in SERVICE_SPEC_ORDER if k in spec}
+    ordered.update({k: v for k, v in spec.items() if k not in ordered})
+    spec.clear()
+    spec.update(ordered)
+
+
+def _namespace(name):
+    meta = {"name": name, "uid": objects.new_uid(), "creationTimestamp": objects.now(),
+            "labels": {"kubernetes.io/metadata.name": name}}
+    obj = {"metadata": meta, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
+    meta["managedFields"] = [objects.managed_fields_entry(obj, ["metadata"], manager="kube-apiserver",
+                                                          api_version="v1")]
+    return obj
+
+
+def _group(group):
+    version = {"groupVersion": f"{group}/{GROUP_VERSIONS[group]}", "version": GROUP_VERSIONS[group]}
+    return {"name": group, "versions": [version], "preferredVersion": version}
+
+
+def _resource_list(group):
+    version = GROUP_VERSIONS.get(group, "v1")
+    return {"groupVersion": f"{group}/{version}" if group else version,
+            "resources": [r.discovery() for r in RESOURCES if r.group == group]}
+
+
+# ---------------------------------------------------------------- command line
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m tests.fakeapi.server",
+                                     description="Serve a fake Kubernetes API over HTTPS until killed.")
+    parser.add_argument("--state", help="a v1 List JSON file to serve (default: a small sample cluster)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="default: any free port")
+    parser.add_argument("--token", default=DEFAULT_TOKEN, help="the bearer token to accept")
+    parser.add_argument("--certdir", help="where the CA, server certificate and kubeconfig go "
+                                          "(kept and reused; default: a temporary directory)")
+    args = parser.parse_args(argv)
+    api = FakeKubeAPI(args.certdir, token=args.token, host=args.host, port=args.port)
+    api.load_list(args.state or objects.cluster_list(objects.sample_cluster()))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with api:
+        kubeconfig = api.write_kubeconfig()
+        print(api.url, flush=True)
+        print(f"CA: {api.ca_path}\nkubeconfig: {kubeconfig}\ntoken: {api.token}", file=sys.stderr, flush=True)
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
