@@ -145,7 +145,9 @@ def _explain_api_error(exc, resource, server):
 
 
 def _explain_transport_error(exc, resource, server, timeout):
-    text = '%s: %s' % (type(exc).__name__, exc)
+    # urllib3 wraps the cause in MaxRetryError; the cause is what the operator needs.
+    cause = getattr(exc, 'reason', None) if type(exc).__name__ == 'MaxRetryError' else None
+    text = '%s: %s' % (type(cause or exc).__name__, cause or exc)
     lowered = text.lower()
     if 'timeout' in lowered or 'timed out' in lowered:
         return ('listing %s: the API server %s did not answer within %s seconds (api_timeout)'
@@ -155,6 +157,12 @@ def _explain_transport_error(exc, resource, server, timeout):
                 % (resource, server, text))
     if 'refused' in lowered or 'newconnectionerror' in lowered or 'failed to establish' in lowered:
         return 'listing %s: cannot connect to the API server %s: %s' % (resource, server, text)
+    if 'incompleteread' in lowered:
+        return ('listing %s: the answer from %s was cut short before its end (%s); nothing was '
+                'changed' % (resource, server, text))
+    if 'remotedisconnected' in lowered or 'aborted' in lowered or 'reset' in lowered:
+        return ('listing %s: the API server %s closed the connection without answering (%s)'
+                % (resource, server, text))
     return 'listing %s from %s failed: %s' % (resource, server, text)
 
 

@@ -1,0 +1,158 @@
+"""The API client against the test API server: paging, auth, TLS and every way a read can fail."""
+
+import pytest
+
+from ansible_collections.portico.k8s.plugins.module_utils import _client, _cluster, _collect
+from tests.fakeapi import objects
+
+
+def settings(api, **overrides):
+    values = {'host': api.url, 'api_key': api.token, 'ca_cert': str(api.ca_path)}
+    values.update(overrides)
+    return dict((name, values.get(name)) for name in _client.CONNECTION_ENV)
+
+
+def names(items):
+    return [item['name'] for item in items]
+
+
+@pytest.fixture
+def cluster(fakeapi):
+    fakeapi.load_list(objects.cluster_list(
+        [objects.node('node-%d' % i, internal_ips='10.0.0.%d' % i) for i in range(1, 8)]
+        + [objects.service('web-%d' % i, 'shop', type='NodePort', ports=[80]) for i in range(5)]))
+    return fakeapi
+
+
+def test_lists_every_page_with_limit_and_continue(cluster):
+    client = _client.KubeClient(settings(cluster), page_size=2)
+    nodes, version = client.list('nodes', _cluster.slim_node)
+    assert names(nodes) == ['node-%d' % i for i in range(1, 8)]
+    assert version == str(cluster.resource_version)
+    pages = [r for r in cluster.requests if r.path == '/api/v1/nodes']
+    assert len(pages) == 4
+    assert all(r.query.get('limit') == ['2'] or r.query.get('limit') == '2' for r in pages)
+
+
+def test_kubeconfig_and_context_work_like_kubernetes_core(cluster, tmp_path):
+    kubeconfig = cluster.write_kubeconfig(tmp_path / 'config', context='edge')
+    client = _client.KubeClient(dict(settings(cluster, host=None, api_key=None, ca_cert=None),
+                                     kubeconfig=str(kubeconfig), context='edge'))
+    assert len(client.list('nodes', _cluster.slim_node)[0]) == 7
+
+
+@pytest.mark.filterwarnings('ignore::urllib3.exceptions.InsecureRequestWarning')
+def test_tls_is_verified_by_default(cluster):
+    with pytest.raises(_client.KubeError) as caught:
+        _client.KubeClient(settings(cluster, ca_cert=None)).list('nodes', _cluster.slim_node)
+    assert 'TLS' in str(caught.value) or 'certificate' in str(caught.value)
+    insecure = _client.KubeClient(settings(cluster, ca_cert=None, validate_certs=False))
+    assert len(insecure.list('nodes', _cluster.slim_node)[0]) == 7
+
+
+def test_a_bad_token_is_reported_as_rejected_credentials(cluster):
+    with pytest.raises(_client.KubeError) as caught:
+        _client.KubeClient(settings(cluster, api_key='wrong')).list('nodes', _cluster.slim_node)
+    assert '401 Unauthorized' in str(caught.value)
+    assert 'wrong' not in str(caught.value)
+
+
+def test_a_missing_permission_is_named(cluster):
+    cluster.forbid(cluster.token, 'services')
+    client = _client.KubeClient(settings(cluster))
+    with pytest.raises(_client.KubeError) as caught:
+        client.list('services', _cluster.slim_service)
+    message = str(caught.value)
+    assert '403 Forbidden' in message and 'cannot list resource "services"' in message
+    assert '"list" on services' in message
+
+
+def test_an_expired_continue_token_restarts_the_list_once(cluster):
+    fault = cluster.fault('/api/v1/nodes', status=410, times=1, when=lambda r: 'continue' in r.query)
+    nodes, version = _client.KubeClient(settings(cluster), page_size=3).list('nodes', _cluster.slim_node)
+    assert fault.hits == 1
+    assert names(nodes) == ['node-%d' % i for i in range(1, 8)]
+
+
+def test_a_list_that_expires_twice_fails(cluster):
+    cluster.fault('/api/v1/nodes', status=410, when=lambda r: 'continue' in r.query)
+    with pytest.raises(_client.KubeError) as caught:
+        _client.KubeClient(settings(cluster), page_size=3).list('nodes', _cluster.slim_node)
+    assert 'expired twice' in str(caught.value)
+
+
+def test_a_list_that_ends_early_is_refused(cluster):
+    # A proxy that drops the continue token: the first page promises more than arrives.
+    items, metadata = cluster.list_page('nodes', None, {'limit': ['3']})
+    metadata.pop('continue')
+    page = {'kind': 'NodeList', 'apiVersion': 'v1', 'metadata': metadata, 'items': items}
+    cluster.fault('/api/v1/nodes', status=200, body=page, times=1)
+    with pytest.raises(_client.KubeError) as caught:
+        _client.KubeClient(settings(cluster), page_size=3).list('nodes', _cluster.slim_node)
+    assert 'ended after 3 of 7 items' in str(caught.value)
+
+
+@pytest.mark.parametrize('fault,expected', [
+    ({'status': 500, 'body': {'kind': 'Status', 'apiVersion': 'v1', 'status': 'Failure',
+                              'message': 'etcdserver: request timed out', 'code': 500}},
+     'answered 500'),
+    ({'truncate': 40}, 'cut short'),
+    ({'status': 200, 'body': b'{"kind": "NodeList", "items": [tru'}, 'not valid JSON'),
+    ({'status': 200, 'body': {'kind': 'Status'}}, 'not a NodeList'),
+    ({'drop': True}, 'closed the connection'),
+])
+def test_server_faults_end_with_a_message_naming_the_cause(cluster, fault, expected):
+    cluster.fault('/api/v1/nodes', **fault)
+    with pytest.raises(_client.KubeError) as caught:
+        _client.KubeClient(settings(cluster)).list('nodes', _cluster.slim_node)
+    assert expected in str(caught.value)
+
+
+def test_a_hanging_server_times_out(cluster):
+    cluster.fault('/api/v1/nodes', delay=3, times=1)
+    with pytest.raises(_client.KubeError) as caught:
+        _client.KubeClient(settings(cluster), timeout=1).list('nodes', _cluster.slim_node)
+    assert 'did not answer within 1 seconds' in str(caught.value)
+
+
+def test_connection_refused_names_the_server(cluster):
+    url = cluster.url
+    cluster.stop()
+    try:
+        with pytest.raises(_client.KubeError) as caught:
+            _client.KubeClient(settings(cluster, host=url)).list('nodes', _cluster.slim_node)
+        assert 'cannot connect' in str(caught.value) and url in str(caught.value)
+    finally:
+        cluster.start()
+
+
+def test_namespaces_and_label_selector_are_asked_of_the_server(fakeapi):
+    fakeapi.load_list(objects.cluster_list([
+        objects.node('node-1', internal_ips='10.0.0.1'),
+        objects.service('a', 'shop', type='NodePort', ports=[81], labels={'edge': 'yes'}),
+        objects.service('b', 'shop', type='NodePort', ports=[82]),
+        objects.service('c', 'blog', type='LoadBalancer', ports=[83], labels={'edge': 'yes'}),
+        objects.service('d', 'shop', type='ClusterIP', ports=[84], labels={'edge': 'yes'}),
+    ]))
+    options = dict(settings(fakeapi), namespaces=['shop'], label_selector='edge=yes', filter=None,
+                   snapshot=None, address_types=['InternalIP'], frontend_port='service_port',
+                   api_timeout=5, page_size=10, allow_no_nodes=False)
+    model = _collect.collect_model(options.get)
+    assert [b['service'] for b in model['backends']] == ['shop/a']
+    paths = {r.path for r in fakeapi.requests}
+    assert '/api/v1/namespaces/shop/services' in paths and '/api/v1/services' not in paths
+
+
+def test_no_eligible_node_stops_the_run_unless_allowed(fakeapi):
+    fakeapi.load_list(objects.cluster_list([
+        objects.node('node-1', internal_ips='10.0.0.1', ready=False),
+        objects.service('a', 'shop', type='NodePort', ports=[81]),
+    ]))
+    options = dict(settings(fakeapi), namespaces=[], label_selector=None, filter=None, snapshot=None,
+                   address_types=['InternalIP'], frontend_port='service_port', api_timeout=5,
+                   page_size=10, allow_no_nodes=False)
+    with pytest.raises(_client.KubeError) as caught:
+        _collect.collect_model(options.get)
+    assert 'no node is eligible' in str(caught.value) and 'node-1: not Ready' in str(caught.value)
+    options['allow_no_nodes'] = True
+    assert _collect.collect_model(options.get)['nodes'] == []
