@@ -1,0 +1,187 @@
+"""End-to-end: playbooks/sync.yml reads the test API server and drives two real HAProxy load balancers.
+
+The connection comes only from K8S_AUTH_HOST, K8S_AUTH_API_KEY and K8S_AUTH_SSL_CA_CERT, as
+AWX's Kubernetes credential injects them. Stand-in NodePorts on 127.0.1.x answer with their
+identity, so a response says which node HAProxy chose. The tests run in file order on one lab.
+"""
+
+import contextlib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fakeapi import objects
+from tests.fakeapi.server import FakeKubeAPI
+from tests.support.haproxy import (
+    HAProxy,
+    free_ports,
+    identity,
+    minimal_config,
+    nodeport_servers,
+    wait_for_spread,
+)
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+LOAD_BALANCERS = {'lb-a': '127.0.0.2', 'lb-b': '127.0.0.3'}
+NODES = {'worker-1': '127.0.1.1', 'worker-2': '127.0.1.2', 'worker-3': '127.0.1.3'}
+RECAP = re.compile(r'^(?P<host>\S+)\s+:\s+ok=\d+\s+changed=(?P<changed>\d+)\s+unreachable=\d+\s+failed=(?P<failed>\d+)', re.M)
+
+
+class Lab:
+    def __init__(self, root, api, frontend_ports, node_ports):
+        self.root, self.api = root, api
+        self.web_port, self.shop_port = frontend_ports
+        self.web_np, self.shop_np, self.dns_np = node_ports
+        self.proxies = {}
+
+    def config(self, host):
+        return self.root / host / 'haproxy.cfg'
+
+    def write_inventory(self):
+        hosts = {}
+        for host, address in LOAD_BALANCERS.items():
+            hosts[host] = {
+                'haproxy_sync_config_path': str(self.config(host)),
+                'haproxy_sync_bind_address': address,
+                'haproxy_sync_stats_socket': str(self.root / host / 'admin.sock'),
+                'haproxy_sync_reload_command': '/bin/kill -USR2 %d' % self.proxies[host].master_pid,
+                'haproxy_sync_config_owner': '{{ omit }}',
+                'haproxy_sync_config_group': '{{ omit }}',
+                'haproxy_sync_chroot': '', 'haproxy_sync_user': '', 'haproxy_sync_group': '',
+                'haproxy_sync_log_target': '', 'haproxy_sync_hard_stop_after': '5s',
+            }
+        inventory = {'all': {
+            'vars': {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable},
+            'hosts': {'localhost': {}},
+            'children': {'loadbalancers': {'hosts': hosts}}}}
+        (self.root / 'inventory.json').write_text(json.dumps(inventory))
+
+    def env(self, token=None):
+        env = {k: v for k, v in os.environ.items() if not k.startswith('K8S_AUTH_')}
+        env.update({
+            'ANSIBLE_CONFIG': str(REPO / 'ansible.cfg'), 'ANSIBLE_NOCOLOR': '1',
+            'ANSIBLE_LOCAL_TEMP': str(self.root / 'tmp'), 'ANSIBLE_REMOTE_TEMP': str(self.root / 'tmp'),
+            'K8S_AUTH_HOST': self.api.url, 'K8S_AUTH_API_KEY': token or self.api.token,
+            'K8S_AUTH_SSL_CA_CERT': str(self.api.ca_path), 'K8S_AUTH_VERIFY_SSL': 'true',
+            'PATH': '%s:%s:/usr/sbin:/sbin' % (BIN, os.environ.get('PATH', '')),
+        })
+        return env
+
+    def sync(self, *args, token=None):
+        result = subprocess.run(
+            [str(BIN / 'ansible-playbook'), '-i', str(self.root / 'inventory.json'), 'playbooks/sync.yml', *args],
+            cwd=REPO, env=self.env(token), capture_output=True, text=True, timeout=180, check=False)
+        recap = {m['host']: (int(m['changed']), int(m['failed'])) for m in RECAP.finditer(result.stdout)}
+        return result, recap
+
+    def files_and_processes(self):
+        files = {p: p.read_bytes() for host in LOAD_BALANCERS for p in (self.root / host).iterdir() if p.is_file()}
+        return files, {host: proxy.state() for host, proxy in self.proxies.items()}
+
+    def apply(self):
+        before = {host: proxy.state() for host, proxy in self.proxies.items()}
+        result, recap = self.sync()
+        assert result.returncode == 0, result.stdout + result.stderr
+        for host, proxy in self.proxies.items():
+            proxy.wait_reloaded(before[host])
+        return result, recap
+
+
+def expect(host, port, node_port, nodes):
+    wanted = {identity(node, node_port) for node in nodes}
+    served = wait_for_spread(LOAD_BALANCERS[host], port, wanted)
+    assert set(served) == wanted, '%s:%d served %s, expected %s' % (host, port, dict(served), sorted(wanted))
+
+
+@pytest.fixture(scope='module')
+def lab(tmp_path_factory):
+    root = tmp_path_factory.mktemp('sync')
+    frontend_ports = free_ports(2, 20000, 29999, list(LOAD_BALANCERS.values()))
+    node_ports = free_ports(3, 30000, 32767, list(NODES.values()))
+    with FakeKubeAPI(root / 'certs') as api, nodeport_servers(NODES, node_ports[:2]), \
+            contextlib.ExitStack() as stack:
+        lab = Lab(root, api, frontend_ports, node_ports)
+        api.load_list(objects.cluster_list(
+            [objects.node(name, internal_ips=address) for name, address in NODES.items()]
+            + [objects.service('web', 'shop', type='NodePort',
+                               ports=[objects.service_port(lab.web_port, name='http', node_port=lab.web_np)]),
+               objects.service('dns', 'infra', type='NodePort',
+                               ports=[objects.service_port(53, name='dns', protocol='UDP', node_port=lab.dns_np)]),
+               objects.service('cache', 'shop', type='ClusterIP', ports=[6379])]))
+        for host in LOAD_BALANCERS:
+            (root / host).mkdir()
+            lab.config(host).write_text(minimal_config(root / host / 'admin.sock'))
+            lab.proxies[host] = stack.enter_context(HAProxy(lab.config(host), root / 'run' / ('%s.pid' % host)))
+        lab.write_inventory()
+        yield lab
+
+
+def test_first_sync_serves_every_node_through_every_load_balancer(lab):
+    result, recap = lab.apply()
+    assert recap['lb-a'][0] >= 1 and recap['lb-b'][0] >= 1
+    for host in LOAD_BALANCERS:
+        text = lab.config(host).read_text()
+        assert '# Source: Kubernetes API %s' % lab.api.url in text
+        assert 'frontend shop.web.%d' % lab.web_port in text
+        assert 'infra.dns' not in text and 'cache' not in text
+        expect(host, lab.web_port, lab.web_np, NODES)
+
+
+def test_a_second_run_changes_nothing_and_reloads_nothing(lab):
+    before = lab.files_and_processes()
+    result, recap = lab.sync()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert recap['lb-a'] == (0, 0) and recap['lb-b'] == (0, 0)
+    assert 'RUNNING HANDLER' not in result.stdout
+    assert lab.files_and_processes() == before
+
+
+def test_check_mode_shows_a_cluster_change_and_changes_nothing(lab):
+    lab.api.add_service(objects.service('shop', 'shop', type='LoadBalancer', ports=[
+        objects.service_port(lab.shop_port, name='http', node_port=lab.shop_np)]))
+    lab.api.delete_node('worker-2')
+    before = lab.files_and_processes()
+    result, recap = lab.sync('--check', '--diff')
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '+frontend shop.shop.%d' % lab.shop_port in result.stdout
+    assert '-    server worker-2 127.0.1.2:%d check' % lab.web_np in result.stdout
+    assert result.stdout.count('passes the validate command: Configuration file is valid') == 2
+    assert lab.files_and_processes() == before
+    expect('lb-a', lab.web_port, lab.web_np, NODES)
+
+
+def test_the_next_run_applies_the_cluster_change(lab):
+    lab.apply()
+    for host in LOAD_BALANCERS:
+        assert 'worker-2' not in lab.config(host).read_text()
+        expect(host, lab.web_port, lab.web_np, ['worker-1', 'worker-3'])
+        expect(host, lab.shop_port, lab.shop_np, ['worker-1', 'worker-3'])
+
+
+def test_an_api_failure_stops_the_run_before_any_load_balancer_is_touched(lab):
+    lab.api.delete_service('shop', 'web')
+    before = lab.files_and_processes()
+    result, recap = lab.sync(token='not-the-token')
+    assert result.returncode != 0
+    assert '401 Unauthorized' in result.stdout
+    assert 'not-the-token' not in result.stdout + result.stderr
+    assert 'lb-a' not in recap and 'lb-b' not in recap
+    assert lab.files_and_processes() == before
+    expect('lb-b', lab.web_port, lab.web_np, ['worker-1', 'worker-3'])
+
+
+def test_the_lookup_reads_the_same_model(lab):
+    result = subprocess.run(
+        [str(BIN / 'ansible'), 'localhost', '-i', 'localhost,', '-c', 'local', '-m', 'ansible.builtin.debug',
+         '-a', "msg={{ lookup('portico.k8s.nodeports').backends | map(attribute='name') | list }}"],
+        cwd=REPO, env=lab.env(), capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '"shop.shop.%d"' % lab.shop_port in result.stdout
