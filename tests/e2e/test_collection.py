@@ -1,0 +1,95 @@
+"""The built collection: the tarball installs, its docs render, and portico.k8s.sync runs from it."""
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.support.haproxy import HAProxy, check_config, free_ports, minimal_config
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def run(*args, env, cwd):
+    result = subprocess.run([str(BIN / args[0]), *args[1:]], cwd=cwd, env=env, capture_output=True,
+                            text=True, timeout=180, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+@pytest.fixture(scope='module')
+def installed(tmp_path_factory):
+    """A clean Ansible environment with only the built tarball installed."""
+    root = tmp_path_factory.mktemp('installed')
+    (root / 'ansible.cfg').write_text('[defaults]\nretry_files_enabled = false\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith(('ANSIBLE_', 'K8S_AUTH_'))}
+    env.update({'ANSIBLE_CONFIG': str(root / 'ansible.cfg'), 'ANSIBLE_NOCOLOR': '1',
+                'ANSIBLE_COLLECTIONS_PATH': str(root / 'collections'),
+                'ANSIBLE_LOCAL_TEMP': str(root / 'tmp'), 'ANSIBLE_REMOTE_TEMP': str(root / 'tmp'),
+                'PATH': '%s:%s:/usr/sbin:/sbin' % (BIN, os.environ.get('PATH', ''))})
+    run('ansible-galaxy', 'collection', 'build', '--output-path', str(root), str(REPO), env=env, cwd=root)
+    tarball = root / 'portico-k8s-0.1.0.tar.gz'
+    run('ansible-galaxy', 'collection', 'install', str(tarball), '-p', str(root / 'collections'), env=env, cwd=root)
+    return root, env, tarball
+
+
+def test_the_tarball_holds_the_plugins_role_and_playbook_and_nothing_local(installed):
+    names = set(tarfile.open(installed[2]).getnames())
+    for wanted in ('plugins/modules/nodeport_info.py', 'plugins/lookup/nodeports.py',
+                   'plugins/module_utils/_model.py', 'roles/haproxy_sync/templates/haproxy.cfg.j2',
+                   'roles/haproxy_sync/templates/base.cfg.j2', 'roles/haproxy_sync/meta/argument_specs.yml',
+                   'playbooks/sync.yml', 'meta/runtime.yml', 'LICENSE'):
+        assert wanted in names
+    assert not [n for n in names if n.startswith(('.venv', 'collection/', '.git/', 'demo/'))]
+
+
+@pytest.mark.parametrize('args,expected', [
+    (['portico.k8s.nodeport_info'], 'api_key'),
+    (['-t', 'lookup', 'portico.k8s.nodeports'], 'K8S_AUTH_HOST'),
+    (['-t', 'role', 'portico.k8s.haproxy_sync'], 'haproxy_sync_config_path'),
+])
+def test_ansible_doc_renders_from_the_installed_collection(installed, args, expected):
+    root, env, _ = installed
+    result = run('ansible-doc', *args, env=env, cwd=root)
+    assert expected in result.stdout
+    assert 'ERROR' not in result.stdout + result.stderr
+
+
+def test_the_sync_playbook_runs_from_the_installed_collection(installed):
+    root, env, _ = installed
+    address = '127.0.0.4'
+    (root / 'lb').mkdir()
+    config = root / 'lb' / 'haproxy.cfg'
+    config.write_text(minimal_config(root / 'lb' / 'admin.sock'))
+    port = free_ports(1, 20000, 29999, [address])[0]
+    snapshot = json.loads((REPO / 'examples' / 'demo' / 'cluster.json').read_text())
+    for item in snapshot['items']:
+        if item['kind'] == 'Service' and item['metadata']['name'] == 'storefront':
+            item['spec']['ports'][0]['port'] = port
+    (root / 'cluster.json').write_text(json.dumps(snapshot))
+    with HAProxy(config, root / 'lb' / 'haproxy.pid') as proxy:
+        inventory = {'all': {
+            'vars': {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
+                     'haproxy_sync_snapshot': str(root / 'cluster.json')},
+            'hosts': {'localhost': {}},
+            'children': {'loadbalancers': {'hosts': {'lb': {
+                'haproxy_sync_config_path': str(config), 'haproxy_sync_bind_address': address,
+                'haproxy_sync_stats_socket': str(root / 'lb' / 'admin.sock'),
+                'haproxy_sync_reload_command': '/bin/kill -USR2 %d' % proxy.master_pid,
+                'haproxy_sync_config_owner': '{{ omit }}', 'haproxy_sync_config_group': '{{ omit }}',
+                'haproxy_sync_chroot': '', 'haproxy_sync_user': '', 'haproxy_sync_group': '',
+                'haproxy_sync_log_target': ''}}}}}}
+        (root / 'inventory.json').write_text(json.dumps(inventory))
+        before = proxy.state()
+        result = run('ansible-playbook', '-i', str(root / 'inventory.json'), 'portico.k8s.sync', env=env, cwd=root)
+        assert 'RUNNING HANDLER [portico.k8s.haproxy_sync : Reload HAProxy]' in result.stdout
+        proxy.wait_reloaded(before)
+    assert 'bind %s:%d' % (address, port) in config.read_text()
+    assert check_config(config).returncode == 0
