@@ -122,6 +122,7 @@ class Lab:
         env.update({
             'ANSIBLE_CONFIG': str(REPO / 'ansible.cfg'),
             'ANSIBLE_NOCOLOR': '1',
+            'ANSIBLE_CALLBACK_RESULT_FORMAT': 'json',
             'ANSIBLE_LOCAL_TEMP': str(self.root / 'ansible-tmp'),
             'ANSIBLE_REMOTE_TEMP': str(self.root / 'ansible-tmp'),
             # The default validate command runs haproxy, which a non-root PATH may lack.

@@ -67,7 +67,7 @@ class Lab:
     def env(self, token=None):
         env = {k: v for k, v in os.environ.items() if not k.startswith('K8S_AUTH_')}
         env.update({
-            'ANSIBLE_CONFIG': str(REPO / 'ansible.cfg'), 'ANSIBLE_NOCOLOR': '1',
+            'ANSIBLE_CONFIG': str(REPO / 'ansible.cfg'), 'ANSIBLE_NOCOLOR': '1', 'ANSIBLE_CALLBACK_RESULT_FORMAT': 'json',
             'ANSIBLE_LOCAL_TEMP': str(self.root / 'tmp'), 'ANSIBLE_REMOTE_TEMP': str(self.root / 'tmp'),
             'K8S_AUTH_HOST': self.api.url, 'K8S_AUTH_API_KEY': token or self.api.token,
             'K8S_AUTH_SSL_CA_CERT': str(self.api.ca_path), 'K8S_AUTH_VERIFY_SSL': 'true',
