@@ -107,13 +107,15 @@ def build_model(nodes, services, options=None, source=None):
     """The routing model from slim nodes and slim candidate services (see _cluster)."""
     options = options or {}
     eligible, excluded_nodes = eligible_nodes(nodes, options)
-    candidates, excluded_services, seen = [], [], set()
-    for service in sorted(services, key=lambda s: (str(s.get('namespace')), str(s.get('name')))):
+    candidates, excluded_services, counts = [], [], {}
+    for service in services:
+        counts[_service_id(service)] = counts.get(_service_id(service), 0) + 1
+    for service in services:
         service_id = _service_id(service)
-        if service_id in seen:
-            excluded_services.append(_exclusion(service_id, None, 'listed twice'))
+        # Listed twice (only a hand-made snapshot can): which copy is right is unknowable.
+        if counts[service_id] > 1:
+            excluded_services.append(_exclusion(service_id, None, 'listed more than once'))
             continue
-        seen.add(service_id)
         found, excluded = service_candidates(service, options)
         candidates.extend(found)
         excluded_services.extend(excluded)

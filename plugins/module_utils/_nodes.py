@@ -57,17 +57,21 @@ def eligible_nodes(nodes, options):
     eligible: [{'name', 'address'}]; excluded: [{'name', 'reason'}].
     """
     address_types = options.get('address_types') or DEFAULT_ADDRESS_TYPES
-    eligible, excluded, seen = [], [], set()
+    # A name listed twice (only a hand-made snapshot can) is ambiguous: both copies are out.
+    counts = {}
+    for node in nodes:
+        key = repr(node.get('name'))
+        counts[key] = counts.get(key, 0) + 1
+    eligible, excluded = [], []
     for node in nodes:
         name = node.get('name')
         reason = node_exclusion(node, options)
-        if reason is None and name in seen:
+        if reason is None and counts[repr(name)] > 1:
             reason = 'duplicate node name'
         address = None
         if reason is None:
             address, reason = node_address(node, address_types)
         if reason is None:
-            seen.add(name)
             eligible.append({'name': name, 'address': address})
         else:
             excluded.append({'name': name if isinstance(name, str) else repr(name), 'reason': reason})

@@ -169,3 +169,15 @@ def test_snapshot_filters_apply_locally():
     assert [s['name'] for s in _cluster.read_snapshot(path, only)[1]] == ['grafana']
     jp = _cluster.ServiceFilter(expression="spec.type == 'LoadBalancer'")
     assert [s['name'] for s in _cluster.read_snapshot(path, jp)[1]] == ['grafana']
+
+
+def test_a_name_listed_twice_excludes_every_copy_whatever_the_order():
+    first = ready_node('w1', ('InternalIP', '10.0.0.1'))
+    second = ready_node('w1', ('InternalIP', '10.0.0.2'))
+    web = service('a', 'web', '', 80, 30080)
+    other = service('a', 'web', '', 81, 30081)
+    for nodes, services in (([first, second], [web, other]), ([second, first], [other, web])):
+        model = _model.build_model(nodes, services)
+        assert model['nodes'] == [] and model['backends'] == []
+        assert {n['reason'] for n in model['excluded_nodes']} == {'duplicate node name'}
+        assert {e['reason'] for e in model['excluded_services']} == {'listed more than once'}
