@@ -23,7 +23,8 @@ def endpoints(snapshot):
         if node['kind'] != 'Node':
             continue
         ready = any(c['type'] == 'Ready' and c['status'] == 'True' for c in node['status']['conditions'])
-        address = next(a['address'] for a in node['status']['addresses'] if a['type'] == 'InternalIP')
+        addresses = [a['address'] for a in node['status']['addresses'] if a['type'] == 'InternalIP']
+        address = addresses[0] if addresses else ''
         if ready and address.startswith('127.'):
             for port in node_ports:
                 yield node['metadata']['name'], address, port

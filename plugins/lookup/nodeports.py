@@ -16,7 +16,7 @@ description:
   - Runs on the controller. Takes no terms; the options choose the cluster, the services and
     the node addresses.
 author:
-  - Portico contributors
+  - Portico maintainers (@portico-k8s)
 extends_documentation_fragment:
   - portico.k8s.k8s_auth
   - portico.k8s.k8s_auth.plugins

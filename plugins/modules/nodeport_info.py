@@ -24,7 +24,7 @@ description:
   - Every value that comes from the cluster is checked against a strict allow-list before it
     can reach the model; anything else is excluded with a reason.
 author:
-  - Portico contributors
+  - Portico maintainers (@portico-k8s)
 extends_documentation_fragment:
   - portico.k8s.k8s_auth
   - portico.k8s.routing

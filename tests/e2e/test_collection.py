@@ -56,14 +56,14 @@ def test_the_tarball_holds_the_plugins_role_and_playbook_and_nothing_local(insta
     (['-t', 'role', 'portico.k8s.haproxy_sync'], 'haproxy_sync_config_path'),
 ])
 def test_ansible_doc_renders_from_the_installed_collection(installed, args, expected):
-    root, env, _ = installed
+    root, env, unused = installed
     result = run('ansible-doc', *args, env=env, cwd=root)
     assert expected in result.stdout
     assert 'ERROR' not in result.stdout + result.stderr
 
 
 def test_the_sync_playbook_runs_from_the_installed_collection(installed):
-    root, env, _ = installed
+    root, env, unused = installed
     address = '127.0.0.4'
     (root / 'lb').mkdir()
     config = root / 'lb' / 'haproxy.cfg'

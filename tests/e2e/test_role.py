@@ -50,7 +50,7 @@ def _backend(namespace, service, port, node_port, nodes='all'):
 
 def _model(nodes, routes, excluded_nodes=()):
     """routes: (backend, frontend port) pairs."""
-    backends = sorted((backend for backend, _ in routes), key=lambda backend: backend['name'])
+    backends = sorted((backend for backend, unused in routes), key=lambda backend: backend['name'])
     frontends = sorted(
         ({'name': backend['name'], 'port': port, 'mode': 'tcp', 'backend': backend['name'],
           'service': backend['service'], 'service_port': backend['service_port']} for backend, port in routes),

@@ -1325,7 +1325,7 @@ class FakeKubeAPI:
                 self._restore(res, item, None)
             self._create_system_namespaces()
             self._ensure_namespaces({o["metadata"]["namespace"] for r in RESOURCES if r.namespaced
-                                     for _, o in self.store.visible(r, self.store.rv)})
+                                     for unused, o in self.store.visible(r, self.store.rv)})
             self.store.compact(self.store.rv)
 
     def dump_list(self, resources=("nodes", "services", "endpointslices")):
@@ -1421,7 +1421,7 @@ class FakeKubeAPI:
     def _taken_node_ports(self, meta):
         taken = set()
         me = (meta.get("namespace"), meta["name"])
-        for _, svc in self.store.visible(BY_NAME["services"], self.store.rv):
+        for unused, svc in self.store.visible(BY_NAME["services"], self.store.rv):
             if (svc["metadata"].get("namespace"), svc["metadata"]["name"]) == me:
                 continue
             spec = svc.get("spec", {})
@@ -1456,7 +1456,7 @@ class FakeKubeAPI:
         _order_spec(spec)
 
     def _free_cluster_ip(self, family):
-        used = {ip for _, svc in self.store.visible(BY_NAME["services"], self.store.rv)
+        used = {ip for unused, svc in self.store.visible(BY_NAME["services"], self.store.rv)
                 for ip in svc.get("spec", {}).get("clusterIPs", [])}
         cidr = objects.SERVICE_CIDR_V4 if family == "IPv4" else objects.SERVICE_CIDR_V6
         # From the top of the range, away from the low addresses tests tend to pick.
@@ -1494,7 +1494,7 @@ def _bearer(header):
     """The bearer token of an Authorization header; None when there is no bearer token."""
     if not header:
         return None
-    scheme, _, token = header.strip().partition(" ")
+    scheme, unused, token = header.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
@@ -1621,7 +1621,7 @@ def main(argv=None):
     api = FakeKubeAPI(args.certdir, token=args.token, host=args.host, port=args.port)
     api.load_list(args.state or objects.cluster_list(objects.sample_cluster()))
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *unused: stop.set())
     with api:
         kubeconfig = api.write_kubeconfig()
         print(api.url, flush=True)

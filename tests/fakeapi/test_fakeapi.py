@@ -82,7 +82,7 @@ def key_paths(value, prefix=""):
 def kubectl(kubeconfig, tmp_path, *args):
     env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
     command = [KUBECTL, "--request-timeout=10s", f"--cache-dir={tmp_path / 'kube-cache'}", *args]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
 
 
 def core_api(api, token=None):
@@ -262,7 +262,7 @@ def test_built_objects_have_the_real_objects_fields(fakeapi_captures_dir):
 # ---------------------------------------------------------------- paging and snapshots
 
 def test_an_expired_continue_token_is_410_with_a_fresh_token(fakeapi_cluster):
-    _, page1 = call(fakeapi_cluster, "/api/v1/nodes?limit=2")
+    unused, page1 = call(fakeapi_cluster, "/api/v1/nodes?limit=2")
     fakeapi_cluster.add_node(objects.node("worker-4", internal_ips=["192.168.10.24"]))
     fakeapi_cluster.compact()
     status, body = call(fakeapi_cluster, f"/api/v1/nodes?limit=2&continue={page1['metadata']['continue']}")
@@ -275,28 +275,28 @@ def test_an_expired_continue_token_is_410_with_a_fresh_token(fakeapi_cluster):
 
 def test_later_pages_come_from_the_first_pages_snapshot(fakeapi_cluster):
     api = fakeapi_cluster
-    _, page1 = call(api, "/api/v1/nodes?limit=2")
+    unused, page1 = call(api, "/api/v1/nodes?limit=2")
     worker2 = api.get("nodes", "worker-2")
     worker2["metadata"]["labels"]["changed"] = "yes"
     api.replace_node(worker2)
     api.delete_node("worker-3")
     api.add_node(objects.node("worker-9"))
-    _, page2 = call(api, f"/api/v1/nodes?limit=10&continue={page1['metadata']['continue']}")
+    unused, page2 = call(api, f"/api/v1/nodes?limit=10&continue={page1['metadata']['continue']}")
     assert names(page2["items"]) == ["worker-2", "worker-3"]
     assert "changed" not in page2["items"][0]["metadata"]["labels"]
     assert page2["metadata"]["resourceVersion"] == page1["metadata"]["resourceVersion"]
-    _, now = call(api, "/api/v1/nodes")
+    unused, now = call(api, "/api/v1/nodes")
     assert names(now["items"]) == ["cp-1", "worker-1", "worker-2", "worker-9"]
     assert int(now["metadata"]["resourceVersion"]) == int(page1["metadata"]["resourceVersion"]) + 3
 
 
 def test_namespaced_pages_and_keys_sort_like_etcd(fakeapi_cluster):
-    _, page = call(fakeapi_cluster, "/api/v1/services?limit=3")
+    unused, page = call(fakeapi_cluster, "/api/v1/services?limit=3")
     assert token_of(page)["start"] == "guestbook/ext-db\x00" and page["metadata"]["remainingItemCount"] == 4
-    _, guestbook = call(fakeapi_cluster, "/api/v1/namespaces/guestbook/services?limit=2")
+    unused, guestbook = call(fakeapi_cluster, "/api/v1/namespaces/guestbook/services?limit=2")
     assert token_of(guestbook)["start"] == "frontend\x00"
     token = guestbook["metadata"]["continue"]
-    _, rest = call(fakeapi_cluster, f"/api/v1/namespaces/guestbook/services?continue={token}")
+    unused, rest = call(fakeapi_cluster, f"/api/v1/namespaces/guestbook/services?continue={token}")
     assert names(rest["items"]) == ["headless", "redis"] and "continue" not in rest["metadata"]
 
 
@@ -329,7 +329,7 @@ def test_continue_tokens_are_checked_like_the_real_server(fakeapi_cluster):
     ("", NODE_NAMES),
 ])
 def test_label_selectors(fakeapi_cluster, selector, expected):
-    items, _ = fakeapi_cluster.list_page("nodes", query={"labelSelector": [selector]})
+    items, unused = fakeapi_cluster.list_page("nodes", query={"labelSelector": [selector]})
     assert names(items) == expected
 
 
@@ -337,7 +337,7 @@ def test_field_selectors_and_bad_selectors(fakeapi_cluster):
     api = fakeapi_cluster
     assert names(api.list_page("nodes", query={"fieldSelector": ["metadata.name=worker-2"]})[0]) == ["worker-2"]
     selector = "metadata.namespace=guestbook,spec.type!=ExternalName"
-    services, _ = api.list_page("services", query={"fieldSelector": [selector]})
+    services, unused = api.list_page("services", query={"fieldSelector": [selector]})
     assert names(services) == ["frontend", "headless", "redis"]
     for query, message in (({"fieldSelector": ["spec.foo=1"]}, "field label not supported: spec.foo"),
                            ({"labelSelector": ["a in b"]}, "unable to parse requirement")):
@@ -347,7 +347,7 @@ def test_field_selectors_and_bad_selectors(fakeapi_cluster):
 
 
 def test_a_selected_page_has_no_remaining_item_count(fakeapi_cluster):
-    _, page = call(fakeapi_cluster, "/api/v1/nodes?limit=1&labelSelector=!node-role.kubernetes.io/control-plane")
+    unused, page = call(fakeapi_cluster, "/api/v1/nodes?limit=1&labelSelector=!node-role.kubernetes.io/control-plane")
     assert names(page["items"]) == ["worker-1"]
     assert "continue" in page["metadata"] and "remainingItemCount" not in page["metadata"]
 
@@ -357,10 +357,10 @@ def test_a_selected_page_has_no_remaining_item_count(fakeapi_cluster):
 def test_forbidden_messages_name_the_scope(fakeapi_cluster):
     api = fakeapi_cluster
     api.add_token("narrow", "alice", forbidden=["services", "endpointslices"])
-    _, body = call(api, "/api/v1/namespaces/guestbook/services", token="narrow")
+    unused, body = call(api, "/api/v1/namespaces/guestbook/services", token="narrow")
     assert body["message"] == ('services is forbidden: User "alice" cannot list resource "services" '
                                'in API group "" in the namespace "guestbook"')
-    _, body = call(api, "/apis/discovery.k8s.io/v1/namespaces/monitoring/endpointslices/x", token="narrow")
+    unused, body = call(api, "/apis/discovery.k8s.io/v1/namespaces/monitoring/endpointslices/x", token="narrow")
     assert body["message"].startswith('endpointslices.discovery.k8s.io "x" is forbidden: User "alice" cannot get')
     assert body["details"] == {"name": "x", "group": "discovery.k8s.io", "kind": "endpointslices"}
     assert call(api, "/api/v1/nodes", token="narrow")[0] == 200
@@ -385,7 +385,7 @@ def test_gets_and_namespaces(fakeapi_cluster):
     assert svc["spec"]["ports"][0]["nodePort"] == 30080
     status, node = call(fakeapi_cluster, "/api/v1/nodes/cp-1")
     assert (node["kind"], node["metadata"]["name"]) == ("Node", "cp-1")
-    _, namespaces = call(fakeapi_cluster, "/api/v1/namespaces")
+    unused, namespaces = call(fakeapi_cluster, "/api/v1/namespaces")
     assert names(namespaces["items"]) == ["default", "dns", "guestbook", "kube-node-lease", "kube-public",
                                           "kube-system", "monitoring"]
     assert call(fakeapi_cluster, "/api/v1/namespaces/guestbook")[1]["status"] == {"phase": "Active"}
@@ -397,7 +397,7 @@ def test_table_answers(fakeapi_cluster):
     assert [c["name"] for c in body["columnDefinitions"]][:5] == ["Name", "Status", "Roles", "Age", "Version"]
     assert [r["cells"][:2] for r in body["rows"]][-1] == ["worker-3", "NotReady"]
     assert body["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
-    _, body = call(fakeapi_cluster, "/apis/discovery.k8s.io/v1/endpointslices?includeObject=None", accept=TABLE_ACCEPT)
+    unused, body = call(fakeapi_cluster, "/apis/discovery.k8s.io/v1/endpointslices?includeObject=None", accept=TABLE_ACCEPT)
     assert body["rows"] == [{"cells": [body["rows"][0]["cells"][0], "IPv4", "3000", "10.244.1.5",
                                        body["rows"][0]["cells"][4]]}]
     status, body = call(fakeapi_cluster, "/api/v1/nodes", accept="application/vnd.kubernetes.protobuf,application/json")
@@ -460,7 +460,7 @@ def test_injected_status_and_delay(fakeapi_cluster):
     assert call(api, "/api/v1/nodes")[0] == 200
     api.fault("/api/v1/nodes", status=500, body={"custom": True},
               when=lambda request: "continue" in request.query)
-    _, page1 = call(api, "/api/v1/nodes?limit=2")
+    unused, page1 = call(api, "/api/v1/nodes?limit=2")
     assert call(api, f"/api/v1/nodes?limit=2&continue={page1['metadata']['continue']}") == (500, {"custom": True})
     api.clear_faults()
     api.fault("/version", delay=0.3)

@@ -271,7 +271,7 @@ def spread(address, port, requests=12, timeout=3.0):
     Failed requests are counted as ``error: <exception>`` or ``status <code>``.
     """
     bodies = collections.Counter()
-    for _ in range(requests):
+    for unused in range(requests):
         try:
             status, body = http_get(address, port, timeout=timeout)
             bodies[body if status == 200 else f'status {status}'] += 1

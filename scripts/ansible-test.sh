@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs ansible-test (sanity by default) on a copy of the tracked files placed under
+# ansible_collections/portico/k8s, the only path ansible-test accepts.
+# Usage: scripts/ansible-test.sh [sanity|units ...] [ansible-test options]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+work="$root/build/ansible-test"
+tree="$work/ansible_collections/portico/k8s"
+rm -rf "$work/ansible_collections"
+mkdir -p "$tree"
+(cd "$root" && git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$tree")
+# ansible-test reads the file list from git; collection/ (a symlink) is never part of it.
+(cd "$tree" && git init -q && git add -A)
+
+# A HOME of its own keeps ansible-test's virtualenvs between runs and out of the user's home.
+export HOME="$work/home"
+# The pip version ansible-test bootstraps is pinned in its source.
+pip_version=$("$root/.venv/bin/python" - <<'PY'
+import re, ansible_test._internal.python_requirements as r
+print(re.search(r"pip='([0-9.]+)'", open(r.__file__).read()).group(1))
+PY
+)
+cache="$HOME/.ansible/test/cache"
+mkdir -p "$cache"
+cp "$root/tests/sanity/get_pip.py" "$cache/get_pip_${pip_version//./_}.py"
+
+cd "$tree"
+if [ $# -eq 0 ]; then set -- sanity; fi
+exec "$root/.venv/bin/ansible-test" "$@" --python "$("$root/.venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
