@@ -62,6 +62,49 @@ options:
       - How many objects to ask for per page when listing (the C(limit) parameter).
     type: int
     default: 500
+  node_selector:
+    description:
+      - Only nodes matching this label selector may receive traffic, for example
+        C(node-role.kubernetes.io/ingress) or C(topology.kubernetes.io/zone=dc1). Applied by the
+        API server, so large clusters read only the nodes they use.
+    type: str
+  include_control_plane:
+    description:
+      - Let control-plane nodes (label C(node-role.kubernetes.io/control-plane) or
+        C(node-role.kubernetes.io/master)) receive traffic. They are excluded by default.
+    type: bool
+    default: false
+  exclude_cordoned:
+    description:
+      - Exclude cordoned nodes (C(spec.unschedulable)). By default they are kept, as the cloud
+        providers' load balancers do since Kubernetes 1.19, because a cordon stops new pods, not
+        kube-proxy.
+    type: bool
+    default: false
+  address_family:
+    description:
+      - On dual-stack nodes, which address family to use; V(any) takes the first address of the
+        preferred type in the order the node lists them.
+    type: str
+    choices: [any, ipv4, ipv6]
+    default: any
+  check_kube_proxy:
+    description:
+      - Health-check each node of a C(Cluster)-policy backend at kube-proxy's C(/healthz) on port
+        10256 instead of a TCP connect to the nodePort. kube-proxy answers 503 when it is stale or
+        the node is being deleted, so HAProxy takes such a node out between runs.
+      - C(Local)-policy LoadBalancer services are always checked on their C(healthCheckNodePort).
+    type: bool
+    default: false
+  backend_subset_size:
+    description:
+      - At most this many nodes per backend, chosen by rendezvous hashing of the backend and node
+        names, so the choice is spread evenly and a node that comes or goes changes only the
+        backends that include it. V(0) (the default) puts every eligible node in every backend.
+      - Each C(server) line costs HAProxy memory (a few KB) and reload time; 10,000 service ports
+        on 5,000 nodes are 50 million lines without subsetting, 30,000 with a subset of 3.
+    type: int
+    default: 0
   allow_no_nodes:
     description:
       - Accept a model in which no node is eligible. By default that fails, because every

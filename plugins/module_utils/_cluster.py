@@ -120,27 +120,83 @@ class ServiceFilter:
         return slim_service(obj)
 
 
-def read_api(settings, service_filter, timeout=30, page_size=500):
-    """Nodes and candidate services from the API server."""
-    client = KubeClient(settings, timeout=timeout, page_size=page_size)
+def slim_endpointslice(obj):
+    """The service an EndpointSlice belongs to and the nodes that host its ready endpoints.
+
+    An endpoint whose ready condition is unset counts as ready, as the API documents.
+    """
+    obj = _mapping(obj)
+    metadata = _mapping(obj.get('metadata'))
+    nodes = set()
+    for endpoint in _sequence(obj.get('endpoints')):
+        endpoint = _mapping(endpoint)
+        if _mapping(endpoint.get('conditions')).get('ready') is not False and isinstance(endpoint.get('nodeName'), str):
+            nodes.add(endpoint['nodeName'])
+    return {
+        'namespace': metadata.get('namespace'),
+        'service': _mapping(metadata.get('labels')).get(SERVICE_NAME_LABEL),
+        'ready_nodes': sorted(nodes),
+    }
+
+
+SERVICE_NAME_LABEL = 'kubernetes.io/service-name'
+
+
+def _local_services(services):
+    return set((s['namespace'], s['name']) for s in services if s['external_traffic_policy'] == 'Local')
+
+
+def _slices_of(local_services):
+    """A reducer keeping only the slices of Local-policy services."""
+    def reduce(obj):
+        slim = slim_endpointslice(obj)
+        return slim if (slim['namespace'], slim['service']) in local_services else None
+    return reduce
+
+
+def node_filter(node_selector):
+    """A reducer for nodes matching node_selector (applied locally, for snapshots)."""
     try:
-        nodes, version = client.list('nodes', slim_node)
-        services = []
-        if service_filter.namespaces:
-            for namespace in sorted(service_filter.namespaces):
-                found, dummy = client.list('services', lambda o: service_filter(o, local=False),
-                                           namespace=namespace, selector=service_filter.label_selector)
-                services.extend(found)
-        else:
-            services, dummy = client.list('services', lambda o: service_filter(o, local=False),
-                                          selector=service_filter.label_selector)
+        requirements = _selectors.parse(node_selector)
+    except _selectors.SelectorError as exc:
+        raise KubeError('node_selector: %s' % exc)
+
+    def reduce(obj):
+        if requirements and not _selectors.matches(requirements, _mapping(_mapping(_mapping(obj).get('metadata')).get('labels'))):
+            return None
+        return slim_node(obj)
+    return reduce
+
+
+def read_api(settings, service_filter, node_selector=None, timeout=30, page_size=500):
+    """Nodes, candidate services and the slices of Local-policy services, from the API server."""
+    node_filter(node_selector)  # a bad selector fails here, before any request
+    client = KubeClient(settings, timeout=timeout, page_size=page_size)
+    namespaces = sorted(service_filter.namespaces) or [None]
+    try:
+        nodes, version = client.list('nodes', slim_node, selector=node_selector or None)
+        services, slices = [], []
+        for namespace in namespaces:
+            found, dummy = client.list('services', lambda o: service_filter(o, local=False),
+                                       namespace=namespace, selector=service_filter.label_selector)
+            services.extend(found)
+        local = _local_services(services)
+        # EndpointSlices are read only when a Local-policy service needs them.
+        if local:
+            slice_namespaces = sorted(set(ns for ns, dummy in local)) if service_filter.namespaces else [None]
+            for namespace in slice_namespaces:
+                found, dummy = client.list('endpointslices', _slices_of(local), namespace=namespace)
+                slices.extend(found)
     finally:
         client.close()
-    return nodes, services, {'kind': 'api', 'server': client.server, 'resource_version': version}
+    return nodes, services, slices, {'kind': 'api', 'server': client.server, 'resource_version': version}
 
 
-def read_snapshot(path, service_filter):
-    """Nodes and candidate services from a v1 List file (kubectl get nodes,services -A -o json)."""
+def read_snapshot(path, service_filter, node_selector=None):
+    """Nodes, candidate services and slices from a v1 List file.
+
+    Made with ``kubectl get nodes,services,endpointslices -A -o json``.
+    """
     try:
         with open(path, 'rb') as handle:
             data = handle.read()
@@ -149,14 +205,21 @@ def read_snapshot(path, service_filter):
     document = parse_json_body(data, 'snapshot %s' % path)
     if not isinstance(document, dict) or not isinstance(document.get('items'), list):
         raise KubeError('snapshot %s is not a Kubernetes List (no items array); make it with '
-                        '"kubectl get nodes,services -A -o json"' % path)
-    nodes, services = [], []
+                        '"kubectl get nodes,services,endpointslices -A -o json"' % path)
+    keep_node = node_filter(node_selector)
+    nodes, services, raw_slices = [], [], []
     for obj in document['items']:
         kind = _mapping(obj).get('kind')
         if kind == 'Node':
-            nodes.append(slim_node(obj))
+            node = keep_node(obj)
+            if node is not None:
+                nodes.append(node)
         elif kind == 'Service':
             service = service_filter(obj, local=True)
             if service is not None:
                 services.append(service)
-    return nodes, services, {'kind': 'snapshot', 'snapshot': path}
+        elif kind == 'EndpointSlice':
+            raw_slices.append(obj)
+    reduce = _slices_of(_local_services(services))
+    slices = [s for s in (reduce(obj) for obj in raw_slices) if s is not None]
+    return nodes, services, slices, {'kind': 'snapshot', 'snapshot': path}

@@ -35,7 +35,17 @@ def model_argument_spec():
         api_timeout=dict(type='int', default=30),
         page_size=dict(type='int', default=500),
         allow_no_nodes=dict(type='bool', default=False),
+        node_selector=dict(type='str'),
+        include_control_plane=dict(type='bool', default=False),
+        exclude_cordoned=dict(type='bool', default=False),
+        address_family=dict(type='str', default='any', choices=['any', 'ipv4', 'ipv6']),
+        check_kube_proxy=dict(type='bool', default=False),
+        backend_subset_size=dict(type='int', default=0),
     )
+
+# Options the model reads (the rest choose what is read).
+MODEL_OPTIONS = ('address_types', 'address_family', 'frontend_port', 'include_control_plane',
+                 'exclude_cordoned', 'check_kube_proxy', 'backend_subset_size')
 
 
 def collect_model(get):
@@ -43,17 +53,19 @@ def collect_model(get):
     for name in ('api_timeout', 'page_size'):
         if get(name) is not None and get(name) < 1:
             raise KubeError('%s must be at least 1, got %s' % (name, get(name)))
+    if get('backend_subset_size') is not None and get('backend_subset_size') < 0:
+        raise KubeError('backend_subset_size must be 0 (off) or more, got %s' % get('backend_subset_size'))
     service_filter = ServiceFilter(get('namespaces'), get('label_selector'), get('filter'))
     if get('snapshot'):
-        nodes, services, source = read_snapshot(get('snapshot'), service_filter)
+        nodes, services, slices, source = read_snapshot(get('snapshot'), service_filter, get('node_selector'))
     else:
         settings = dict((name, get(name)) for name in CONNECTION_ENV)
-        nodes, services, source = read_api(settings, service_filter,
-                                           timeout=get('api_timeout') or 30,
-                                           page_size=get('page_size') or 500)
+        nodes, services, slices, source = read_api(settings, service_filter, get('node_selector'),
+                                                   timeout=get('api_timeout') or 30,
+                                                   page_size=get('page_size') or 500)
     source['services_seen'] = service_filter.seen
-    options = {'address_types': get('address_types'), 'frontend_port': get('frontend_port')}
-    model = build_model(nodes, services, options, source)
+    options = dict((name, get(name)) for name in MODEL_OPTIONS)
+    model = build_model(nodes, services, options, source, slices)
     if model['backends'] and not model['nodes'] and not get('allow_no_nodes'):
         reasons = '; '.join('%s: %s' % (n['name'], n['reason']) for n in model['excluded_nodes'][:10])
         raise KubeError('no node is eligible to receive traffic (%d nodes, all excluded%s), so every '

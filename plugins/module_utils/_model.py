@@ -21,6 +21,12 @@ from ansible_collections.portico.k8s.plugins.module_utils._names import (
     service_name,
 )
 from ansible_collections.portico.k8s.plugins.module_utils._nodes import eligible_nodes
+from ansible_collections.portico.k8s.plugins.module_utils._traffic import (
+    Subsetter,
+    health_check,
+    ready_nodes_by_service,
+    serving_nodes,
+)
 
 FRONTEND_PORT_SOURCES = ('service_port', 'node_port')
 # Services without a creation time sort as the youngest, so they never take a port away.
@@ -81,6 +87,8 @@ def service_candidates(service, options):
             'node_port': node_port,
             'frontend_port': node_port if frontend_port_source == 'node_port' else number,
             'created': service.get('created') or _NO_TIME,
+            'traffic_policy': service.get('external_traffic_policy') or 'Cluster',
+            'health_check_node_port': service.get('health_check_node_port'),
         })
     if not candidates and not excluded:
         excluded.append(_exclusion(service_id, None, 'no ports'))
@@ -103,10 +111,21 @@ def assign_frontend_ports(candidates):
     return winners, excluded
 
 
-def build_model(nodes, services, options=None, source=None):
-    """The routing model from slim nodes and slim candidate services (see _cluster)."""
+def _backend_nodes(name, candidate, eligible_names, ready_by_service, subsetter):
+    nodes = serving_nodes(candidate, eligible_names, ready_by_service)
+    if subsetter.size:
+        picked = subsetter.pick(name, eligible_names if nodes == 'all' else nodes)
+        return 'all' if picked is eligible_names else picked
+    return nodes
+
+
+def build_model(nodes, services, options=None, source=None, endpoint_slices=None):
+    """The routing model from slim nodes, candidate services and slices (see _cluster)."""
     options = options or {}
     eligible, excluded_nodes = eligible_nodes(nodes, options)
+    eligible_names = [node['name'] for node in eligible]
+    ready_by_service = ready_nodes_by_service(endpoint_slices or [])
+    subsetter = Subsetter(options.get('backend_subset_size') or 0, eligible_names)
     candidates, excluded_services, counts = [], [], {}
     for service in services:
         counts[_service_id(service)] = counts.get(_service_id(service), 0) + 1
@@ -143,7 +162,9 @@ def build_model(nodes, services, options=None, source=None):
             'node_port': candidate['node_port'],
             'mode': 'tcp',
             'balance': 'roundrobin',
-            'nodes': 'all',
+            'traffic_policy': candidate['traffic_policy'],
+            'check': health_check(candidate, options),
+            'nodes': _backend_nodes(name, candidate, eligible_names, ready_by_service, subsetter),
         })
         by_service.setdefault(candidate['service'], []).append(name)
     frontends.sort(key=lambda f: f['port'])
@@ -164,5 +185,6 @@ def build_model(nodes, services, options=None, source=None):
             'frontends': len(frontends),
             'backends': len(backends),
             'excluded_services': len(excluded_services),
+            'backends_without_nodes': sum(1 for b in backends if b['nodes'] == []),
         },
     }

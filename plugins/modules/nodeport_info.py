@@ -17,8 +17,15 @@ description:
     renders into C(haproxy.cfg).
   - Services of type C(NodePort) and C(LoadBalancer) with a nodePort are exposed, one frontend
     and one backend per TCP service port. UDP and SCTP ports are excluded with a reason.
-  - A node is eligible when its C(Ready) condition is C(True) and it has an address of a type
-    in O(address_types).
+  - A node is eligible when it is not being deleted (no C(deletionTimestamp), no
+    C(ToBeDeletedByClusterAutoscaler) taint), its C(Ready) condition is C(True), it does not carry
+    the label C(node.kubernetes.io/exclude-from-external-load-balancers), it is not a control-plane
+    node (unless O(include_control_plane)), it is not cordoned when O(exclude_cordoned) is set, it
+    matches O(node_selector), and it has an address of a type in O(address_types) (and family
+    O(address_family)). Every excluded node is listed with the rule that excluded it.
+  - Services with C(externalTrafficPolicy=Local) are sent only to the nodes that host a ready
+    endpoint (read from their EndpointSlices); LoadBalancer services of that policy are
+    health-checked on their C(healthCheckNodePort) at C(/healthz), as cloud load balancers do.
   - Two services that want the same frontend port are resolved by age; the older service keeps
     the port, the younger is listed in RV(model.excluded_services) with the reason.
   - Every value that comes from the cluster is checked against a strict allow-list before it
@@ -32,6 +39,9 @@ extends_documentation_fragment:
 requirements:
   - kubernetes >= 30.1.0 (the Kubernetes Python client)
   - jmespath (only for O(filter))
+notes:
+  - The account needs C(list) on C(nodes), C(services) and, when a selected service has
+    C(externalTrafficPolicy=Local), on C(endpointslices) in the C(discovery.k8s.io) API group.
 '''
 
 EXAMPLES = r'''
@@ -101,12 +111,14 @@ model:
     backends:
       description:
         - One per exposed service port, by name (C(<namespace>.<service>.<port>)).
-        - C(nodes) is V(all) (every eligible node) or a list of node names.
+        - C(nodes) is V(all) (every eligible node) or a list of node names (C(Local) traffic
+          policy, or O(backend_subset_size)).
+        - C(check) says how HAProxy checks each server; type V(tcp) (a connect to the nodePort) or V(http) with the C(port) and C(path) of a kube-proxy health endpoint.
       type: list
       elements: dict
       sample: [{name: guestbook.frontend.80, service: guestbook/frontend, namespace: guestbook,
                 service_name: frontend, port_name: "", service_port: 80, node_port: 30080,
-                mode: tcp, balance: roundrobin, nodes: all}]
+                mode: tcp, balance: roundrobin, traffic_policy: Cluster, check: {type: tcp}, nodes: all}]
     services:
       description: Exposed services and their backends.
       type: list

@@ -151,13 +151,19 @@ def test_each_node_exclusion_names_its_rule(node, reason):
 
 @pytest.mark.skipif(not os.path.isdir(FIXTURES), reason='kube-apiserver fixtures not present')
 def test_model_of_a_real_api_servers_objects():
-    nodes, services, source = _cluster.read_snapshot(
+    nodes, services, slices, source = _cluster.read_snapshot(
         os.path.join(FIXTURES, 'cluster-list.json'), _cluster.ServiceFilter())
-    model = _model.build_model(nodes, services, {}, source)
-    assert [n['name'] for n in model['nodes']] == ['cp-1', 'worker-1', 'worker-2']
-    assert model['excluded_nodes'] == [{'name': 'worker-3', 'reason': 'not Ready (Ready condition is False)'}]
-    assert [(b['name'], b['node_port']) for b in model['backends']] == [
-        ('dns.coredns-ext.53', 30054), ('guestbook.frontend.80', 30080), ('monitoring.grafana.3000', 31300)]
+    model = _model.build_model(nodes, services, {}, source, slices)
+    assert [n['name'] for n in model['nodes']] == ['worker-1', 'worker-2']
+    assert model['excluded_nodes'] == [
+        {'name': 'cp-1', 'reason': 'control-plane node (label node-role.kubernetes.io/control-plane); '
+                                   'set include_control_plane to use it'},
+        {'name': 'worker-3', 'reason': 'not Ready (Ready condition is False)'}]
+    assert [(b['name'], b['node_port'], b['nodes'], b['check']) for b in model['backends']] == [
+        ('dns.coredns-ext.53', 30054, 'all', {'type': 'tcp'}),
+        ('guestbook.frontend.80', 30080, 'all', {'type': 'tcp'}),
+        # Local policy: only the node with a ready endpoint, checked on kube-proxy's healthCheckNodePort
+        ('monitoring.grafana.3000', 31300, ['worker-1'], {'type': 'http', 'port': 27071, 'path': '/healthz'})]
     assert model['excluded_services'] == [
         {'service': 'dns/coredns-ext', 'port': '53/UDP', 'reason': 'UDP ports cannot be balanced by HAProxy'}]
 
