@@ -194,7 +194,7 @@ class _IdentityHandler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 (name required by BaseHTTPRequestHandler)
         body = self.server.body
         self.server.count_request()
-        self.send_response(200)
+        self.send_response(self.server.status)
         self.send_header('Content-Type', 'text/plain')
         self.send_header('Content-Length', str(len(body)))
         self.end_headers()
@@ -205,14 +205,18 @@ class _IdentityHandler(http.server.BaseHTTPRequestHandler):
 
 
 class NodePortServer(http.server.ThreadingHTTPServer):
-    """Stands in for ``node``'s nodePort ``port`` on a loopback ``address``; answers ``node=<node> port=<port>``."""
+    """Stands in for ``node``'s nodePort ``port`` on a loopback ``address``; answers ``node=<node> port=<port>``.
+
+    ``status`` is the HTTP status it answers with (a kube-proxy health port answers 503 on a node
+    without a local endpoint).
+    """
 
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, node, address, port):
+    def __init__(self, node, address, port, status=200):
         _require_loopback(address)
-        self.node, self.address, self.port = node, address, port
+        self.node, self.address, self.port, self.status = node, address, port, status
         self.identity = f'node={node} port={port}'
         self.body = (self.identity + '\n').encode()
         self.requests = 0
