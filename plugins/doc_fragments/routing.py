@@ -105,6 +105,20 @@ options:
         on 5,000 nodes are 50 million lines without subsetting, 30,000 with a subset of 3.
     type: int
     default: 0
+  drain_state:
+    description:
+      - What the previous run served, as it returned it (C(nodes) and C(draining_nodes) of
+        RV(model)). A node that was served and is no longer eligible is kept in every backend
+        that serves all nodes, with weight 0, so HAProxy sends it no new connections while
+        existing ones finish; it is removed by a later run at least O(drain_seconds) after it
+        left. Without it, a node that leaves is removed at once.
+      - The P(portico.k8s.haproxy_sync#role) role keeps this state in a file on the controller.
+    type: dict
+  drain_seconds:
+    description:
+      - How long a node that left drains, at least. With V(0) it drains until the next run.
+    type: int
+    default: 0
   allow_no_nodes:
     description:
       - Accept a model in which no node is eligible. By default that fails, because every

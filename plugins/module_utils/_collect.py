@@ -11,6 +11,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import time
+
 from ansible_collections.portico.k8s.plugins.module_utils._client import CONNECTION_ENV, KubeError
 from ansible_collections.portico.k8s.plugins.module_utils._cluster import (
     ServiceFilter,
@@ -41,11 +43,14 @@ def model_argument_spec():
         address_family=dict(type='str', default='any', choices=['any', 'ipv4', 'ipv6']),
         check_kube_proxy=dict(type='bool', default=False),
         backend_subset_size=dict(type='int', default=0),
+        drain_state=dict(type='dict'),
+        drain_seconds=dict(type='int', default=0),
     )
 
 # Options the model reads (the rest choose what is read).
 MODEL_OPTIONS = ('address_types', 'address_family', 'frontend_port', 'include_control_plane',
-                 'exclude_cordoned', 'check_kube_proxy', 'backend_subset_size')
+                 'exclude_cordoned', 'check_kube_proxy', 'backend_subset_size', 'drain_state',
+                 'drain_seconds')
 
 
 def collect_model(get):
@@ -65,6 +70,7 @@ def collect_model(get):
                                                    page_size=get('page_size') or 500)
     source['services_seen'] = service_filter.seen
     options = dict((name, get(name)) for name in MODEL_OPTIONS)
+    options['now'] = int(time.time())
     model = build_model(nodes, services, options, source, slices)
     if model['backends'] and not model['nodes'] and not get('allow_no_nodes'):
         reasons = '; '.join('%s: %s' % (n['name'], n['reason']) for n in model['excluded_nodes'][:10])

@@ -20,6 +20,7 @@ from ansible_collections.portico.k8s.plugins.module_utils._names import (
     section_name,
     service_name,
 )
+from ansible_collections.portico.k8s.plugins.module_utils._drain import draining_nodes
 from ansible_collections.portico.k8s.plugins.module_utils._nodes import eligible_nodes
 from ansible_collections.portico.k8s.plugins.module_utils._traffic import (
     Subsetter,
@@ -124,6 +125,8 @@ def build_model(nodes, services, options=None, source=None, endpoint_slices=None
     options = options or {}
     eligible, excluded_nodes = eligible_nodes(nodes, options)
     eligible_names = [node['name'] for node in eligible]
+    draining = draining_nodes(options.get('drain_state'), eligible, options.get('now') or 0,
+                              options.get('drain_seconds') or 0)
     ready_by_service = ready_nodes_by_service(endpoint_slices or [])
     subsetter = Subsetter(options.get('backend_subset_size') or 0, eligible_names)
     candidates, excluded_services, counts = [], [], {}
@@ -174,6 +177,7 @@ def build_model(nodes, services, options=None, source=None, endpoint_slices=None
         'source': source or {},
         'nodes': eligible,
         'excluded_nodes': excluded_nodes,
+        'draining_nodes': draining,
         'frontends': frontends,
         'backends': backends,
         'services': [{'service': s, 'backends': sorted(b)} for s, b in sorted(by_service.items())],
@@ -181,6 +185,7 @@ def build_model(nodes, services, options=None, source=None, endpoint_slices=None
         'summary': {
             'nodes': len(eligible),
             'excluded_nodes': len(excluded_nodes),
+            'draining_nodes': len(draining),
             'services': len(by_service),
             'frontends': len(frontends),
             'backends': len(backends),

@@ -77,7 +77,8 @@ def test_the_sync_playbook_runs_from_the_installed_collection(installed):
     with HAProxy(config, root / 'lb' / 'haproxy.pid') as proxy:
         inventory = {'all': {
             'vars': {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
-                     'haproxy_sync_snapshot': str(root / 'cluster.json')},
+                     'haproxy_sync_snapshot': str(root / 'cluster.json'),
+                     'haproxy_sync_drain_state_file': str(root / 'drain-state.json')},
             'hosts': {'localhost': {}},
             'children': {'loadbalancers': {'hosts': {'lb': {
                 'haproxy_sync_config_path': str(config), 'haproxy_sync_bind_address': address,

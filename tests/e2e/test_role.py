@@ -117,7 +117,9 @@ class Lab:
         """Run playbooks/sync.yml; returns (CompletedProcess, {host: {'changed': n, 'failed': n}})."""
         self.runs += 1
         extra = self.root / f'run-{self.runs}.json'
-        extra.write_text(json.dumps({'haproxy_sync_model': model, **extra_vars}))
+        extra.write_text(json.dumps({'haproxy_sync_model': model,
+                                     'haproxy_sync_drain_state_file': str(self.root / 'drain-state.json'),
+                                     **extra_vars}))
         env = dict(os.environ)
         env.update({
             'ANSIBLE_CONFIG': str(REPO / 'ansible.cfg'),

@@ -59,7 +59,8 @@ class Lab:
                 'haproxy_sync_log_target': '', 'haproxy_sync_hard_stop_after': '5s',
             }
         inventory = {'all': {
-            'vars': {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable},
+            'vars': {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
+                     'haproxy_sync_drain_state_file': str(self.root / 'drain-state.json')},
             'hosts': {'localhost': {}},
             'children': {'loadbalancers': {'hosts': hosts}}}}
         (self.root / 'inventory.json').write_text(json.dumps(inventory))
@@ -158,12 +159,22 @@ def test_check_mode_shows_a_cluster_change_and_changes_nothing(lab):
     expect('lb-a', lab.web_port, lab.web_np, NODES)
 
 
-def test_the_next_run_applies_the_cluster_change(lab):
+def test_the_next_run_applies_the_cluster_change_and_drains_the_node_that_left(lab):
+    lab.apply()
+    for host in LOAD_BALANCERS:
+        # worker-2 left: weight 0, so no new connections, while existing ones may finish
+        assert '    server worker-2 127.0.1.2:%d check weight 0\n' % lab.web_np in lab.config(host).read_text()
+        expect(host, lab.web_port, lab.web_np, ['worker-1', 'worker-3'])
+        expect(host, lab.shop_port, lab.shop_np, ['worker-1', 'worker-3'])
+
+
+def test_a_drained_node_is_removed_by_the_run_after(lab):
     lab.apply()
     for host in LOAD_BALANCERS:
         assert 'worker-2' not in lab.config(host).read_text()
         expect(host, lab.web_port, lab.web_np, ['worker-1', 'worker-3'])
-        expect(host, lab.shop_port, lab.shop_np, ['worker-1', 'worker-3'])
+    result, recap = lab.sync()
+    assert recap['lb-a'] == (0, 0) and recap['lb-b'] == (0, 0)
 
 
 def test_an_api_failure_stops_the_run_before_any_load_balancer_is_touched(lab):

@@ -49,7 +49,8 @@ def test_local_policy_serves_only_nodes_with_a_healthy_endpoint(tmp_path):
         config.write_text(minimal_config(tmp_path / 'admin.sock'))
         proxy = stack.enter_context(HAProxy(config, tmp_path / 'haproxy.pid'))
         inventory = {'all': {
-            'vars': {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable},
+            'vars': {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
+                     'haproxy_sync_drain_state_file': str(tmp_path / 'drain-state.json')},
             'hosts': {'localhost': {}},
             'children': {'loadbalancers': {'hosts': {'lb': {
                 'haproxy_sync_config_path': str(config), 'haproxy_sync_bind_address': LB,
