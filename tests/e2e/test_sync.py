@@ -141,7 +141,7 @@ def test_a_second_run_changes_nothing_and_reloads_nothing(lab):
     result, recap = lab.sync()
     assert result.returncode == 0, result.stdout + result.stderr
     assert recap['lb-a'] == (0, 0) and recap['lb-b'] == (0, 0)
-    assert 'RUNNING HANDLER' not in result.stdout
+    assert 'Reload | run the reload command' not in result.stdout
     assert lab.files_and_processes() == before
 
 
