@@ -22,6 +22,13 @@ fi
 # Debian may start the packaged service; the demo and tests run their own instances.
 haproxy -v | head -n 1
 
+# ansible-rulebook (the event-driven sync) runs on a Java 17+ runtime.
+if ! command -v java >/dev/null 2>&1; then
+  say "installing a Java runtime for ansible-rulebook"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jdk-headless
+fi
+
 stamp="$venv/.portico-requirements"
 want=$(cat requirements.txt requirements-test.txt | sha256sum | cut -d' ' -f1)
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then

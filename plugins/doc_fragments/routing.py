@@ -108,7 +108,7 @@ options:
   drain_state:
     description:
       - What the previous run served, as it returned it (C(nodes) and C(draining_nodes) of
-        RV(model)). A node that was served and is no longer eligible is kept in every backend
+        RV(portico.k8s.nodeport_info#module:model)). A node that was served and is no longer eligible is kept in every backend
         that serves all nodes, with weight 0, so HAProxy sends it no new connections while
         existing ones finish; it is removed by a later run at least O(drain_seconds) after it
         left. Without it, a node that leaves is removed at once.

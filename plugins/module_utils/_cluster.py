@@ -29,6 +29,8 @@ except ImportError:
     JMESPATH_IMPORT_ERROR = traceback.format_exc()
 
 EXPOSED_TYPES = ('NodePort', 'LoadBalancer')
+# The label that ties an EndpointSlice to its Service.
+SERVICE_NAME_LABEL = 'kubernetes.io/service-name'
 
 
 def _mapping(value):
@@ -137,9 +139,6 @@ def slim_endpointslice(obj):
         'service': _mapping(metadata.get('labels')).get(SERVICE_NAME_LABEL),
         'ready_nodes': sorted(nodes),
     }
-
-
-SERVICE_NAME_LABEL = 'kubernetes.io/service-name'
 
 
 def _local_services(services):

@@ -47,6 +47,7 @@ def model_argument_spec():
         drain_seconds=dict(type='int', default=0),
     )
 
+
 # Options the model reads (the rest choose what is read).
 MODEL_OPTIONS = ('address_types', 'address_family', 'frontend_port', 'include_control_plane',
                  'exclude_cordoned', 'check_kube_proxy', 'backend_subset_size', 'drain_state',

@@ -113,7 +113,8 @@ model:
         - One per exposed service port, by name (C(<namespace>.<service>.<port>)).
         - C(nodes) is V(all) (every eligible node) or a list of node names (C(Local) traffic
           policy, or O(backend_subset_size)).
-        - C(check) says how HAProxy checks each server; type V(tcp) (a connect to the nodePort) or V(http) with the C(port) and C(path) of a kube-proxy health endpoint.
+        - C(check) says how HAProxy checks each server; type V(tcp) (a connect to the nodePort)
+          or V(http) with the C(port) and C(path) of a kube-proxy health endpoint.
       type: list
       elements: dict
       sample: [{name: guestbook.frontend.80, service: guestbook/frontend, namespace: guestbook,

@@ -10,7 +10,8 @@ It serves nodes, services, endpoints, namespaces (core v1) and endpointslices
   storage's, each page read from the snapshot of the first (an MVCC history is kept),
   remainingItemCount, and 410 Expired once the snapshot has been compacted;
 - get, create (POST), update (PUT) and delete, with the server-side defaults and
-  allocations of Services; watch and patch answer 405;
+  allocations of Services; patch answers 405, and so does watch unless the server is made
+  with `watch=True` (see watch.py: event streams, bookmarks, 410 Expired, dropping watches);
 - `Accept: ...;as=Table` answered with a meta.k8s.io/v1 Table so kubectl prints as usual,
   any other Accept (protobuf included) with JSON;
 - fault injection per path (status and body, delay, truncated body, dropped connection).
@@ -43,6 +44,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from . import objects
+from . import watch as _watch
 
 DEFAULT_TOKEN = "fakeapi-token"
 DEFAULT_USER = "system:serviceaccount:portico:lb-reader"
@@ -415,6 +417,8 @@ class Store:
         self.rv = 0
         self.compacted = 0
         self._versions = {res.name: {} for res in RESOURCES}
+        # Notified on every write, so open watches wake up.
+        self.changed = threading.Condition(self.lock)
 
     @staticmethod
     def key(res, namespace, name):
@@ -436,12 +440,14 @@ class Store:
             stored = copy.deepcopy(obj)
             stored["metadata"]["resourceVersion"] = str(rv or self.rv)
             self._versions[res.name].setdefault(key, []).append((rv or self.rv, stored))
+            self.changed.notify_all()
             return stored
 
     def remove(self, res, key):
         with self.lock:
             self.rv += 1
             self._versions[res.name][key].append((self.rv, None))
+            self.changed.notify_all()
             return self.rv
 
     def visible(self, res, rv):
@@ -811,6 +817,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(code, payload, headers, fault.truncate if fault else None)
 
     def _send(self, code, payload, headers, truncate):
+        if isinstance(payload, _watch.WatchStream):
+            return payload.serve(self)
         if isinstance(payload, (dict, list)):
             data, ctype = encode_json(payload), "application/json"
         else:
@@ -929,7 +937,8 @@ class FakeKubeAPI:
     when it is None. token is accepted as user; add_token() registers more.
     """
 
-    def __init__(self, certdir=None, *, token=DEFAULT_TOKEN, user=DEFAULT_USER, host="127.0.0.1", port=0):
+    def __init__(self, certdir=None, *, token=DEFAULT_TOKEN, user=DEFAULT_USER, host="127.0.0.1", port=0,
+                 watch=False, bookmark_interval=1.0):
         self._tempdir = None if certdir else tempfile.TemporaryDirectory(prefix="fakeapi-")
         self.certdir = pathlib.Path(certdir or self._tempdir.name)
         self.host, self._port = host, port
@@ -940,6 +949,8 @@ class FakeKubeAPI:
         # Unexpected exceptions raised while answering; a test can assert it stays empty.
         self.errors = []
         self._meta_lock = threading.Lock()
+        self.serve_watches = watch
+        self.watches = _watch.WatchHub(bookmark_interval)
         self._httpd = self._thread = None
         self._ensure_certs()
         self._create_system_namespaces()
@@ -967,6 +978,16 @@ class FakeKubeAPI:
         # A restart comes back on the same port, so kubeconfigs written before stay valid.
         self._port = self.port
         self._httpd = self._thread = None
+
+    def restart(self, downtime=0.0):
+        """Stop (open watches and connections are cut), wait downtime seconds, start on the same port."""
+        self.stop()
+        time.sleep(downtime)
+        return self.start()
+
+    def drop_watches(self):
+        """Cut the connection of every open watch; returns how many there were."""
+        return self.watches.drop()
 
     def close(self):
         """Stop, and remove the temporary certificate directory if one was made."""
@@ -1163,6 +1184,10 @@ class FakeKubeAPI:
             return 200, with_type(res, self._write(res, obj, info.namespace, "update")), {}
         if info.verb == "delete":
             return 200, self._http_delete(res, info), {}
+        if info.verb == "watch" and self.serve_watches:
+            labels = label_selector(_last(request.query, "labelSelector"))
+            fields = field_selector(_last(request.query, "fieldSelector"), res)
+            return 200, _watch.WatchStream(self, res, info, request, labels, fields), {}
         raise method_not_allowed()
 
     def _http_list(self, res, info, request):
@@ -1615,10 +1640,11 @@ def main(argv=None):
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="default: any free port")
     parser.add_argument("--token", default=DEFAULT_TOKEN, help="the bearer token to accept")
+    parser.add_argument("--watch", action="store_true", help="serve watches (?watch=1) instead of 405")
     parser.add_argument("--certdir", help="where the CA, server certificate and kubeconfig go "
                                           "(kept and reused; default: a temporary directory)")
     args = parser.parse_args(argv)
-    api = FakeKubeAPI(args.certdir, token=args.token, host=args.host, port=args.port)
+    api = FakeKubeAPI(args.certdir, token=args.token, host=args.host, port=args.port, watch=args.watch)
     api.load_list(args.state or objects.cluster_list(objects.sample_cluster()))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *unused: stop.set())
