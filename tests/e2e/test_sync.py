@@ -189,6 +189,38 @@ def test_an_api_failure_stops_the_run_before_any_load_balancer_is_touched(lab):
     expect('lb-b', lab.web_port, lab.web_np, ['worker-1', 'worker-3'])
 
 
+@pytest.mark.parametrize('fault,message', [
+    ({'status': 500}, 'answered 500'),
+    ({'delay': 4}, 'did not answer within 2 seconds'),
+    ({'truncate': 60}, 'cut short'),
+    ({'status': 200, 'body': b'{"kind": "ServiceList", "items": [{"metad'}, 'not valid JSON'),
+    ({'drop': True}, 'closed the connection'),
+])
+def test_api_faults_stop_the_run_and_leave_every_config_as_it_was(lab, fault, message):
+    lab.api.clear_faults()
+    lab.api.fault('/api/v1/services', **fault)
+    before = lab.files_and_processes()
+    try:
+        result, recap = lab.sync('-e', 'haproxy_sync_api_timeout=2')
+    finally:
+        lab.api.clear_faults()
+    assert result.returncode != 0
+    assert message in result.stdout, result.stdout[-2000:]
+    assert 'lb-a' not in recap and 'lb-b' not in recap
+    assert lab.files_and_processes() == before
+
+
+def test_a_missing_permission_is_named(lab):
+    lab.api.forbid(lab.api.token, 'nodes')
+    try:
+        result, recap = lab.sync()
+    finally:
+        lab.api.allow(lab.api.token, 'nodes')
+    assert result.returncode != 0
+    assert 'cannot list resource \\"nodes\\"' in result.stdout or 'cannot list resource "nodes"' in result.stdout
+    assert '"list" on nodes' in result.stdout or '\\"list\\" on nodes' in result.stdout
+
+
 def test_the_lookup_reads_the_same_model(lab):
     result = subprocess.run(
         [str(BIN / 'ansible'), 'localhost', '-i', 'localhost,', '-c', 'local', '-m', 'ansible.builtin.debug',
