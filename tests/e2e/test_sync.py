@@ -221,6 +221,13 @@ def test_a_missing_permission_is_named(lab):
     assert '"list" on nodes' in result.stdout or '\\"list\\" on nodes' in result.stdout
 
 
+def test_the_token_never_appears_even_at_full_verbosity(lab):
+    result, recap = lab.sync('--check', '--diff', '-vvv')
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert lab.api.token not in result.stdout + result.stderr
+    assert 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER' in result.stdout
+
+
 def test_the_lookup_reads_the_same_model(lab):
     result = subprocess.run(
         [str(BIN / 'ansible'), 'localhost', '-i', 'localhost,', '-c', 'local', '-m', 'ansible.builtin.debug',
