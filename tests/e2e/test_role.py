@@ -113,7 +113,7 @@ class Lab:
         inventory.write_text(json.dumps({'loadbalancers': {'hosts': hosts}}, indent=2))
         return inventory
 
-    def run(self, model, *args, **extra_vars):
+    def run(self, model, *args, inventories=(), **extra_vars):
         """Run playbooks/sync.yml; returns (CompletedProcess, {host: {'changed': n, 'failed': n}})."""
         self.runs += 1
         extra = self.root / f'run-{self.runs}.json'
@@ -131,7 +131,8 @@ class Lab:
             'PATH': f"{env.get('PATH', '')}:/usr/sbin:/sbin",
         })
         result = subprocess.run(
-            [str(ANSIBLE_PLAYBOOK), '-i', str(self.root / 'inventory.json'), 'playbooks/sync.yml',
+            [str(ANSIBLE_PLAYBOOK), *sum((['-i', str(i)] for i in inventories), []),
+             '-i', str(self.root / 'inventory.json'), 'playbooks/sync.yml',
              '-e', f'@{extra}', *args],
             cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
         )
@@ -316,3 +317,20 @@ def test_a_second_run_on_a_locked_host_fails_cleanly(lab):
         lock.rmdir()
     lab.apply(lab.model_a)
     assert not lock.exists()
+
+
+def test_an_unreachable_load_balancer_fails_visibly_and_the_others_are_synced(lab):
+    lab.ensure(lab.model_b)
+    down = lab.root / 'down.json'
+    # first in the rollout, on a port where nothing listens
+    down.write_text(json.dumps({'loadbalancers': {'hosts': {'lb-down': {
+        'ansible_host': '127.0.0.1', 'ansible_port': 1, 'ansible_connection': 'ssh'}}}}))
+    before = lab.states()
+    result, recap = lab.run(lab.model_a, inventories=[down])
+    assert result.returncode != 0
+    assert 'lb-down' in result.stdout and 'UNREACHABLE' in result.stdout
+    for host, proxy in lab.proxies.items():
+        proxy.wait_reloaded(before[host])
+        assert recap[host]['changed'] >= 1 and recap[host]['failed'] == 0
+    lab.applied = lab.model_a
+    _expect('lb-b', lab.api, lab.api_np, ['worker-1', 'worker-3'])
