@@ -1,5 +1,5 @@
 # The two commands of the README, and the benchmark.
-.PHONY: setup demo test clean
+.PHONY: setup demo test bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -11,6 +11,10 @@ demo: setup
 # Runs the whole test suite.
 test: setup
 	@bash scripts/test.sh
+
+# Benchmarks collection, rendering and a no-op sync at 50x200, 500x2000 and 5000x10000 (see bench/README.md).
+bench: setup
+	@.venv/bin/python bench/run.py
 
 clean:
 	rm -rf .venv collection demo build .pytest_cache .hypothesis

@@ -1,0 +1,285 @@
+"""One measurement in a fresh interpreter; prints one JSON line.
+
+    python bench/measure.py floor  --url U --token T --ca CA [--limit N]
+    python bench/measure.py module --url U --token T --ca CA [--page-size N] [--model-out PATH]
+    python bench/measure.py naive  --url U --token T --ca CA
+    python bench/measure.py render --model PATH
+    python bench/measure.py render_lines --lines N (--nodes N | --backends N)
+    python bench/measure.py profile --url U --token T --ca CA [--page-size N]
+    python bench/measure.py import
+    python bench/measure.py playbook [--cwd DIR] [--env-json JSON] -- COMMAND...
+
+Every kind imports what it needs and sets up its connection first, then reads
+ru_maxrss (the interpreter baseline), does the work once under a wall clock, and reads
+ru_maxrss again: peak_mb is the growth of the peak resident set caused by the work.
+"""
+
+import argparse
+import gc
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+for entry in (str(REPO / 'collection'), str(REPO)):
+    if entry not in sys.path:
+        sys.path.insert(0, entry)
+
+ROLE = REPO / 'roles' / 'haproxy_sync'
+
+
+def maxrss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# ---------------------------------------------------------------- the floor
+
+def floor(args):
+    """One GET per list page (urllib3, as the kubernetes client uses) and json.loads with GC paused."""
+    import urllib3
+    pool = urllib3.PoolManager(ca_certs=args.ca, cert_reqs='CERT_REQUIRED')
+    headers = {'Authorization': 'Bearer ' + args.token, 'Accept': 'application/json'}
+    counts = {}
+
+    def work():
+        for resource_name in ('nodes', 'services'):
+            token, items = None, 0
+            while True:
+                fields = {}
+                if args.limit:
+                    fields['limit'] = str(args.limit)
+                if token:
+                    fields['continue'] = token
+                response = pool.request('GET', args.url + '/api/v1/' + resource_name, fields=fields,
+                                        headers=headers, preload_content=True, timeout=600)
+                assert response.status == 200, response.status
+                gc.disable()
+                try:
+                    page = json.loads(response.data)
+                finally:
+                    gc.enable()
+                del response
+                items += len(page['items'])
+                token = page['metadata'].get('continue')
+                del page
+                if not token:
+                    break
+            counts[resource_name] = items
+
+    return run(work, lambda: counts)
+
+
+# ---------------------------------------------------------------- the module
+
+def _options(args, page_size):
+    return {
+        'host': args.url, 'api_key': args.token, 'ca_cert': args.ca, 'validate_certs': True,
+        'kubeconfig': None, 'context': None, 'client_cert': None, 'client_key': None, 'proxy': None,
+        'snapshot': None, 'namespaces': [], 'label_selector': None, 'filter': None,
+        'address_types': ['InternalIP', 'ExternalIP'], 'frontend_port': 'service_port',
+        'api_timeout': 600, 'page_size': page_size, 'allow_no_nodes': False,
+    }
+
+
+def module(args):
+    """collect_model(): paged raw JSON, slim records, the routing model (what nodeport_info runs)."""
+    from ansible_collections.portico.k8s.plugins.module_utils._collect import collect_model
+    options = _options(args, args.page_size)
+    out = {}
+
+    def work():
+        out['model'] = collect_model(options.get)
+
+    def extra():
+        model = out['model']
+        started = time.perf_counter()
+        text = json.dumps(model)
+        dumped = time.perf_counter() - started
+        if args.model_out:
+            Path(args.model_out).write_text(text)
+        return {'summary': model['summary'], 'model_json_bytes': len(text), 'json_dumps_seconds': dumped}
+
+    return run(work, extra)
+
+
+def profile(args):
+    import cProfile
+    import io
+    import pstats
+    from ansible_collections.portico.k8s.plugins.module_utils._collect import collect_model
+    options = _options(args, args.page_size)
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    profiler.enable()
+    collect_model(options.get)
+    profiler.disable()
+    wall = time.perf_counter() - started
+    stream = io.StringIO()
+    stats = pstats.Stats(profiler, stream=stream)
+    stats.sort_stats('tottime').print_stats(18)
+    stats.sort_stats('cumulative').print_stats(25)
+    if args.profile_out:
+        stats.dump_stats(args.profile_out)
+    return {'seconds': wall, 'profile': stream.getvalue()}
+
+
+# ---------------------------------------------------------------- the kubernetes client's default path
+
+def naive(args):
+    """CoreV1Api.list_node() and list_service_for_all_namespaces(): one page, model objects."""
+    import kubernetes
+    config = kubernetes.client.Configuration()
+    config.host = args.url
+    config.api_key = {'authorization': 'Bearer ' + args.token}
+    config.ssl_ca_cert = args.ca
+    config.verify_ssl = True
+    out = {}
+
+    def work():
+        # Inside the clock, as in the module: kubernetes.client imports CoreV1Api lazily.
+        api = kubernetes.client.CoreV1Api(kubernetes.client.ApiClient(config))
+        out['nodes'] = api.list_node(_request_timeout=600)
+        out['services'] = api.list_service_for_all_namespaces(_request_timeout=600)
+
+    return run(work, lambda: {'nodes': len(out['nodes'].items), 'services': len(out['services'].items)})
+
+
+# ---------------------------------------------------------------- rendering
+
+def _templar(model, overrides=None):
+    """The role's haproxy.cfg.j2 through Ansible's templar, set up as the template action does."""
+    import yaml
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.plugins.loader import init_plugin_loader
+    from ansible.template import Templar, trust_as_template
+    init_plugin_loader([str(REPO / 'collection')])
+    variables = yaml.safe_load((ROLE / 'defaults' / 'main.yml').read_text())
+    variables.update({
+        'haproxy_sync_model': model, 'ansible_search_path': [str(ROLE)],
+        'haproxy_sync_chroot': '', 'haproxy_sync_user': '', 'haproxy_sync_group': '',
+        'haproxy_sync_log_target': '', 'haproxy_sync_bind_address': '127.0.3.1',
+    })
+    variables.update(overrides or {})
+    loader = DataLoader()
+    loader.set_basedir(str(ROLE))
+    source = ROLE / 'templates' / 'haproxy.cfg.j2'
+    text = trust_as_template(source.read_text())
+    searchpath = [str(ROLE / 'templates'), str(ROLE)]
+    templar = Templar(loader=loader, variables=variables).copy_with_new_env(
+        searchpath=searchpath, available_variables=variables)
+    jinja_overrides = dict(trim_blocks=True, lstrip_blocks=False, newline_sequence='\n')
+
+    def render():
+        return templar.template(text, escape_backslashes=False, overrides=jinja_overrides)
+    return render
+
+
+def _render_run(model):
+    render = _templar(model)
+    out = {}
+
+    def work():
+        out['text'] = render()
+
+    def extra():
+        text = out['text']
+        return {'bytes': len(text), 'server_lines': text.count('\n    server '),
+                'backends': len(model['backends']), 'nodes': len(model['nodes'])}
+    return run(work, extra)
+
+
+def render(args):
+    model = json.loads(Path(args.model).read_text())
+    return _render_run(model)
+
+
+def synthetic_model(lines, nodes=None, backends=None):
+    """A model with lines = nodes x backends server lines (give one of nodes, backends)."""
+    if nodes:
+        backends = lines // nodes
+    else:
+        nodes = lines // backends
+    node_list = [{'name': 'node-%03d' % i, 'address': '10.0.%d.%d' % (i // 250, i % 250 + 1)} for i in range(nodes)]
+    fronts, backs = [], []
+    for b in range(backends):
+        name = 'team-%03d.svc-%05d.%d' % (b % 100, b, 8000 + b)
+        fronts.append({'name': name, 'port': 33000 + b, 'mode': 'tcp', 'backend': name,
+                       'service': name, 'service_port': 8000 + b})
+        backs.append({'name': name, 'service': name, 'namespace': 'team', 'service_name': 'svc',
+                      'port_name': 'http', 'service_port': 8000 + b, 'node_port': 30000 + b % 2700,
+                      'mode': 'tcp', 'balance': 'roundrobin', 'nodes': 'all'})
+    return {'source': {'kind': 'api', 'server': 'https://k8s.example.com:6443'}, 'nodes': node_list,
+            'excluded_nodes': [], 'frontends': fronts, 'backends': backs, 'services': [],
+            'excluded_services': []}
+
+
+def render_lines(args):
+    return _render_run(synthetic_model(args.lines, args.nodes, args.backends))
+
+
+def import_corev1api(args):
+    """What the first use of kubernetes.client.CoreV1Api costs after `import kubernetes`."""
+    import kubernetes
+    return run(lambda: kubernetes.client.CoreV1Api, lambda: {})
+
+
+def playbook(args):
+    """Run a command (ansible-playbook); peak_mb is the largest process among it and its children."""
+    import subprocess
+    env = json.loads(args.env_json) if args.env_json else None
+    started = time.perf_counter()
+    result = subprocess.run(args.command, cwd=args.cwd, env=env, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+    return {'seconds': seconds, 'peak_mb': round(peak, 1), 'returncode': result.returncode,
+            'output': result.stdout + result.stderr}
+
+
+# ---------------------------------------------------------------- plumbing
+
+def run(work, extra):
+    gc.collect()
+    base = maxrss_mb()
+    started = time.perf_counter()
+    work()
+    seconds = time.perf_counter() - started
+    peak = maxrss_mb()
+    result = {'seconds': seconds, 'base_mb': round(base, 1), 'peak_mb': round(peak - base, 1)}
+    result.update(extra() or {})
+    return result
+
+
+KINDS = {'floor': floor, 'module': module, 'naive': naive, 'render': render,
+         'render_lines': render_lines, 'profile': profile, 'import': import_corev1api,
+         'playbook': playbook}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser()
+    parser.add_argument('kind', choices=sorted(KINDS))
+    parser.add_argument('--url')
+    parser.add_argument('--token')
+    parser.add_argument('--ca')
+    parser.add_argument('--limit', type=int, default=0)
+    parser.add_argument('--page-size', type=int, default=500)
+    parser.add_argument('--model-out')
+    parser.add_argument('--model')
+    parser.add_argument('--lines', type=int)
+    parser.add_argument('--profile-out')
+    parser.add_argument('--nodes', type=int)
+    parser.add_argument('--backends', type=int)
+    parser.add_argument('--cwd')
+    parser.add_argument('--env-json')
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[argv.index('--') + 1:] if '--' in argv else []
+    argv = argv[:argv.index('--')] if '--' in argv else argv
+    args = parser.parse_args(argv)
+    args.command = command
+    print(json.dumps(KINDS[args.kind](args)), flush=True)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

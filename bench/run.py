@@ -1,0 +1,432 @@
+"""The benchmark: `make bench`, or `.venv/bin/python bench/run.py [--quick] [--profile]`.
+
+For each cluster size it starts the test API server (bench/fastapi.py) in its own process,
+then runs every measurement in a fresh interpreter (bench/measure.py), interleaved
+(the order rotates each repetition), and keeps the median. Then it renders 25k/50k/100k
+server lines, runs a whole no-op playbooks/sync.yml on three local HAProxy load
+balancers at 5000 x 10000, prints a table and the verdicts, and writes everything as
+JSON to bench/results/.
+"""
+
+import argparse
+import contextlib
+import datetime
+import difflib
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench import cluster  # noqa: E402
+from tests.support.haproxy import HAProxy, minimal_config, port_is_free  # noqa: E402
+
+PY = sys.executable
+BIN = Path(PY).parent
+RESULTS = REPO / 'bench' / 'results'
+LOAD_BALANCERS = {'lb-1': '127.0.3.1', 'lb-2': '127.0.3.2', 'lb-3': '127.0.3.3'}
+RECAP = re.compile(r'^(?P<host>\S+)\s+:\s+ok=\d+\s+changed=(?P<changed>\d+)\s+unreachable=\d+\s+failed=(?P<failed>\d+)', re.M)
+LARGE_PAGE = 100000
+
+# kind -> measure.py arguments (the server's are added)
+KINDS = {
+    'floor': ['floor'],
+    'floor_p500': ['floor', '--limit', '500'],
+    'module': ['module', '--page-size', '500'],
+    'module_big_page': ['module', '--page-size', str(LARGE_PAGE)],
+    'naive': ['naive'],
+}
+
+
+def say(text):
+    print(text, file=sys.stderr, flush=True)
+
+
+def measure(*args, timeout=900):
+    result = subprocess.run([PY, str(REPO / 'bench' / 'measure.py'), *args], capture_output=True, text=True,
+                            timeout=timeout, cwd=REPO, check=False)
+    if result.returncode != 0:
+        raise RuntimeError('measure.py %s failed:\n%s%s' % (' '.join(args), result.stdout, result.stderr[-4000:]))
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@contextlib.contextmanager
+def api_server(size, certdir, ready=None):
+    command = [PY, str(REPO / 'bench' / 'fastapi.py'), size, '--certdir', str(certdir)]
+    if ready is not None:
+        command += ['--ready', str(ready)]
+    server = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        line = server.stdout.readline()
+        if not line:
+            raise RuntimeError('the API server for %s did not start' % size)
+        yield json.loads(line)
+    finally:
+        server.stdin.close()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def server_args(info):
+    return ['--url', info['url'], '--token', info['token'], '--ca', info['ca']]
+
+
+def median_of(runs, key):
+    return statistics.median(r[key] for r in runs)
+
+
+def bench_size(size, reps, naive_reps, certdir, workdir, profile=False):
+    nodes, services = cluster.SIZES[size]
+    say('== %s: %d nodes x %d services' % (size, nodes, services))
+    out = {'nodes': nodes, 'services': services, 'runs': {k: [] for k in KINDS}}
+    with api_server(size, certdir) as info:
+        out['cluster'] = {k: v for k, v in info.items() if k not in ('url', 'token', 'ca')}
+        say('   server ready in %.1fs; lists %.1f MB + %.1f MB' % (
+            info['setup_seconds'], info['nodes_list_bytes'] / 1e6, info['services_list_bytes'] / 1e6))
+        args = server_args(info)
+        model_path = workdir / ('model-%s.json' % size)
+        # Warm-up, not counted: the page cache of the files, the server's TLS session, the model file.
+        measure('floor', *args)
+        measure('module', '--model-out', str(model_path), *args)
+        order = list(KINDS)
+        for rep in range(reps):
+            for kind in order[rep % len(order):] + order[:rep % len(order)]:
+                if kind == 'naive' and rep >= naive_reps:
+                    continue
+                out['runs'][kind].append(measure(*KINDS[kind], *args))
+            say('   rep %d/%d done' % (rep + 1, reps))
+        out['runs']['import_corev1api'] = [measure('import') for unused in range(min(reps, 3))]
+        if profile:
+            prof = measure('profile', '--profile-out', str(RESULTS / ('profile-%s.pstats' % size)), *args)
+            out['profile'] = prof['profile']
+            (RESULTS / ('profile-%s.txt' % size)).write_text(prof['profile'])
+    render_reps = 1 if size == 'large' else reps
+    out['runs']['render'] = [measure('render', '--model', str(model_path)) for unused in range(render_reps)]
+    out['median'] = {k: {'seconds': median_of(v, 'seconds'), 'peak_mb': median_of(v, 'peak_mb')}
+                     for k, v in out['runs'].items() if v}
+    module_run = out['runs']['module'][0]
+    out['model_json_bytes'] = module_run['model_json_bytes']
+    out['summary'] = module_run['summary']
+    out['render'] = {k: out['runs']['render'][0][k] for k in ('bytes', 'server_lines', 'backends', 'nodes')}
+    return out
+
+
+def bench_render_lines(reps):
+    say('== rendering 25k / 50k / 100k server lines')
+    out = {}
+    for shape, nodes in (('20 nodes, more backends', 20), ('1000 backends, more nodes', None)):
+        rows = {}
+        for lines in (25000, 50000, 100000):
+            extra = ['--nodes', str(nodes)] if nodes else ['--backends', '1000']
+            runs = [measure('render_lines', '--lines', str(lines), *extra) for unused in range(reps)]
+            rows[lines] = {'seconds': median_of(runs, 'seconds'), 'peak_mb': median_of(runs, 'peak_mb'),
+                           'server_lines': runs[0]['server_lines'], 'backends': runs[0]['backends'],
+                           'nodes': runs[0]['nodes']}
+        out[shape] = rows
+    return out
+
+
+def _free_ports_needed(model_path):
+    model = json.loads(Path(model_path).read_text())
+    ports = [f['port'] for f in model['frontends']]
+    busy = sorted({p for p in ports for a in LOAD_BALANCERS.values() if not port_is_free(a, p)})
+    return len(ports), busy
+
+
+def bench_sync(reps, certdir, workdir):
+    say('== no-op sync.yml: 5000 x 10000, 20 Ready nodes, 3 load balancers')
+    root = Path(tempfile.mkdtemp(prefix='portico-bench-'))
+    out = {'runs': []}
+    # HAProxy wants a descriptor per listener and per checked server (~38 500 here) and, with
+    # strict-limits (its default), refuses to start when it cannot raise RLIMIT_NOFILE that far.
+    # Raise it if allowed; if not, run the role's base template with "no strict-limits" added
+    # (no traffic flows in this scenario, so fewer descriptors than wanted do no harm).
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 65536), max(hard, 65536)))
+    out['nofile_limit'] = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    base = (REPO / 'roles' / 'haproxy_sync' / 'templates' / 'base.cfg.j2').read_text()
+    if out['nofile_limit'] < 65536:
+        base = base.replace('global\n', 'global\n    no strict-limits\n', 1)
+        out['no_strict_limits'] = True
+    (root / 'base.cfg.j2').write_text(base)
+    try:
+        with api_server('large', certdir, ready=20) as info, contextlib.ExitStack() as stack:
+            model_path = workdir / 'model-sync.json'
+            first = measure('module', '--model-out', str(model_path), *server_args(info))
+            out['summary'], out['model_json_bytes'] = first['summary'], first['model_json_bytes']
+            frontends, busy = _free_ports_needed(model_path)
+            if busy:
+                raise RuntimeError('frontend ports already in use on 127.0.3.x: %s' % busy[:20])
+            proxies = {}
+            hosts = {}
+            for host, address in LOAD_BALANCERS.items():
+                (root / host).mkdir()
+                config = root / host / 'haproxy.cfg'
+                config.write_text(minimal_config(root / host / 'admin.sock'))
+                proxies[host] = stack.enter_context(HAProxy(config, root / 'run' / ('%s.pid' % host)))
+                hosts[host] = {
+                    'haproxy_sync_config_path': str(config), 'haproxy_sync_bind_address': address,
+                    'haproxy_sync_stats_socket': str(root / host / 'admin.sock'),
+                    'haproxy_sync_reload_command': '/bin/kill -USR2 %d' % proxies[host].master_pid,
+                    'haproxy_sync_config_owner': '{{ omit }}', 'haproxy_sync_config_group': '{{ omit }}',
+                    'haproxy_sync_chroot': '', 'haproxy_sync_user': '', 'haproxy_sync_group': '',
+                    'haproxy_sync_log_target': '', 'haproxy_sync_hard_stop_after': '5s',
+                    # Tens of thousands of servers on stand-in addresses: check each once an hour,
+                    # so health checks do not load the machine being measured.
+                    'haproxy_sync_check_interval': '1h',
+                    'haproxy_sync_base_template': str(root / 'base.cfg.j2'),
+                }
+            inventory = {'all': {
+                'vars': {'ansible_connection': 'local', 'ansible_python_interpreter': PY},
+                'hosts': {'localhost': {}},
+                'children': {'loadbalancers': {'hosts': hosts}}}}
+            (root / 'inventory.json').write_text(json.dumps(inventory))
+            env = {k: v for k, v in os.environ.items() if not k.startswith('K8S_AUTH_')}
+            env.update({
+                'ANSIBLE_CONFIG': str(REPO / 'ansible.cfg'), 'ANSIBLE_NOCOLOR': '1',
+                'ANSIBLE_LOCAL_TEMP': str(root / 'tmp'), 'ANSIBLE_REMOTE_TEMP': str(root / 'tmp'),
+                'K8S_AUTH_HOST': info['url'], 'K8S_AUTH_API_KEY': info['token'],
+                'K8S_AUTH_SSL_CA_CERT': info['ca'], 'K8S_AUTH_VERIFY_SSL': 'true',
+                'PATH': '%s:%s:/usr/sbin:/sbin' % (BIN, os.environ.get('PATH', '')),
+            })
+            command = [str(BIN / 'ansible-playbook'), '-i', str(root / 'inventory.json'), 'playbooks/sync.yml']
+            # The first run writes every haproxy.cfg and reloads; after it, every host is in sync.
+            before = {h: p.state() for h, p in proxies.items()}
+            first_run = measure('playbook', '--cwd', str(REPO), '--env-json', json.dumps(env), '--', *command)
+            if first_run['returncode'] != 0:
+                raise RuntimeError('the first sync failed:\n' + first_run['output'][-6000:])
+            for host, proxy in proxies.items():
+                proxy.wait_reloaded(before[host], timeout=60)
+            out['first_run_seconds'] = first_run['seconds']
+            # A run right after a change may change the files once more (state the role keeps
+            # between runs); run until a run changes nothing, and report how many it took.
+            out['settle_runs'], out['settle_diffs'] = [], []
+            for unused in range(3):
+                previous = (root / 'lb-1' / 'haproxy.cfg').read_text()
+                run = measure('playbook', '--cwd', str(REPO), '--env-json', json.dumps(env), '--', *command)
+                recap = {m['host']: (int(m['changed']), int(m['failed'])) for m in RECAP.finditer(run['output'])}
+                out['settle_runs'].append({'seconds': run['seconds'], 'recap': recap})
+                if run['returncode'] != 0:
+                    raise RuntimeError('a sync failed:\n' + run['output'][-6000:])
+                if all(recap.get(h) == (0, 0) for h in LOAD_BALANCERS):
+                    break
+                diff = list(difflib.unified_diff(previous.splitlines(), (root / 'lb-1' / 'haproxy.cfg').read_text().splitlines(),
+                                                 lineterm='', n=0))
+                out['settle_diffs'].append({'changed_lines': sum(1 for d in diff if d[:1] in '+-') - 2,
+                                            'excerpt': diff[:40]})
+                time.sleep(2)
+            else:
+                raise RuntimeError('three runs in a row changed haproxy.cfg: %s' % out['settle_diffs'])
+            out['config_bytes'] = (root / 'lb-1' / 'haproxy.cfg').stat().st_size
+            out['frontends'] = frontends
+            times = root / 'task-times.jsonl'
+            timed_env = dict(env, ANSIBLE_CALLBACK_PLUGINS=str(REPO / 'bench' / 'callback'),
+                             ANSIBLE_CALLBACKS_ENABLED='task_times', PORTICO_BENCH_TASK_TIMES=str(times))
+            for rep in range(reps):
+                states = {h: p.state() for h, p in proxies.items()}
+                times.unlink(missing_ok=True)
+                run = measure('playbook', '--cwd', str(REPO), '--env-json', json.dumps(timed_env), '--', *command)
+                recap = {m['host']: (int(m['changed']), int(m['failed'])) for m in RECAP.finditer(run['output'])}
+                noop = (run['returncode'] == 0 and all(recap.get(h) == (0, 0) for h in LOAD_BALANCERS)
+                        and 'RUNNING HANDLER' not in run['output']
+                        and all(p.state() == states[h] for h, p in proxies.items()))
+                if not noop:
+                    raise RuntimeError('the sync was not a no-op:\n' + run['output'][-6000:])
+                tasks = {}
+                for line in times.read_text().splitlines():
+                    record = json.loads(line)
+                    if 'task' in record:
+                        tasks[record['task']] = tasks.get(record['task'], 0) + record['seconds']
+                out['runs'].append({'seconds': run['seconds'], 'peak_mb': run['peak_mb'], 'recap': recap,
+                                    'task_seconds': dict(sorted(tasks.items(), key=lambda t: -t[1]))})
+                say('   no-op sync %d/%d: %.1fs' % (rep + 1, reps, run['seconds']))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    out['median'] = {'seconds': median_of(out['runs'], 'seconds'), 'peak_mb': median_of(out['runs'], 'peak_mb')}
+    return out
+
+
+def machine():
+    cpu = 'unknown'
+    with contextlib.suppress(OSError):
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'):
+                cpu = line.split(':', 1)[1].strip()
+                break
+    mem = 0
+    with contextlib.suppress(OSError):
+        mem = int(Path('/proc/meminfo').read_text().split()[1]) // 1024
+    versions = subprocess.run([PY, '-c', 'import ansible, kubernetes, jinja2; print(ansible.__version__, '
+                               'kubernetes.__version__, jinja2.__version__)'], capture_output=True, text=True, check=False).stdout.split()
+    return {'cpus': os.cpu_count(), 'cpu_model': cpu, 'memory_mb': mem, 'python': platform.python_version(),
+            'ansible_core': versions[0] if versions else '?', 'kubernetes': versions[1] if len(versions) > 1 else '?',
+            'jinja2': versions[2] if len(versions) > 2 else '?', 'kernel': platform.release()}
+
+
+# ---------------------------------------------------------------- report
+
+def verdict(ok):
+    return 'PASS' if ok else 'FAIL'
+
+
+def report(results):
+    lines = []
+    m = results['machine']
+    lines.append('Machine: %d cores, %s, %d MB RAM, Python %s, ansible-core %s, kubernetes %s' % (
+        m['cpus'], m['cpu_model'], m['memory_mb'], m['python'], m['ansible_core'], m['kubernetes']))
+    lines.append('')
+    lines.append('Wall time, median seconds (repetitions: %s)' % results['reps'])
+    head = '| nodes x services | list MB | floor 1 page | floor p500 | module p500 | module p%d | k8s client | '\
+           'import CoreV1Api | render (server lines) |' % LARGE_PAGE
+    lines += [head, '|---|---:|---:|---:|---:|---:|---:|---:|---:|']
+    for size, r in results['sizes'].items():
+        md = r['median']
+        listed = (r['cluster']['nodes_list_bytes'] + r['cluster']['services_list_bytes']) / 1e6
+        lines.append('| %d x %d | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f (%s) |' % (
+            r['nodes'], r['services'], listed, md['floor']['seconds'], md['floor_p500']['seconds'],
+            md['module']['seconds'], md['module_big_page']['seconds'], md['naive']['seconds'],
+            md['import_corev1api']['seconds'], md['render']['seconds'], '{:,}'.format(r['render']['server_lines'])))
+    lines.append('')
+    lines.append('Peak memory, MB above the interpreter baseline (median)')
+    lines += ['| nodes x services | floor 1 page | floor p500 | module p500 | module p%d | k8s client | '
+              'import CoreV1Api | render |' % LARGE_PAGE, '|---|---:|---:|---:|---:|---:|---:|---:|']
+    for size, r in results['sizes'].items():
+        md = r['median']
+        lines.append('| %d x %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f |' % (
+            r['nodes'], r['services'], md['floor']['peak_mb'], md['floor_p500']['peak_mb'], md['module']['peak_mb'],
+            md['module_big_page']['peak_mb'], md['naive']['peak_mb'], md['import_corev1api']['peak_mb'],
+            md['render']['peak_mb']))
+    lines.append('')
+    lines.append('Ratios')
+    lines += ['| nodes x services | module / floor 1 page | module / floor p500 | k8s client / module | '
+              'module - import, / floor p500 | mem module / floor 1 page | mem module / floor p500 | model JSON |',
+              '|---|---:|---:|---:|---:|---:|---:|---:|']
+    for size, r in results['sizes'].items():
+        md = r['median']
+        lines.append('| %d x %d | %.2f | %.2f | %.1f | %.2f | %.2f | %.2f | %.2f MB |' % (
+            r['nodes'], r['services'], md['module']['seconds'] / md['floor']['seconds'],
+            md['module']['seconds'] / md['floor_p500']['seconds'], md['naive']['seconds'] / md['module']['seconds'],
+            (md['module']['seconds'] - md['import_corev1api']['seconds']) / md['floor_p500']['seconds'],
+            md['module']['peak_mb'] / max(md['floor']['peak_mb'], 0.1),
+            md['module']['peak_mb'] / max(md['floor_p500']['peak_mb'], 0.1), r['model_json_bytes'] / 1e6))
+    lines.append('')
+    lines.append('Rendering N server lines (Ansible templar, role template), median seconds')
+    lines += ['| shape | 25,000 | 50,000 | 100,000 | 100k / 25k |', '|---|---:|---:|---:|---:|']
+    for shape, rows in results['render_lines'].items():
+        s = [rows[n]['seconds'] for n in (25000, 50000, 100000)]
+        lines.append('| %s | %.2f | %.2f | %.2f | %.2f |' % (shape, s[0], s[1], s[2], s[2] / s[0]))
+    sync = results.get('sync')
+    if results.get('sync_error'):
+        lines.append('')
+        lines.append('No-op sync: NOT MEASURED, the scenario failed (see sync_error in the JSON).')
+    if sync:
+        lines.append('')
+        lines.append('No-op sync.yml at 5000 x 10000 (20 Ready nodes, %d frontends, haproxy.cfg %.1f MB, 3 load balancers): '
+                     'median %.1f s over %d runs, largest process %.0f MB (first, changing run: %.1f s)' % (
+                         sync['frontends'], sync['config_bytes'] / 1e6, sync['median']['seconds'], len(sync['runs']),
+                         sync['median']['peak_mb'], sync['first_run_seconds']))
+        slowest = sync['runs'][len(sync['runs']) // 2]['task_seconds']
+        lines.append('Slowest tasks of a no-op run (seconds, summed over hosts): ' + '; '.join(
+            '%s %.1f' % (name, seconds) for name, seconds in list(slowest.items())[:8]))
+        if sync.get('settle_diffs'):
+            lines.append('Note: %d run(s) after the first changed haproxy.cfg again before one changed nothing '
+                         '(first diff: %d changed lines; see settle_diffs in the JSON).' % (
+                             len(sync['settle_diffs']), sync['settle_diffs'][0]['changed_lines']))
+    lines.append('')
+    lines.append('Targets')
+    for name, value, ok in results['verdicts']:
+        lines.append('- %s: %s: %s' % (verdict(ok), name, value))
+    return '\n'.join(lines)
+
+
+def verdicts(results):
+    out = []
+    if not results['sizes']:
+        return [('no-op sync (floor not measured in this run)', '%.1f s' % results['sync']['median']['seconds'], True)] \
+            if results.get('sync') else []
+    large = results['sizes'].get('large') or list(results['sizes'].values())[-1]
+    md = large['median']
+    label = '%d x %d' % (large['nodes'], large['services'])
+    r1 = md['module']['seconds'] / md['floor']['seconds']
+    r2 = md['module']['seconds'] / md['floor_p500']['seconds']
+    out.append(('collection+model <= 1.3x floor (%s)' % label,
+                '%.2fx the 1-page floor, %.2fx the p500 floor' % (r1, r2), r1 <= 1.3))
+    speed = md['naive']['seconds'] / md['module']['seconds']
+    out.append(('collection+model >= 5x faster than the kubernetes client (%s)' % label, '%.1fx' % speed, speed >= 5))
+    m1 = md['module']['peak_mb'] / max(md['floor']['peak_mb'], 0.1)
+    m2 = md['module']['peak_mb'] / max(md['floor_p500']['peak_mb'], 0.1)
+    out.append(('peak memory of collection <= 1.5x floor (%s)' % label,
+                '%.2fx the 1-page floor, %.2fx the p500 floor' % (m1, m2), m1 <= 1.5))
+    for shape, rows in results['render_lines'].items():
+        t = rows[100000]['seconds']
+        lin = rows[100000]['seconds'] / rows[25000]['seconds']
+        out.append(('100k server lines render < 1 s and linear (%s)' % shape,
+                    '%.2f s; 100k/25k = %.2f (linear: <= 4)' % (t, lin), t < 1.0 and lin <= 4.4))
+    if results.get('sync'):
+        floor = md['floor']['seconds']
+        t = results['sync']['median']['seconds']
+        out.append(('no-op sync <= floor + 4 s', '%.1f s vs %.1f s' % (t, floor + 4), t <= floor + 4))
+    size = large['model_json_bytes'] / 1e6
+    out.append(('module result at %s, every node eligible, a few MB' % label, '%.2f MB' % size, size <= 5))
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--quick', action='store_true', help='small and medium only, no sync')
+    parser.add_argument('--reps', type=int, default=5, help='repetitions at the small and medium sizes')
+    parser.add_argument('--large-reps', type=int, default=3)
+    parser.add_argument('--naive-large-reps', type=int, default=2)
+    parser.add_argument('--sync-reps', type=int, default=3)
+    parser.add_argument('--no-sync', action='store_true')
+    parser.add_argument('--sizes', default='small,medium,large', help='comma-separated: small, medium, large')
+    parser.add_argument('--profile', action='store_true', help='also cProfile collect_model at each size')
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    results = {'machine': machine(), 'started': datetime.datetime.now().isoformat(timespec='seconds'),
+               'reps': {}, 'sizes': {}}
+    with tempfile.TemporaryDirectory(prefix='portico-bench-') as tmp:
+        tmp = Path(tmp)
+        certdir = tmp / 'certs'
+        sizes = [s for s in args.sizes.split(',') if s and not (args.quick and s == 'large')]
+        for size in sizes:
+            reps = args.large_reps if size == 'large' else args.reps
+            naive_reps = args.naive_large_reps if size == 'large' else reps
+            results['reps'][size] = {'reps': reps, 'naive_reps': naive_reps}
+            results['sizes'][size] = bench_size(size, reps, naive_reps, certdir, tmp, args.profile)
+        results['render_lines'] = bench_render_lines(3) if sizes else {}
+        if not (args.quick or args.no_sync):
+            try:
+                results['sync'] = bench_sync(args.sync_reps, certdir, tmp)
+            except Exception as exc:  # keep the other results; say why the sync was not measured
+                results['sync_error'] = str(exc)[-3000:]
+                say('!! the sync scenario failed: %s' % str(exc)[-3000:])
+    results['verdicts'] = verdicts(results)
+    results['seconds'] = round(time.monotonic() - started, 1)
+    text = report(results)
+    results['report'] = text
+    stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
+    for name in ('bench-%s.json' % stamp, 'latest.json'):
+        (RESULTS / name).write_text(json.dumps(results, indent=1))
+    print(text)
+    print('\n(%.0f s in all; results in bench/results/bench-%s.json)' % (results['seconds'], stamp))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
