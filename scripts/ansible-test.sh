@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
 # Runs ansible-test (sanity by default) on a copy of the tracked files placed under
 # ansible_collections/portico/k8s, the only path ansible-test accepts.
-# Usage: scripts/ansible-test.sh [sanity|units ...] [ansible-test options]
+# Usage: [ANSIBLE_CORE=2.18] scripts/ansible-test.sh [sanity|units ...] [ansible-test options]
+# ANSIBLE_CORE runs the ansible-test of that ansible-core release, from a virtualenv of its own.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-work="$root/build/ansible-test"
+work="$root/build/ansible-test${ANSIBLE_CORE:+-$ANSIBLE_CORE}"
+venv="$root/.venv"
+if [ -n "${ANSIBLE_CORE:-}" ]; then
+  venv="$root/build/ansible-core-$ANSIBLE_CORE"
+  if [ ! -x "$venv/bin/ansible-test" ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "ansible-core==$ANSIBLE_CORE.*"
+  fi
+fi
 tree="$work/ansible_collections/portico/k8s"
 rm -rf "$work/ansible_collections"
 mkdir -p "$tree"
@@ -15,7 +24,7 @@ mkdir -p "$tree"
 # A HOME of its own keeps ansible-test's virtualenvs between runs and out of the user's home.
 export HOME="$work/home"
 # The pip version ansible-test bootstraps is pinned in its source.
-pip_version=$("$root/.venv/bin/python" - <<'PY'
+pip_version=$("$venv/bin/python" - <<'PY'
 import re, ansible_test._internal.python_requirements as r
 print(re.search(r"pip='([0-9.]+)'", open(r.__file__).read()).group(1))
 PY
@@ -26,4 +35,4 @@ cp "$root/tests/sanity/get_pip.py" "$cache/get_pip_${pip_version//./_}.py"
 
 cd "$tree"
 if [ $# -eq 0 ]; then set -- sanity; fi
-exec "$root/.venv/bin/ansible-test" "$@" --python "$("$root/.venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+exec "$venv/bin/ansible-test" "$@" --python "$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
