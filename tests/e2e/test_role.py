@@ -5,6 +5,7 @@ stats socket and running HAProxy; stand-in NodePorts on 127.0.1.x answer with th
 The tests share one lab and run in file order; each first brings the lab to the model it needs.
 """
 
+import concurrent.futures
 import contextlib
 import grp
 import json
@@ -334,3 +335,36 @@ def test_an_unreachable_load_balancer_fails_visibly_and_the_others_are_synced(la
         assert recap[host]['changed'] >= 1 and recap[host]['failed'] == 0
     lab.applied = lab.model_a
     _expect('lb-b', lab.api, lab.api_np, ['worker-1', 'worker-3'])
+
+
+def test_two_runs_at_once_on_the_same_hosts_take_turns(lab):
+    lab.ensure(lab.model_a)
+    before = lab.states()
+    # Two ansible-playbook processes at once: the second waits for each host's lock.
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        first = pool.submit(lab.run, lab.model_b)
+        second = pool.submit(lab.run, lab.model_b)
+        results = [first.result(), second.result()]
+    for result, recap in results:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    for host, proxy in lab.proxies.items():
+        proxy.wait_reloaded(before[host])
+        assert check_config(lab.config(host)).returncode == 0
+        assert not Path(str(lab.config(host)) + '.portico-lock').exists()
+    # exactly one of the two wrote each file; the other found it already in place
+    assert sorted(recap['lb-a']['changed'] for dummy, recap in results)[0] == 0
+    lab.applied = lab.model_b
+
+
+def test_the_file_has_the_owner_and_mode_asked_for(lab):
+    lab.ensure(lab.model_b)
+    result, recap = lab.run(lab.model_a, haproxy_sync_config_mode='0640')
+    assert result.returncode == 0, result.stdout[-3000:]
+    lab.applied = lab.model_a
+    for host in LOAD_BALANCERS:
+        info = lab.config(host).stat()
+        assert oct(info.st_mode & 0o777) == '0o640'
+        assert pwd.getpwuid(info.st_uid).pw_name == pwd.getpwuid(os.getuid()).pw_name
+        # no temporary or half-written file left beside it
+        assert not [p for p in lab.config(host).parent.iterdir() if p.name.startswith('.ansible_tmp') or
+                    p.name.startswith('tmp')]

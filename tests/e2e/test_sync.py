@@ -228,6 +228,21 @@ def test_the_token_never_appears_even_at_full_verbosity(lab):
     assert 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER' in result.stdout
 
 
+def test_module_defaults_carry_the_connection_for_the_action_group(lab):
+    playbook = lab.root / 'defaults.yml'
+    playbook.write_text(json.dumps([{
+        'hosts': 'localhost', 'gather_facts': False,
+        'module_defaults': {'group/portico.k8s.k8s': {
+            'host': lab.api.url, 'api_key': lab.api.token, 'ca_cert': str(lab.api.ca_path)}},
+        'tasks': [{'portico.k8s.nodeport_info': {}, 'register': 'routing'},
+                  {'ansible.builtin.assert': {'that': ["routing.model.frontends | length > 0"]}}]}]))
+    env = {k: v for k, v in lab.env().items() if not k.startswith('K8S_AUTH_')}
+    result = subprocess.run([str(BIN / 'ansible-playbook'), '-i', 'localhost,', '-c', 'local', str(playbook),
+                             '-e', 'ansible_python_interpreter=%s' % sys.executable],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_the_lookup_reads_the_same_model(lab):
     result = subprocess.run(
         [str(BIN / 'ansible'), 'localhost', '-i', 'localhost,', '-c', 'local', '-m', 'ansible.builtin.debug',
