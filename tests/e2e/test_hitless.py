@@ -5,23 +5,19 @@ Bounded in time and count, loopback only. Zero failed connections is the bar.
 
 import contextlib
 import json
-import os
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from tests.fakeapi import objects
 from tests.fakeapi.server import FakeKubeAPI
 from tests.support.haproxy import HAProxy, free_ports, http_get, minimal_config, nodeport_servers
+from tests.support.inventory import BIN, REPO, inventory, load_balancer, sync_env
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 LB = '127.0.0.6'
 NODES = {'worker-1': '127.0.1.1', 'worker-2': '127.0.1.2'}
 RELOADS = 10
@@ -62,23 +58,10 @@ def test_ten_reloads_under_load_drop_no_connection(tmp_path):
         config = tmp_path / 'haproxy.cfg'
         config.write_text(minimal_config(tmp_path / 'admin.sock'))
         proxy = stack.enter_context(HAProxy(config, tmp_path / 'haproxy.pid'))
-        inventory = {'all': {
-            'vars': {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
-                     'haproxy_sync_drain_state_file': ''},
-            'hosts': {'localhost': {}},
-            'children': {'loadbalancers': {'hosts': {'lb': {
-                'haproxy_sync_config_path': str(config), 'haproxy_sync_bind_address': LB,
-                'haproxy_sync_stats_socket': str(tmp_path / 'admin.sock'),
-                'haproxy_sync_reload_command': '/bin/kill -USR2 %d' % proxy.master_pid,
-                'haproxy_sync_config_owner': '{{ omit }}', 'haproxy_sync_config_group': '{{ omit }}',
-                'haproxy_sync_chroot': '', 'haproxy_sync_user': '', 'haproxy_sync_group': '',
-                'haproxy_sync_log_target': '', 'haproxy_sync_hard_stop_after': '10s'}}}}}}
-        (tmp_path / 'inventory.json').write_text(json.dumps(inventory))
-        env = {k: v for k, v in os.environ.items() if not k.startswith('K8S_AUTH_')}
-        env.update({'ANSIBLE_CONFIG': str(REPO / 'ansible.cfg'), 'ANSIBLE_NOCOLOR': '1',
-                    'K8S_AUTH_HOST': api.url, 'K8S_AUTH_API_KEY': api.token,
-                    'K8S_AUTH_SSL_CA_CERT': str(api.ca_path),
-                    'PATH': '%s:%s:/usr/sbin:/sbin' % (BIN, os.environ.get('PATH', ''))})
+        lb = load_balancer(tmp_path, LB, proxy.master_pid, haproxy_sync_hard_stop_after='10s')
+        (tmp_path / 'inventory.json').write_text(json.dumps(inventory({'lb': lb}, tmp_path,
+                                                                      haproxy_sync_drain_state_file='')))
+        env = sync_env(api)
 
         def sync():
             before = proxy.state()

@@ -7,11 +7,9 @@ identity, so a response says which node HAProxy chose. The tests run in file ord
 
 import contextlib
 import json
-import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -25,11 +23,10 @@ from tests.support.haproxy import (
     nodeport_servers,
     wait_for_spread,
 )
+from tests.support.inventory import BIN, REPO, inventory, load_balancer, sync_env
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 LOAD_BALANCERS = {'lb-a': '127.0.0.2', 'lb-b': '127.0.0.3'}
 NODES = {'worker-1': '127.0.1.1', 'worker-2': '127.0.1.2', 'worker-3': '127.0.1.3'}
 RECAP = re.compile(r'^(?P<host>\S+)\s+:\s+ok=\d+\s+changed=(?P<changed>\d+)\s+unreachable=\d+\s+failed=(?P<failed>\d+)', re.M)
@@ -46,35 +43,12 @@ class Lab:
         return self.root / host / 'haproxy.cfg'
 
     def write_inventory(self):
-        hosts = {}
-        for host, address in LOAD_BALANCERS.items():
-            hosts[host] = {
-                'haproxy_sync_config_path': str(self.config(host)),
-                'haproxy_sync_bind_address': address,
-                'haproxy_sync_stats_socket': str(self.root / host / 'admin.sock'),
-                'haproxy_sync_reload_command': '/bin/kill -USR2 %d' % self.proxies[host].master_pid,
-                'haproxy_sync_config_owner': '{{ omit }}',
-                'haproxy_sync_config_group': '{{ omit }}',
-                'haproxy_sync_chroot': '', 'haproxy_sync_user': '', 'haproxy_sync_group': '',
-                'haproxy_sync_log_target': '', 'haproxy_sync_hard_stop_after': '5s',
-            }
-        inventory = {'all': {
-            'vars': {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
-                     'haproxy_sync_drain_state_file': str(self.root / 'drain-state.json')},
-            'hosts': {'localhost': {}},
-            'children': {'loadbalancers': {'hosts': hosts}}}}
-        (self.root / 'inventory.json').write_text(json.dumps(inventory))
+        hosts = dict((host, load_balancer(self.root / host, address, self.proxies[host].master_pid))
+                     for host, address in LOAD_BALANCERS.items())
+        (self.root / 'inventory.json').write_text(json.dumps(inventory(hosts, self.root)))
 
     def env(self, token=None):
-        env = {k: v for k, v in os.environ.items() if not k.startswith('K8S_AUTH_')}
-        env.update({
-            'ANSIBLE_CONFIG': str(REPO / 'ansible.cfg'), 'ANSIBLE_NOCOLOR': '1', 'ANSIBLE_CALLBACK_RESULT_FORMAT': 'json',
-            'ANSIBLE_LOCAL_TEMP': str(self.root / 'tmp'), 'ANSIBLE_REMOTE_TEMP': str(self.root / 'tmp'),
-            'K8S_AUTH_HOST': self.api.url, 'K8S_AUTH_API_KEY': token or self.api.token,
-            'K8S_AUTH_SSL_CA_CERT': str(self.api.ca_path), 'K8S_AUTH_VERIFY_SSL': 'true',
-            'PATH': '%s:%s:/usr/sbin:/sbin' % (BIN, os.environ.get('PATH', '')),
-        })
-        return env
+        return sync_env(self.api, token, self.root / 'tmp')
 
     def sync(self, *args, token=None):
         result = subprocess.run(
