@@ -119,6 +119,47 @@ options:
       - How long a node that left drains, at least. With V(0) it drains until the next run.
     type: int
     default: 0
+  annotation_prefix:
+    description:
+      - Per-service settings are read from the Service's annotations under this prefix, for example
+        C(portico.io/mode=http). Only these annotations are kept when a service is read.
+      - Every value is parsed against an allow-list; a bad value excludes the service with the
+        reason in RV(portico.k8s.nodeport_info#module:model.excluded_services), an unknown annotation under
+        the prefix is ignored with a warning in RV(portico.k8s.nodeport_info#module:model.warnings). The annotations and
+        their values are listed in the collection's README (Per-service annotations).
+    type: str
+    default: portico.io/
+  expose_by_default:
+    description:
+      - Expose services that have no C(<prefix>expose) annotation. With V(false), only services
+        annotated C(<prefix>expose=true) are exposed; the others are listed as excluded.
+    type: bool
+    default: true
+  port_conflict:
+    description:
+      - What happens to the younger of two services that want the same frontend port (or a port in
+        O(reserved_ports)). The older one always keeps it.
+      - V(exclude) leaves the younger out, with the reason. V(allocate) gives it a free port from
+        O(allocate_range), picked from a hash of its namespace, name and port (then the next free
+        one), so it stays the same across runs while the services stay the same; the port is named
+        in RV(portico.k8s.nodeport_info#module:model.warnings).
+      - Ports that some service asks for, and O(reserved_ports), are never allocated.
+    type: str
+    choices: [exclude, allocate]
+    default: exclude
+  allocate_range:
+    description:
+      - The ports O(port_conflict=allocate) hands out, as C(low-high), within 1024-65535.
+    type: str
+    default: 20000-29999
+  reserved_ports:
+    description:
+      - Ports no frontend may bind, such as the base configuration's own C(bind) lines and a stats
+        port. A service that asks for one is treated as a port conflict.
+      - The P(portico.k8s.haproxy_sync#role) role passes the ports bound in its base template.
+    type: list
+    elements: int
+    default: []
   allow_no_nodes:
     description:
       - Accept a model in which no node is eligible. By default that fails, because every

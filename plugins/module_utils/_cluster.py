@@ -14,6 +14,7 @@ __metaclass__ = type
 import traceback
 
 from ansible_collections.portico.k8s.plugins.module_utils import _selectors
+from ansible_collections.portico.k8s.plugins.module_utils._annotations import DEFAULT_PREFIX, MAX_VALUE_LENGTH
 from ansible_collections.portico.k8s.plugins.module_utils._client import (
     KubeClient,
     KubeError,
@@ -61,7 +62,19 @@ def slim_node(obj):
     }
 
 
-def slim_service(obj):
+def prefixed_annotations(metadata, prefix=DEFAULT_PREFIX):
+    """Only the annotations under prefix, keys without it; values cut to MAX_VALUE_LENGTH + 1.
+
+    Other annotations (last-applied-configuration and the like) can be huge and are never kept.
+    """
+    found = {}
+    for key, value in _mapping(metadata.get('annotations')).items():
+        if isinstance(key, str) and key.startswith(prefix):
+            found[key[len(prefix):]] = value[:MAX_VALUE_LENGTH + 1] if isinstance(value, str) else value
+    return found
+
+
+def slim_service(obj, prefix=DEFAULT_PREFIX):
     """The fields of a Service that the routing model reads."""
     obj = _mapping(obj)
     metadata, spec = _mapping(obj.get('metadata')), _mapping(obj.get('spec'))
@@ -78,13 +91,15 @@ def slim_service(obj):
         } for p in _sequence(spec.get('ports'))],
         'external_traffic_policy': spec.get('externalTrafficPolicy') or 'Cluster',
         'health_check_node_port': spec.get('healthCheckNodePort'),
+        'annotations': prefixed_annotations(metadata, prefix),
     }
 
 
 class ServiceFilter:
     """Which services to consider: exposed types, namespaces, label selector, JMESPath filter."""
 
-    def __init__(self, namespaces=None, label_selector=None, expression=None):
+    def __init__(self, namespaces=None, label_selector=None, expression=None, annotation_prefix=DEFAULT_PREFIX):
+        self.annotation_prefix = annotation_prefix or DEFAULT_PREFIX
         self.namespaces = frozenset(namespaces or [])
         self.label_selector = label_selector or None
         try:
@@ -119,7 +134,7 @@ class ServiceFilter:
             return None
         if self.expression is not None and not self.expression.search(obj):
             return None
-        return slim_service(obj)
+        return slim_service(obj, self.annotation_prefix)
 
 
 def slim_endpointslice(obj):

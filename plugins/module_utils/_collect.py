@@ -19,7 +19,9 @@ from ansible_collections.portico.k8s.plugins.module_utils._cluster import (
     read_api,
     read_snapshot,
 )
-from ansible_collections.portico.k8s.plugins.module_utils._model import build_model
+from ansible_collections.portico.k8s.plugins.module_utils._annotations import DEFAULT_PREFIX, check_prefix
+from ansible_collections.portico.k8s.plugins.module_utils._model import allocate_range, build_model
+from ansible_collections.portico.k8s.plugins.module_utils._names import InvalidValue, port_number
 
 ADDRESS_TYPES = ['InternalIP', 'ExternalIP', 'Hostname', 'InternalDNS', 'ExternalDNS']
 
@@ -45,13 +47,19 @@ def model_argument_spec():
         backend_subset_size=dict(type='int', default=0),
         drain_state=dict(type='dict'),
         drain_seconds=dict(type='int', default=0),
+        annotation_prefix=dict(type='str', default=DEFAULT_PREFIX),
+        expose_by_default=dict(type='bool', default=True),
+        port_conflict=dict(type='str', default='exclude', choices=['exclude', 'allocate']),
+        allocate_range=dict(type='str', default='20000-29999'),
+        reserved_ports=dict(type='list', elements='int', default=[]),
     )
 
 
 # Options the model reads (the rest choose what is read).
 MODEL_OPTIONS = ('address_types', 'address_family', 'frontend_port', 'include_control_plane',
                  'exclude_cordoned', 'check_kube_proxy', 'backend_subset_size', 'drain_state',
-                 'drain_seconds')
+                 'drain_seconds', 'annotation_prefix', 'expose_by_default', 'port_conflict',
+                 'allocate_range', 'reserved_ports')
 
 
 def collect_model(get):
@@ -61,7 +69,15 @@ def collect_model(get):
             raise KubeError('%s must be at least 1, got %s' % (name, get(name)))
     if get('backend_subset_size') is not None and get('backend_subset_size') < 0:
         raise KubeError('backend_subset_size must be 0 (off) or more, got %s' % get('backend_subset_size'))
-    service_filter = ServiceFilter(get('namespaces'), get('label_selector'), get('filter'))
+    try:
+        check_prefix(get('annotation_prefix') or DEFAULT_PREFIX)
+        allocate_range(get('allocate_range'))
+        for port in get('reserved_ports') or []:
+            port_number(port, 'reserved port')
+    except InvalidValue as exc:
+        raise KubeError(str(exc))
+    service_filter = ServiceFilter(get('namespaces'), get('label_selector'), get('filter'),
+                                   get('annotation_prefix') or DEFAULT_PREFIX)
     if get('snapshot'):
         nodes, services, slices, source = read_snapshot(get('snapshot'), service_filter, get('node_selector'))
     else:

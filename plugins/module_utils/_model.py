@@ -12,6 +12,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
+
+from ansible_collections.portico.k8s.plugins.module_utils._annotations import DEFAULT_PREFIX, parse_settings
 from ansible_collections.portico.k8s.plugins.module_utils._names import (
     InvalidValue,
     namespace_name,
@@ -30,6 +33,8 @@ from ansible_collections.portico.k8s.plugins.module_utils._traffic import (
 )
 
 FRONTEND_PORT_SOURCES = ('service_port', 'node_port')
+PORT_CONFLICT_POLICIES = ('exclude', 'allocate')
+DEFAULT_ALLOCATE_RANGE = (20000, 29999)
 # Services without a creation time sort as the youngest, so they never take a port away.
 _NO_TIME = '9999-12-31T23:59:59Z'
 
@@ -42,22 +47,60 @@ def _exclusion(service_id, port, reason):
     return {'service': service_id, 'port': port, 'reason': reason}
 
 
+def _warning(service_id, port, reason):
+    return {'service': service_id, 'port': port, 'reason': reason}
+
+
 def _port_label(port):
     return '%s/%s' % (port.get('port'), port.get('protocol'))
 
 
-def service_candidates(service, options):
+def allocate_range(value):
+    """(low, high) from "low-high" or a pair; ports below 1024 are never handed out."""
+    if value is None or value == '':
+        return DEFAULT_ALLOCATE_RANGE
+    try:
+        if isinstance(value, str):
+            low, high = (int(part) for part in value.split('-'))
+        else:
+            low, high = (int(part) for part in value)
+    except (TypeError, ValueError):
+        raise InvalidValue('allocate_range %r is not "low-high"' % (value,))
+    if not 1024 <= low <= high <= 65535:
+        raise InvalidValue('allocate_range %r must be within 1024-65535, low first' % (value,))
+    return low, high
+
+
+def _expose(service_id, settings, options, prefix):
+    """None when the service is exposed, else the reason it is not."""
+    if 'expose' in settings:
+        return None if settings['expose'] else 'not exposed: annotation %sexpose is "false"' % prefix
+    if options.get('expose_by_default', True) is False:
+        return 'not exposed: expose_by_default is false and annotation %sexpose is not "true"' % prefix
+    return None
+
+
+def service_candidates(service, options, warnings=None):
     """The exposable ports of one slim service, and the exclusions with reasons.
 
-    Returns (candidates, excluded); a candidate is one TCP service port with its nodePort.
+    Returns (candidates, excluded); a candidate is one TCP service port with its nodePort and
+    the service's parsed settings. Warnings (settings ignored) are appended to ``warnings``.
     """
+    warnings = [] if warnings is None else warnings
     service_id = _service_id(service)
+    prefix = options.get('annotation_prefix') or DEFAULT_PREFIX
     try:
         namespace_name(service.get('namespace'))
         service_name(service.get('name'))
+        settings, notes = parse_settings(service.get('annotations') or {}, prefix)
     except InvalidValue as exc:
         return [], [_exclusion(service_id, None, 'invalid: %s' % exc)]
+    warnings.extend(_warning(service_id, None, note) for note in notes)
+    reason = _expose(service_id, settings, options, prefix)
+    if reason:
+        return [], [_exclusion(service_id, None, reason)]
     frontend_port_source = options.get('frontend_port') or 'service_port'
+    selected = settings.get('ports')
     candidates, excluded = [], []
     for port in service.get('ports') or []:
         label = _port_label(port)
@@ -70,6 +113,9 @@ def service_candidates(service, options):
         if port.get('protocol') != 'TCP':
             excluded.append(_exclusion(service_id, label, '%s ports cannot be balanced by HAProxy'
                                        % (port.get('protocol'),)))
+            continue
+        if selected is not None and number not in selected and (not name or name not in selected):
+            excluded.append(_exclusion(service_id, label, 'not listed in annotation %sports' % prefix))
             continue
         if port.get('node_port') is None:
             excluded.append(_exclusion(service_id, label, 'no nodePort allocated'))
@@ -90,24 +136,98 @@ def service_candidates(service, options):
             'created': service.get('created') or _NO_TIME,
             'traffic_policy': service.get('external_traffic_policy') or 'Cluster',
             'health_check_node_port': service.get('health_check_node_port'),
+            'settings': settings,
         })
+    wanted = settings.get('frontend-port')
+    if isinstance(wanted, int) and len(candidates) > 1:
+        return [], [_exclusion(service_id, None, 'invalid: annotation %sfrontend-port is one port but %d service '
+                               'ports are exposed; use name=port,name2=port' % (prefix, len(candidates)))]
+    for candidate in candidates:
+        if isinstance(wanted, int):
+            candidate['frontend_port'] = wanted
+        elif isinstance(wanted, dict):
+            for key in (candidate['port_name'], candidate['service_port']):
+                if key in wanted:
+                    candidate['frontend_port'] = wanted[key]
+    if selected is not None or isinstance(wanted, dict):
+        known = set(p.get('name') for p in service.get('ports') or []) | set(p.get('port') for p in service.get('ports') or [])
+        for key in sorted(set(selected or []) | set(wanted if isinstance(wanted, dict) else []), key=str):
+            if key not in known:
+                warnings.append(_warning(service_id, None, 'annotation names port %s, which the service does not have' % key))
     if not candidates and not excluded:
         excluded.append(_exclusion(service_id, None, 'no ports'))
     return candidates, excluded
 
 
-def assign_frontend_ports(candidates):
-    """Give each frontend port to its oldest claimant; the rest are excluded with the winner named."""
-    winners, excluded, owner = [], [], {}
+def _kind(candidate):
+    """How a frontend port is shared: 'exclusive', 'host' (HTTP Host header) or 'sni' (TLS SNI)."""
+    settings = candidate.get('settings') or {}
+    if not settings.get('hosts'):
+        return 'exclusive'
+    return 'host' if settings.get('mode') == 'http' else 'sni'
+
+
+def _allocation_start(candidate, low, high):
+    key = '%s/%d' % (candidate['service'], candidate['service_port'])
+    return low + int(hashlib.sha256(key.encode('utf-8')).hexdigest()[:12], 16) % (high - low + 1)
+
+
+def _claim_problem(claims, port, candidate, kind, reserved):
+    """Why candidate cannot have port, or None."""
+    if port in reserved:
+        return 'frontend port %d is reserved by the base configuration' % port
+    claim = claims.get(port)
+    if claim is None:
+        return None
+    if kind == 'exclusive' or claim['kind'] != kind:
+        return 'frontend port %d is already taken by the older service %s' % (port, claim['owner'])
+    for host in candidate['settings']['hosts']:
+        if host in claim['hosts']:
+            return 'host %s on frontend port %d is already routed to the older service %s' % (
+                host, port, claim['hosts'][host])
+    return None
+
+
+def assign_frontend_ports(candidates, options=None, warnings=None):
+    """Give each frontend port to its oldest claimant.
+
+    Services with host names of the same kind share a port (unless a host is claimed twice).
+    With port_conflict "allocate" a younger service whose port is taken gets a free port of
+    allocate_range, chosen from a hash of its name and port, so it is stable across runs;
+    otherwise it is excluded with the winner named.
+    """
+    options = options or {}
+    warnings = [] if warnings is None else warnings
+    reserved = set(options.get('reserved_ports') or [])
+    low, high = allocate_range(options.get('allocate_range'))
+    allocate = options.get('port_conflict') == 'allocate'
+    # Ports some service asks for are never handed out to another one.
+    wanted = set(c['frontend_port'] for c in candidates)
+    winners, excluded, claims = [], [], {}
     order = sorted(candidates, key=lambda c: (c['created'], c['namespace'], c['service_name'], c['service_port']))
     for candidate in order:
+        kind = _kind(candidate)
         port = candidate['frontend_port']
-        if port in owner:
-            excluded.append(_exclusion(candidate['service'], '%d/TCP' % candidate['service_port'],
-                                       'frontend port %d is already taken by the older service %s'
-                                       % (port, owner[port])))
+        problem = _claim_problem(claims, port, candidate, kind, reserved)
+        if problem and allocate and not problem.startswith('host '):
+            start = _allocation_start(candidate, low, high)
+            size = high - low + 1
+            for step in range(size):
+                free = low + (start - low + step) % size
+                if free not in claims and free not in reserved and free not in wanted:
+                    warnings.append(_warning(candidate['service'], '%d/TCP' % candidate['service_port'],
+                                             '%s; allocated frontend port %d' % (problem, free)))
+                    port, problem = free, None
+                    candidate = dict(candidate, frontend_port=free)
+                    break
+            else:
+                problem += '; no free port left in allocate_range %d-%d' % (low, high)
+        if problem:
+            excluded.append(_exclusion(candidate['service'], '%d/TCP' % candidate['service_port'], problem))
             continue
-        owner[port] = candidate['service']
+        claim = claims.setdefault(port, {'kind': kind, 'owner': candidate['service'], 'hosts': {}})
+        for host in (candidate['settings'].get('hosts') or []) if kind != 'exclusive' else []:
+            claim['hosts'][host] = candidate['service']
         winners.append(candidate)
     return winners, excluded
 
@@ -120,16 +240,88 @@ def _backend_nodes(name, candidate, eligible_names, ready_by_service, subsetter)
     return nodes
 
 
+def _check(candidate, options, warnings, prefix):
+    """The default health check, adjusted by the check annotations."""
+    check = health_check(candidate, options)
+    settings = candidate['settings']
+    if 'check' in settings:
+        if check.get('port') is not None:
+            warnings.append(_warning(candidate['service'], '%d/TCP' % candidate['service_port'],
+                                     'annotation %scheck ignored: checked on the kube-proxy health port %d'
+                                     % (prefix, check['port'])))
+        elif settings['check'] == 'http':
+            check = {'type': 'http', 'path': settings.get('check-path', '/')}
+            if 'check-method' in settings:
+                check['method'] = settings['check-method']
+            if 'check-status' in settings:
+                check['status'] = settings['check-status']
+    for key, name in (('check-interval', 'interval'), ('check-rise', 'rise'), ('check-fall', 'fall')):
+        if key in settings:
+            check[name] = settings[key]
+    return check
+
+
+def _route_order(route):
+    # Exact names first, then wildcards, longest suffix first: the most specific match wins.
+    return (route['match'] == 'end', -len(route['value']), route['value'])
+
+
+def _frontend_settings(settings):
+    return {
+        'bind_address': settings.get('bind-address'),
+        'accept_proxy': settings.get('accept-proxy', False),
+        'maxconn': settings.get('maxconn'),
+        'timeout_client': settings.get('timeout-client'),
+    }
+
+
+def _frontends(winners, warnings):
+    """One frontend per port: a single backend, or routes by Host header or TLS SNI."""
+    by_port = {}
+    for candidate in winners:
+        by_port.setdefault(candidate['frontend_port'], []).append(candidate)
+    frontends = []
+    for port, members in by_port.items():
+        first = members[0]
+        kind = _kind(first)
+        name = section_name(first['namespace'], first['service_name'], first['service_port'])
+        frontend = {'name': name, 'port': port, 'mode': first['settings'].get('mode', 'tcp'),
+                    'backend': name, 'service': first['service'], 'service_port': first['service_port'],
+                    'route_by': None, 'routes': []}
+        frontend.update(_frontend_settings(first['settings']))
+        if kind != 'exclusive':
+            frontend.update({'name': '%s.%d' % ('hosts' if kind == 'host' else 'sni', port), 'backend': None,
+                             'service': ', '.join(m['service'] for m in members), 'service_port': None,
+                             'route_by': kind})
+            for member in members:
+                backend = section_name(member['namespace'], member['service_name'], member['service_port'])
+                for host in member['settings']['hosts']:
+                    wildcard = host.startswith('*.')
+                    frontend['routes'].append({'host': host, 'match': 'end' if wildcard else 'str',
+                                               'value': host[1:] if wildcard else host,
+                                               'backend': backend, 'service': member['service']})
+                if member is not first and _frontend_settings(member['settings']) != _frontend_settings(first['settings']):
+                    warnings.append(_warning(member['service'], '%d/TCP' % member['service_port'],
+                                             'frontend settings (bind-address, accept-proxy, maxconn, timeout-client) '
+                                             'of the shared port %d are those of the older service %s'
+                                             % (port, first['service'])))
+            frontend['routes'].sort(key=_route_order)
+        frontends.append(frontend)
+    frontends.sort(key=lambda f: f['port'])
+    return frontends
+
+
 def build_model(nodes, services, options=None, source=None, endpoint_slices=None):
     """The routing model from slim nodes, candidate services and slices (see _cluster)."""
     options = options or {}
+    prefix = options.get('annotation_prefix') or DEFAULT_PREFIX
     eligible, excluded_nodes = eligible_nodes(nodes, options)
     eligible_names = [node['name'] for node in eligible]
     draining = draining_nodes(options.get('drain_state'), eligible, options.get('now') or 0,
                               options.get('drain_seconds') or 0)
     ready_by_service = ready_nodes_by_service(endpoint_slices or [])
     subsetter = Subsetter(options.get('backend_subset_size') or 0, eligible_names)
-    candidates, excluded_services, counts = [], [], {}
+    candidates, excluded_services, warnings, counts = [], [], [], {}
     for service in services:
         counts[_service_id(service)] = counts.get(_service_id(service), 0) + 1
     for service in services:
@@ -138,23 +330,16 @@ def build_model(nodes, services, options=None, source=None, endpoint_slices=None
         if counts[service_id] > 1:
             excluded_services.append(_exclusion(service_id, None, 'listed more than once'))
             continue
-        found, excluded = service_candidates(service, options)
+        found, excluded = service_candidates(service, options, warnings)
         candidates.extend(found)
         excluded_services.extend(excluded)
-    winners, conflicts = assign_frontend_ports(candidates)
+    winners, conflicts = assign_frontend_ports(candidates, options, warnings)
     excluded_services.extend(conflicts)
 
-    frontends, backends, by_service = [], [], {}
+    backends, by_service = [], {}
     for candidate in winners:
         name = section_name(candidate['namespace'], candidate['service_name'], candidate['service_port'])
-        frontends.append({
-            'name': name,
-            'port': candidate['frontend_port'],
-            'mode': 'tcp',
-            'backend': name,
-            'service': candidate['service'],
-            'service_port': candidate['service_port'],
-        })
+        settings = candidate['settings']
         backends.append({
             'name': name,
             'service': candidate['service'],
@@ -163,16 +348,21 @@ def build_model(nodes, services, options=None, source=None, endpoint_slices=None
             'port_name': candidate['port_name'],
             'service_port': candidate['service_port'],
             'node_port': candidate['node_port'],
-            'mode': 'tcp',
-            'balance': 'roundrobin',
+            'mode': settings.get('mode', 'tcp'),
+            'balance': settings.get('balance', 'roundrobin'),
             'traffic_policy': candidate['traffic_policy'],
-            'check': health_check(candidate, options),
+            'check': _check(candidate, options, warnings, prefix),
+            'proxy_protocol': settings.get('proxy-protocol', 'none'),
+            'timeout_connect': settings.get('timeout-connect'),
+            'timeout_server': settings.get('timeout-server'),
+            'timeout_tunnel': settings.get('timeout-tunnel'),
             'nodes': _backend_nodes(name, candidate, eligible_names, ready_by_service, subsetter),
         })
         by_service.setdefault(candidate['service'], []).append(name)
-    frontends.sort(key=lambda f: f['port'])
+    frontends = _frontends(winners, warnings)
     backends.sort(key=lambda b: b['name'])
     excluded_services.sort(key=lambda e: (e['service'], e['port'] or '', e['reason']))
+    warnings.sort(key=lambda e: (e['service'], e['port'] or '', e['reason']))
     return {
         'source': source or {},
         'nodes': eligible,
@@ -182,6 +372,7 @@ def build_model(nodes, services, options=None, source=None, endpoint_slices=None
         'backends': backends,
         'services': [{'service': s, 'backends': sorted(b)} for s, b in sorted(by_service.items())],
         'excluded_services': excluded_services,
+        'warnings': warnings,
         'summary': {
             'nodes': len(eligible),
             'excluded_nodes': len(excluded_nodes),
@@ -190,6 +381,7 @@ def build_model(nodes, services, options=None, source=None, endpoint_slices=None
             'frontends': len(frontends),
             'backends': len(backends),
             'excluded_services': len(excluded_services),
+            'warnings': len(warnings),
             'backends_without_nodes': sum(1 for b in backends if b['nodes'] == []),
         },
     }

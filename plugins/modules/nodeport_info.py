@@ -27,7 +27,13 @@ description:
     endpoint (read from their EndpointSlices); LoadBalancer services of that policy are
     health-checked on their C(healthCheckNodePort) at C(/healthz), as cloud load balancers do.
   - Two services that want the same frontend port are resolved by age; the older service keeps
-    the port, the younger is listed in RV(model.excluded_services) with the reason.
+    the port, the younger is listed in RV(model.excluded_services) with the reason, or gets a
+    free port of O(allocate_range) with O(port_conflict=allocate).
+  - Per-service settings come from annotations under O(annotation_prefix) (mode, balance, health
+    check, PROXY protocol, timeouts, maxconn, frontend port, bind address, ports, host names).
+    C(http) services with C(hosts) share one frontend per port, routed by the Host header; C(tcp)
+    services with C(hosts) share one by TLS SNI (passthrough). A host claimed twice on one port
+    stays with the older service; the younger is excluded with the reason.
   - Every value that comes from the cluster is checked against a strict allow-list before it
     can reach the model; anything else is excluded with a reason.
 author:
@@ -103,23 +109,37 @@ model:
       elements: dict
       sample: [{name: worker-3, reason: not Ready (Ready condition is False)}]
     frontends:
-      description: One per exposed service port, by port.
+      description:
+        - One per frontend port, by port.
+        - A port of one service has C(backend) and C(route_by) null. A port shared by host name
+          (C(route_by) V(host), named C(hosts.<port>)) or TLS SNI (V(sni), named C(sni.<port>)) has
+          C(backend) null and C(routes), each with the C(host), the HAProxy match (C(match) V(str)
+          or V(end) and its C(value)), the C(backend) and the C(service); exact names come first.
+        - C(bind_address) (null means the role's C(haproxy_sync_bind_address)), C(accept_proxy),
+          C(maxconn) and C(timeout_client) come from the service's annotations (of the oldest
+          service on a shared port).
       type: list
       elements: dict
       sample: [{name: guestbook.frontend.80, port: 80, mode: tcp, backend: guestbook.frontend.80,
-                service: guestbook/frontend, service_port: 80}]
+                service: guestbook/frontend, service_port: 80, route_by: null, routes: [],
+                bind_address: null, accept_proxy: false, maxconn: null, timeout_client: null}]
     backends:
       description:
         - One per exposed service port, by name (C(<namespace>.<service>.<port>)).
         - C(nodes) is V(all) (every eligible node) or a list of node names (C(Local) traffic
           policy, or O(backend_subset_size)).
         - C(check) says how HAProxy checks each server; type V(tcp) (a connect to the nodePort)
-          or V(http) with the C(port) and C(path) of a kube-proxy health endpoint.
+          or V(http) with the C(path) (and C(port) of a kube-proxy health endpoint), optionally
+          C(method), C(status), C(interval), C(rise) and C(fall) from annotations.
+        - C(mode), C(balance), C(proxy_protocol) (V(none), V(v1), V(v2)) and C(timeout_connect),
+          C(timeout_server), C(timeout_tunnel) (null means the base template's) come from annotations.
       type: list
       elements: dict
       sample: [{name: guestbook.frontend.80, service: guestbook/frontend, namespace: guestbook,
                 service_name: frontend, port_name: "", service_port: 80, node_port: 30080,
-                mode: tcp, balance: roundrobin, traffic_policy: Cluster, check: {type: tcp}, nodes: all}]
+                mode: tcp, balance: roundrobin, traffic_policy: Cluster, check: {type: tcp},
+                proxy_protocol: none, timeout_connect: null, timeout_server: null, timeout_tunnel: null,
+                nodes: all}]
     services:
       description: Exposed services and their backends.
       type: list
@@ -130,6 +150,13 @@ model:
       type: list
       elements: dict
       sample: [{service: dns/coredns-ext, port: 53/UDP, reason: UDP ports cannot be balanced by HAProxy}]
+    warnings:
+      description:
+        - Settings that were ignored or adjusted, each with the service, port (or null) and reason
+          (an unknown annotation, a port allocated after a conflict, a shared port's settings).
+      type: list
+      elements: dict
+      sample: [{service: shop/api, port: 80/TCP, reason: "frontend port 80 is already taken by the older service shop/web; allocated frontend port 24817"}]
     summary:
       description: Counts of the lists above.
       type: dict
