@@ -136,8 +136,6 @@ def _explain_api_error(exc, resource, server):
     if status == 403:
         return ('permission denied listing %s (403 Forbidden): %s. The account needs "list" on '
                 '%s at the cluster scope (or in each selected namespace).' % (resource, message, resource))
-    if status == 410:
-        return 'listing %s: the list expired twice while paging (410 Gone): %s' % (resource, message)
     if status == 404:
         return ('listing %s: 404 Not Found (%s); is host %s a Kubernetes API server?'
                 % (resource, message, server))

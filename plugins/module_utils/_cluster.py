@@ -115,7 +115,6 @@ class ServiceFilter:
             except jmespath.exceptions.JMESPathError as exc:
                 raise KubeError('filter %r is not a valid JMESPath expression: %s' % (expression, exc))
         self.seen = 0
-        self.other_types = 0
 
     def __call__(self, obj, local=True):
         """The slim service if it is a candidate for exposure, else None.
@@ -125,7 +124,6 @@ class ServiceFilter:
         self.seen += 1
         spec = _mapping(_mapping(obj).get('spec'))
         if spec.get('type') not in EXPOSED_TYPES:
-            self.other_types += 1
             return None
         metadata = _mapping(obj.get('metadata'))
         if local and self.namespaces and metadata.get('namespace') not in self.namespaces:

@@ -20,6 +20,7 @@ import json
 
 from ansible_collections.portico.k8s.plugins.module_utils._cluster import (
     EXPOSED_TYPES,
+    _mapping,
     slim_endpointslice,
     slim_node,
     slim_service,
@@ -27,10 +28,6 @@ from ansible_collections.portico.k8s.plugins.module_utils._cluster import (
 
 NODE, SERVICE, ENDPOINT_SLICE = 'Node', 'Service', 'EndpointSlice'
 KINDS = (NODE, SERVICE, ENDPOINT_SLICE)
-
-
-def _mapping(value):
-    return value if isinstance(value, dict) else {}
 
 
 def digest(value):

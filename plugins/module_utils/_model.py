@@ -32,8 +32,6 @@ from ansible_collections.portico.k8s.plugins.module_utils._traffic import (
     serving_nodes,
 )
 
-FRONTEND_PORT_SOURCES = ('service_port', 'node_port')
-PORT_CONFLICT_POLICIES = ('exclude', 'allocate')
 DEFAULT_ALLOCATE_RANGE = (20000, 29999)
 # Services without a creation time sort as the youngest, so they never take a port away.
 _NO_TIME = '9999-12-31T23:59:59Z'
@@ -43,12 +41,13 @@ def _service_id(service):
     return '%s/%s' % (service.get('namespace'), service.get('name'))
 
 
-def _exclusion(service_id, port, reason):
+def _entry(service_id, port, reason):
+    """An entry of excluded_services or warnings: which service (and port), and why."""
     return {'service': service_id, 'port': port, 'reason': reason}
 
 
-def _warning(service_id, port, reason):
-    return {'service': service_id, 'port': port, 'reason': reason}
+def _tcp_port(candidate):
+    return '%d/TCP' % candidate['service_port']
 
 
 def _port_label(port):
@@ -71,7 +70,7 @@ def allocate_range(value):
     return low, high
 
 
-def _expose(service_id, settings, options, prefix):
+def _expose(settings, options, prefix):
     """None when the service is exposed, else the reason it is not."""
     if 'expose' in settings:
         return None if settings['expose'] else 'not exposed: annotation %sexpose is "false"' % prefix
@@ -94,11 +93,11 @@ def service_candidates(service, options, warnings=None):
         service_name(service.get('name'))
         settings, notes = parse_settings(service.get('annotations') or {}, prefix)
     except InvalidValue as exc:
-        return [], [_exclusion(service_id, None, 'invalid: %s' % exc)]
-    warnings.extend(_warning(service_id, None, note) for note in notes)
-    reason = _expose(service_id, settings, options, prefix)
+        return [], [_entry(service_id, None, 'invalid: %s' % exc)]
+    warnings.extend(_entry(service_id, None, note) for note in notes)
+    reason = _expose(settings, options, prefix)
     if reason:
-        return [], [_exclusion(service_id, None, reason)]
+        return [], [_entry(service_id, None, reason)]
     frontend_port_source = options.get('frontend_port') or 'service_port'
     selected = settings.get('ports')
     candidates, excluded = [], []
@@ -108,22 +107,22 @@ def service_candidates(service, options, warnings=None):
             name = port_name(port.get('name'))
             number = port_number(port.get('port'), 'port')
         except InvalidValue as exc:
-            excluded.append(_exclusion(service_id, label, 'invalid: %s' % exc))
+            excluded.append(_entry(service_id, label, 'invalid: %s' % exc))
             continue
         if port.get('protocol') != 'TCP':
-            excluded.append(_exclusion(service_id, label, '%s ports cannot be balanced by HAProxy'
+            excluded.append(_entry(service_id, label, '%s ports cannot be balanced by HAProxy'
                                        % (port.get('protocol'),)))
             continue
         if selected is not None and number not in selected and (not name or name not in selected):
-            excluded.append(_exclusion(service_id, label, 'not listed in annotation %sports' % prefix))
+            excluded.append(_entry(service_id, label, 'not listed in annotation %sports' % prefix))
             continue
         if port.get('node_port') is None:
-            excluded.append(_exclusion(service_id, label, 'no nodePort allocated'))
+            excluded.append(_entry(service_id, label, 'no nodePort allocated'))
             continue
         try:
             node_port = port_number(port.get('node_port'), 'nodePort')
         except InvalidValue as exc:
-            excluded.append(_exclusion(service_id, label, 'invalid: %s' % exc))
+            excluded.append(_entry(service_id, label, 'invalid: %s' % exc))
             continue
         candidates.append({
             'service': service_id,
@@ -140,7 +139,7 @@ def service_candidates(service, options, warnings=None):
         })
     wanted = settings.get('frontend-port')
     if isinstance(wanted, int) and len(candidates) > 1:
-        return [], [_exclusion(service_id, None, 'invalid: annotation %sfrontend-port is one port but %d service '
+        return [], [_entry(service_id, None, 'invalid: annotation %sfrontend-port is one port but %d service '
                                'ports are exposed; use name=port,name2=port' % (prefix, len(candidates)))]
     for candidate in candidates:
         if isinstance(wanted, int):
@@ -153,9 +152,9 @@ def service_candidates(service, options, warnings=None):
         known = set(p.get('name') for p in service.get('ports') or []) | set(p.get('port') for p in service.get('ports') or [])
         for key in sorted(set(selected or []) | set(wanted if isinstance(wanted, dict) else []), key=str):
             if key not in known:
-                warnings.append(_warning(service_id, None, 'annotation names port %s, which the service does not have' % key))
+                warnings.append(_entry(service_id, None, 'annotation names port %s, which the service does not have' % key))
     if not candidates and not excluded:
-        excluded.append(_exclusion(service_id, None, 'no ports'))
+        excluded.append(_entry(service_id, None, 'no ports'))
     return candidates, excluded
 
 
@@ -173,19 +172,20 @@ def _allocation_start(candidate, low, high):
 
 
 def _claim_problem(claims, port, candidate, kind, reserved):
-    """Why candidate cannot have port, or None."""
+    """(why candidate cannot have port, whether another port would do), or (None, False)."""
     if port in reserved:
-        return 'frontend port %d is reserved by the base configuration' % port
+        return 'frontend port %d is reserved by the base configuration' % port, True
     claim = claims.get(port)
     if claim is None:
-        return None
+        return None, False
     if kind == 'exclusive' or claim['kind'] != kind:
-        return 'frontend port %d is already taken by the older service %s' % (port, claim['owner'])
+        return 'frontend port %d is already taken by the older service %s' % (port, claim['owner']), True
     for host in candidate['settings']['hosts']:
         if host in claim['hosts']:
+            # a host name belongs to one service whatever the port: moving it would not help
             return 'host %s on frontend port %d is already routed to the older service %s' % (
-                host, port, claim['hosts'][host])
-    return None
+                host, port, claim['hosts'][host]), False
+    return None, False
 
 
 def assign_frontend_ports(candidates, options=None, warnings=None):
@@ -208,14 +208,14 @@ def assign_frontend_ports(candidates, options=None, warnings=None):
     for candidate in order:
         kind = _kind(candidate)
         port = candidate['frontend_port']
-        problem = _claim_problem(claims, port, candidate, kind, reserved)
-        if problem and allocate and not problem.startswith('host '):
+        problem, movable = _claim_problem(claims, port, candidate, kind, reserved)
+        if problem and allocate and movable:
             start = _allocation_start(candidate, low, high)
             size = high - low + 1
             for step in range(size):
                 free = low + (start - low + step) % size
                 if free not in claims and free not in reserved and free not in wanted:
-                    warnings.append(_warning(candidate['service'], '%d/TCP' % candidate['service_port'],
+                    warnings.append(_entry(candidate['service'], _tcp_port(candidate),
                                              '%s; allocated frontend port %d' % (problem, free)))
                     port, problem = free, None
                     candidate = dict(candidate, frontend_port=free)
@@ -223,7 +223,7 @@ def assign_frontend_ports(candidates, options=None, warnings=None):
             else:
                 problem += '; no free port left in allocate_range %d-%d' % (low, high)
         if problem:
-            excluded.append(_exclusion(candidate['service'], '%d/TCP' % candidate['service_port'], problem))
+            excluded.append(_entry(candidate['service'], _tcp_port(candidate), problem))
             continue
         claim = claims.setdefault(port, {'kind': kind, 'owner': candidate['service'], 'hosts': {}})
         for host in (candidate['settings'].get('hosts') or []) if kind != 'exclusive' else []:
@@ -246,7 +246,7 @@ def _check(candidate, options, warnings, prefix):
     settings = candidate['settings']
     if 'check' in settings:
         if check.get('port') is not None:
-            warnings.append(_warning(candidate['service'], '%d/TCP' % candidate['service_port'],
+            warnings.append(_entry(candidate['service'], _tcp_port(candidate),
                                      'annotation %scheck ignored: checked on the kube-proxy health port %d'
                                      % (prefix, check['port'])))
         elif settings['check'] == 'http':
@@ -301,7 +301,7 @@ def _frontends(winners, warnings):
                                                'value': host[1:] if wildcard else host,
                                                'backend': backend, 'service': member['service']})
                 if member is not first and _frontend_settings(member['settings']) != _frontend_settings(first['settings']):
-                    warnings.append(_warning(member['service'], '%d/TCP' % member['service_port'],
+                    warnings.append(_entry(member['service'], _tcp_port(member),
                                              'frontend settings (bind-address, accept-proxy, maxconn, timeout-client) '
                                              'of the shared port %d are those of the older service %s'
                                              % (port, first['service'])))
@@ -328,7 +328,7 @@ def build_model(nodes, services, options=None, source=None, endpoint_slices=None
         service_id = _service_id(service)
         # Listed twice (only a hand-made snapshot can): which copy is right is unknowable.
         if counts[service_id] > 1:
-            excluded_services.append(_exclusion(service_id, None, 'listed more than once'))
+            excluded_services.append(_entry(service_id, None, 'listed more than once'))
             continue
         found, excluded = service_candidates(service, options, warnings)
         candidates.extend(found)
