@@ -23,7 +23,8 @@ import yaml
 
 from tests.fakeapi import objects
 from tests.fakeapi.server import FakeKubeAPI
-from tests.support.haproxy import HAProxy, free_ports, minimal_config
+from tests.support.haproxy import free_ports, start_load_balancers
+from tests.support.inventory import inventory, load_balancer
 
 ansible_runner = pytest.importorskip('ansible_runner')
 
@@ -76,24 +77,9 @@ class AWXLab:
         return private
 
     def inventory(self):
-        hosts = {}
-        for host, address in LOAD_BALANCERS.items():
-            hosts[host] = {
-                'haproxy_sync_config_path': str(self.config(host)),
-                'haproxy_sync_bind_address': address,
-                'haproxy_sync_stats_socket': str(self.root / host / 'admin.sock'),
-                'haproxy_sync_reload_command': '/bin/kill -USR2 %d' % self.proxies[host].master_pid,
-                'haproxy_sync_config_owner': '{{ omit }}',
-                'haproxy_sync_config_group': '{{ omit }}',
-                'haproxy_sync_chroot': '', 'haproxy_sync_user': '', 'haproxy_sync_group': '',
-                'haproxy_sync_log_target': '', 'haproxy_sync_hard_stop_after': '5s',
-            }
-        inventory = {'all': {
-            'vars': {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
-                     'haproxy_sync_drain_state_file': str(self.root / 'drain-state.json')},
-            'hosts': {'localhost': {}},
-            'children': {'loadbalancers': {'hosts': hosts}}}}
-        return inventory
+        hosts = dict((host, load_balancer(self.root / host, address, self.proxies[host].master_pid))
+                     for host, address in LOAD_BALANCERS.items())
+        return inventory(hosts, self.root)
 
     def credential_env(self, private):
         """The environment AWX's Kubernetes bearer-token credential injects (CA written to a 0600 file)."""
@@ -169,10 +155,7 @@ def lab(tmp_path_factory):
                                ports=[objects.service_port(lab.web_port, name='http', node_port=node_port)]),
                objects.service('admin', 'ops', type='NodePort',
                                ports=[objects.service_port(lab.admin_port, name='https')])]))
-        for host in LOAD_BALANCERS:
-            (root / host).mkdir()
-            lab.config(host).write_text(minimal_config(root / host / 'admin.sock'))
-            lab.proxies[host] = stack.enter_context(HAProxy(lab.config(host), root / 'run' / ('%s.pid' % host)))
+        lab.proxies.update(start_load_balancers(stack, root, LOAD_BALANCERS))
         lab.project_sync()
         yield lab
 

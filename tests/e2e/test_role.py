@@ -20,12 +20,11 @@ from pathlib import Path
 import pytest
 
 from tests.support.haproxy import (
-    HAProxy,
     check_config,
     free_ports,
     identity,
-    minimal_config,
     nodeport_servers,
+    start_load_balancers,
     wait_for_spread,
 )
 
@@ -174,10 +173,7 @@ def lab(tmp_path_factory):
     node_ports = free_ports(3, 30000, 32767, list(NODES.values()))
     lab = Lab(root, frontend_ports, node_ports)
     with nodeport_servers(NODES, node_ports), contextlib.ExitStack() as stack:
-        for host in LOAD_BALANCERS:
-            (root / host).mkdir()
-            lab.config(host).write_text(minimal_config(root / host / 'admin.sock'))
-            lab.proxies[host] = stack.enter_context(HAProxy(lab.config(host), root / 'run' / f'{host}.pid'))
+        lab.proxies.update(start_load_balancers(stack, root, LOAD_BALANCERS))
         lab.write_inventory()
         yield lab
 

@@ -16,11 +16,10 @@ import pytest
 from tests.fakeapi import objects
 from tests.fakeapi.server import FakeKubeAPI
 from tests.support.haproxy import (
-    HAProxy,
     free_ports,
     identity,
-    minimal_config,
     nodeport_servers,
+    start_load_balancers,
     wait_for_spread,
 )
 from tests.support.inventory import BIN, REPO, inventory, load_balancer, sync_env
@@ -91,10 +90,7 @@ def lab(tmp_path_factory):
                objects.service('dns', 'infra', type='NodePort',
                                ports=[objects.service_port(53, name='dns', protocol='UDP', node_port=lab.dns_np)]),
                objects.service('cache', 'shop', type='ClusterIP', ports=[6379])]))
-        for host in LOAD_BALANCERS:
-            (root / host).mkdir()
-            lab.config(host).write_text(minimal_config(root / host / 'admin.sock'))
-            lab.proxies[host] = stack.enter_context(HAProxy(lab.config(host), root / 'run' / ('%s.pid' % host)))
+        lab.proxies.update(start_load_balancers(stack, root, LOAD_BALANCERS))
         lab.write_inventory()
         yield lab
 

@@ -320,3 +320,17 @@ def free_ports(count, low, high, addresses=('127.0.0.1',)):
             if len(chosen) == count:
                 return chosen
     raise RuntimeError(f'fewer than {count} free ports in {low}-{high} on {addresses}')
+
+
+def start_load_balancers(stack, root, hosts):
+    """A running HAProxy per host in ``root/<host>/`` (minimal config), entered on ``stack``.
+
+    Returns ``{host: HAProxy}``; the config of each is ``root/<host>/haproxy.cfg``.
+    """
+    proxies = {}
+    for host in hosts:
+        (root / host).mkdir()
+        config = root / host / 'haproxy.cfg'
+        config.write_text(minimal_config(root / host / 'admin.sock'))
+        proxies[host] = stack.enter_context(HAProxy(config, root / 'run' / ('%s.pid' % host)))
+    return proxies
