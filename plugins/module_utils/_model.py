@@ -111,7 +111,7 @@ def service_candidates(service, options, warnings=None):
             continue
         if port.get('protocol') != 'TCP':
             excluded.append(_entry(service_id, label, '%s ports cannot be balanced by HAProxy'
-                                       % (port.get('protocol'),)))
+                                   % (port.get('protocol'),)))
             continue
         if selected is not None and number not in selected and (not name or name not in selected):
             excluded.append(_entry(service_id, label, 'not listed in annotation %sports' % prefix))
@@ -140,7 +140,7 @@ def service_candidates(service, options, warnings=None):
     wanted = settings.get('frontend-port')
     if isinstance(wanted, int) and len(candidates) > 1:
         return [], [_entry(service_id, None, 'invalid: annotation %sfrontend-port is one port but %d service '
-                               'ports are exposed; use name=port,name2=port' % (prefix, len(candidates)))]
+                           'ports are exposed; use name=port,name2=port' % (prefix, len(candidates)))]
     for candidate in candidates:
         if isinstance(wanted, int):
             candidate['frontend_port'] = wanted
@@ -216,7 +216,7 @@ def assign_frontend_ports(candidates, options=None, warnings=None):
                 free = low + (start - low + step) % size
                 if free not in claims and free not in reserved and free not in wanted:
                     warnings.append(_entry(candidate['service'], _tcp_port(candidate),
-                                             '%s; allocated frontend port %d' % (problem, free)))
+                                           '%s; allocated frontend port %d' % (problem, free)))
                     port, problem = free, None
                     candidate = dict(candidate, frontend_port=free)
                     break
@@ -247,8 +247,8 @@ def _check(candidate, options, warnings, prefix):
     if 'check' in settings:
         if check.get('port') is not None:
             warnings.append(_entry(candidate['service'], _tcp_port(candidate),
-                                     'annotation %scheck ignored: checked on the kube-proxy health port %d'
-                                     % (prefix, check['port'])))
+                                   'annotation %scheck ignored: checked on the kube-proxy health port %d'
+                                   % (prefix, check['port'])))
         elif settings['check'] == 'http':
             check = {'type': 'http', 'path': settings.get('check-path', '/')}
             if 'check-method' in settings:
@@ -302,9 +302,9 @@ def _frontends(winners, warnings):
                                                'backend': backend, 'service': member['service']})
                 if member is not first and _frontend_settings(member['settings']) != _frontend_settings(first['settings']):
                     warnings.append(_entry(member['service'], _tcp_port(member),
-                                             'frontend settings (bind-address, accept-proxy, maxconn, timeout-client) '
-                                             'of the shared port %d are those of the older service %s'
-                                             % (port, first['service'])))
+                                           'frontend settings (bind-address, accept-proxy, maxconn, timeout-client) '
+                                           'of the shared port %d are those of the older service %s'
+                                           % (port, first['service'])))
             frontend['routes'].sort(key=_route_order)
         frontends.append(frontend)
     frontends.sort(key=lambda f: f['port'])
