@@ -1,4 +1,10 @@
-"""Records how long each task takes, per host, as JSON lines in $PORTICO_BENCH_TASK_TIMES."""
+"""Records how long each task takes, per host, as JSON lines in $PORTICO_BENCH_TASK_TIMES.
+
+Besides ``seconds`` (monotonic), every record carries wall-clock times (``start``, ``end``,
+``wall``: seconds since the epoch) and the pid of the ansible-playbook process, so that the
+runs of a long-lived caller (ansible-rulebook runs the playbook once per event) can be told
+apart and lined up with times measured in other processes.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ DOCUMENTATION = '''
 name: task_times
 type: aggregate
 short_description: per-task wall times for the benchmark
-description: Appends one JSON line per finished task and host to $PORTICO_BENCH_TASK_TIMES.
+description: Appends one JSON line per playbook start and end, play start, and finished task and host to $PORTICO_BENCH_TASK_TIMES.
 '''
 
 
@@ -30,15 +36,19 @@ class CallbackModule(CallbackBase):
 
     def _write(self, record):
         if self._path:
+            record['pid'] = os.getpid()
             with open(self._path, 'a') as handle:
                 handle.write(json.dumps(record) + '\n')
 
+    def v2_playbook_on_start(self, playbook):
+        self._write({'playbook': os.path.basename(playbook._file_name), 'wall': time.time()})
+
     def v2_playbook_on_play_start(self, play):
         now = time.monotonic()
-        self._write({'play': play.get_name(), 'at': now})
+        self._write({'play': play.get_name(), 'at': now, 'wall': time.time()})
 
     def v2_playbook_on_task_start(self, task, is_conditional):
-        self._started[task._uuid] = time.monotonic()
+        self._started[task._uuid] = (time.monotonic(), time.time())
 
     v2_playbook_on_handler_task_start = v2_playbook_on_task_start
 
@@ -47,7 +57,7 @@ class CallbackModule(CallbackBase):
         start = self._started.get(task._uuid)
         if start is not None:
             self._write({'task': task.get_name(), 'host': result._host.get_name(), 'status': status,
-                         'seconds': time.monotonic() - start})
+                         'seconds': time.monotonic() - start[0], 'start': start[1], 'end': time.time()})
 
     def v2_runner_on_ok(self, result):
         self._done(result, 'ok')
@@ -57,3 +67,6 @@ class CallbackModule(CallbackBase):
 
     def v2_runner_on_failed(self, result, ignore_errors=False):
         self._done(result, 'failed')
+
+    def v2_playbook_on_stats(self, stats):
+        self._write({'stats': True, 'wall': time.time()})
