@@ -30,6 +30,8 @@ _TOKEN = re.compile(r'\A[A-Za-z0-9][A-Za-z0-9-]{0,63}\Z')
 _HDR = re.compile(r'\Ahdr\(([^()]*)\)\Z')
 _HOST_LABEL = re.compile(r'\A[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z')
 _NUMBER = re.compile(r'\A[0-9]{1,7}\Z')
+# A DNS subdomain, short enough that "<namespace>_<name>.pem" fits a file name.
+_SECRET = re.compile(r'\A[a-z0-9]([-a-z0-9.]{0,178}[a-z0-9])?\Z')
 
 
 def _choice(*allowed):
@@ -143,6 +145,13 @@ def host_name(value):
     return name
 
 
+def _secret(value):
+    if not isinstance(value, str) or not _SECRET.match(value) or '..' in value:
+        raise InvalidValue('%s is not a Secret name (lowercase letters, digits, "-" and ".", at most 180)'
+                           % _show(value))
+    return value
+
+
 def _hosts(value):
     hosts = [host_name(item) for item in _items(value)]
     if len(set(hosts)) != len(hosts):
@@ -178,6 +187,10 @@ ANNOTATIONS = {
     'bind-address': (_address, 'an IPv4 or IPv6 address', 'role variable `haproxy_sync_bind_address`'),
     'ports': (_ports, 'service port names or numbers, comma-separated', 'every TCP port'),
     'hosts': (_hosts, 'DNS names or `*.` wildcards, comma-separated', 'none (a port of its own)'),
+    'tls-secret': (_secret, 'the name of a Secret of type `kubernetes.io/tls` in the service\'s namespace',
+                   'none (no TLS termination)'),
+    'tls-redirect-port': (_integer(1, 65535), 'a port; in `http` mode with `tls-secret`, plain HTTP there is '
+                          'redirected to HTTPS', 'none (no redirect)'),
 }
 
 HTTP_ONLY_BALANCE = ('uri', 'hdr(')
@@ -212,4 +225,8 @@ def parse_settings(annotations, prefix=DEFAULT_PREFIX):
             if key in settings:
                 warnings.append('annotation %s%s ignored: %scheck is not http' % (prefix, key, prefix))
                 del settings[key]
+    if 'tls-redirect-port' in settings and ('tls-secret' not in settings or settings.get('mode') != 'http'):
+        warnings.append('annotation %stls-redirect-port ignored: it needs %stls-secret and %smode http'
+                        % (prefix, prefix, prefix))
+        del settings['tls-redirect-port']
     return settings, warnings

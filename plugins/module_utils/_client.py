@@ -220,6 +220,43 @@ class KubeClient:
             return getattr(api, namespaced_method)(namespace, **kwargs).data
         return getattr(api, cluster_method)(**kwargs).data
 
+    def read_secret(self, namespace, name):
+        """One Secret object, or None when it does not exist.
+
+        Raises SecretForbidden on 403 (that service goes, the run goes on) and KubeError on
+        any other failure. The body never reaches a message: it holds the private key.
+        """
+        what = 'reading Secret %s/%s' % (namespace, name)
+        try:
+            if hasattr(self.api_client, 'param_serialize'):
+                request = self.api_client.param_serialize(
+                    method='GET', resource_path='/api/v1/namespaces/{namespace}/secrets/{name}',
+                    path_params={'namespace': namespace, 'name': name},
+                    header_params={'Accept': 'application/json'}, auth_settings=['BearerToken'])
+                response = self.api_client.call_api(*request, _request_timeout=self.timeout)
+                data = response.read()
+                if not 200 <= response.status <= 299:
+                    raise _HTTPError(response.status, response.reason, data)
+            else:
+                api = kubernetes.client.CoreV1Api(self.api_client)
+                data = api.read_namespaced_secret(name, namespace, _preload_content=False,
+                                                  _request_timeout=self.timeout).data
+        except (ApiException, _HTTPError) as exc:
+            if exc.status == 404:
+                return None
+            if exc.status == 403:
+                raise SecretForbidden('permission denied reading Secret %s/%s (403 Forbidden): the account '
+                                      'needs "get" on secrets in namespace %s' % (namespace, name, namespace))
+            raise KubeError('%s: the API server answered %s %s: %s'
+                            % (what, exc.status, exc.reason, _status_message(exc)))
+        except Exception as exc:
+            raise KubeError(_explain_transport_error(exc, 'Secret %s/%s' % (namespace, name),
+                                                     self.server, self.timeout).replace('listing ', 'reading ', 1))
+        secret = parse_json_body(data, what)
+        if not isinstance(secret, dict) or secret.get('kind') != 'Secret':
+            raise KubeError('%s: the answer is not a Secret' % what)
+        return secret
+
     def _page(self, resource, namespace, selector, token):
         kind = RESOURCES[resource][3]
         query = [('limit', self.page_size)]
@@ -282,6 +319,10 @@ class KubeClient:
             raise KubeError('listing %s: the list ended after %d of %d items; the API server or a '
                             'proxy cut it short' % (resource, count, promised))
         return items, version
+
+
+class SecretForbidden(KubeError):
+    """The account may not read a Secret that a service names."""
 
 
 class _HTTPError(Exception):

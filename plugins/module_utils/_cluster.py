@@ -14,12 +14,15 @@ __metaclass__ = type
 import traceback
 
 from ansible_collections.portico.k8s.plugins.module_utils import _selectors
-from ansible_collections.portico.k8s.plugins.module_utils._annotations import DEFAULT_PREFIX, MAX_VALUE_LENGTH
+from ansible_collections.portico.k8s.plugins.module_utils._annotations import ANNOTATIONS, DEFAULT_PREFIX, MAX_VALUE_LENGTH
 from ansible_collections.portico.k8s.plugins.module_utils._client import (
     KubeClient,
     KubeError,
+    SecretForbidden,
     parse_json_body,
 )
+from ansible_collections.portico.k8s.plugins.module_utils._names import InvalidValue
+from ansible_collections.portico.k8s.plugins.module_utils._tls import read_tls_secret
 
 try:
     import jmespath
@@ -180,8 +183,41 @@ def node_filter(node_selector):
     return reduce
 
 
+def wanted_secrets(services):
+    """(namespace, name) of each Secret a valid tls-secret annotation names."""
+    wanted = set()
+    for service in services:
+        name = (service.get('annotations') or {}).get('tls-secret')
+        try:
+            ANNOTATIONS['tls-secret'][0](name)
+        except InvalidValue:
+            continue  # the model reports the bad value
+        if isinstance(service.get('namespace'), str):
+            wanted.add((service['namespace'], name))
+    return sorted(wanted)
+
+
+def load_secrets(services, read):
+    """{(namespace, name): {'bundle': PEM bytes, 'facts': {...}} or {'error': reason}}.
+
+    read(namespace, name) returns the Secret object or None, or raises SecretForbidden.
+    """
+    loaded = {}
+    for namespace, name in wanted_secrets(services):
+        try:
+            secret = read(namespace, name)
+            if secret is None:
+                raise InvalidValue('Secret %s/%s not found' % (namespace, name))
+            bundle, facts = read_tls_secret(secret)
+            loaded[(namespace, name)] = {'bundle': bundle, 'facts': facts}
+        except (InvalidValue, SecretForbidden) as exc:
+            loaded[(namespace, name)] = {'error': str(exc)}
+    return loaded
+
+
 def read_api(settings, service_filter, node_selector=None, timeout=30, page_size=500):
-    """Nodes, candidate services and the slices of Local-policy services, from the API server."""
+    """Nodes, candidate services, the slices of Local-policy services and the TLS Secrets
+    the services name, from the API server."""
     node_filter(node_selector)  # a bad selector fails here, before any request
     client = KubeClient(settings, timeout=timeout, page_size=page_size)
     namespaces = sorted(service_filter.namespaces) or [None]
@@ -199,15 +235,18 @@ def read_api(settings, service_filter, node_selector=None, timeout=30, page_size
             for namespace in slice_namespaces:
                 found, dummy = client.list('endpointslices', _slices_of(local), namespace=namespace)
                 slices.extend(found)
+        # Secrets are read one by one, by name: "get" on them is all the account needs.
+        secrets = load_secrets(services, client.read_secret)
     finally:
         client.close()
-    return nodes, services, slices, {'kind': 'api', 'server': client.server, 'resource_version': version}
+    return nodes, services, slices, {'kind': 'api', 'server': client.server, 'resource_version': version}, secrets
 
 
 def read_snapshot(path, service_filter, node_selector=None):
-    """Nodes, candidate services and slices from a v1 List file.
+    """Nodes, candidate services, slices and TLS Secrets from a v1 List file.
 
-    Made with ``kubectl get nodes,services,endpointslices -A -o json``.
+    Made with ``kubectl get nodes,services,endpointslices -A -o json`` (add the Secrets that
+    tls-secret annotations name, if any).
     """
     try:
         with open(path, 'rb') as handle:
@@ -219,7 +258,7 @@ def read_snapshot(path, service_filter, node_selector=None):
         raise KubeError('snapshot %s is not a Kubernetes List (no items array); make it with '
                         '"kubectl get nodes,services,endpointslices -A -o json"' % path)
     keep_node = node_filter(node_selector)
-    nodes, services, raw_slices = [], [], []
+    nodes, services, raw_slices, secrets = [], [], [], {}
     for obj in document['items']:
         kind = _mapping(obj).get('kind')
         if kind == 'Node':
@@ -232,6 +271,10 @@ def read_snapshot(path, service_filter, node_selector=None):
                 services.append(service)
         elif kind == 'EndpointSlice':
             raw_slices.append(obj)
+        elif kind == 'Secret':
+            metadata = _mapping(obj.get('metadata'))
+            secrets[(metadata.get('namespace'), metadata.get('name'))] = obj
     reduce = _slices_of(_local_services(services))
     slices = [s for s in (reduce(obj) for obj in raw_slices) if s is not None]
-    return nodes, services, slices, {'kind': 'snapshot', 'snapshot': path}
+    loaded = load_secrets(services, lambda namespace, name: secrets.get((namespace, name)))
+    return nodes, services, slices, {'kind': 'snapshot', 'snapshot': path}, loaded

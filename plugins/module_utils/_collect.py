@@ -22,6 +22,7 @@ from ansible_collections.portico.k8s.plugins.module_utils._cluster import (
 from ansible_collections.portico.k8s.plugins.module_utils._annotations import DEFAULT_PREFIX, check_prefix
 from ansible_collections.portico.k8s.plugins.module_utils._model import allocate_range, build_model
 from ansible_collections.portico.k8s.plugins.module_utils._names import InvalidValue, port_number
+from ansible_collections.portico.k8s.plugins.module_utils._tls import write_bundles
 
 ADDRESS_TYPES = ['InternalIP', 'ExternalIP', 'Hostname', 'InternalDNS', 'ExternalDNS']
 
@@ -52,6 +53,7 @@ def model_argument_spec():
         port_conflict=dict(type='str', default='exclude', choices=['exclude', 'allocate']),
         allocate_range=dict(type='str', default='20000-29999'),
         reserved_ports=dict(type='list', elements='int', default=[]),
+        tls_cert_dir=dict(type='path'),
     )
 
 
@@ -79,19 +81,27 @@ def collect_model(get):
     service_filter = ServiceFilter(get('namespaces'), get('label_selector'), get('filter'),
                                    get('annotation_prefix') or DEFAULT_PREFIX)
     if get('snapshot'):
-        nodes, services, slices, source = read_snapshot(get('snapshot'), service_filter, get('node_selector'))
+        nodes, services, slices, source, secrets = read_snapshot(get('snapshot'), service_filter,
+                                                                 get('node_selector'))
     else:
         settings = dict((name, get(name)) for name in CONNECTION_ENV)
-        nodes, services, slices, source = read_api(settings, service_filter, get('node_selector'),
+        nodes, services, slices, source, secrets = read_api(settings, service_filter, get('node_selector'),
                                                    timeout=get('api_timeout') or 30,
                                                    page_size=get('page_size') or 500)
     source['services_seen'] = service_filter.seen
     options = dict((name, get(name)) for name in MODEL_OPTIONS)
     options['now'] = int(time.time())
-    model = build_model(nodes, services, options, source, slices)
+    facts = dict((key, value.get('facts') or {'error': value.get('error')}) for key, value in secrets.items())
+    model = build_model(nodes, services, options, source, slices, facts)
     if model['backends'] and not model['nodes'] and not get('allow_no_nodes'):
         reasons = '; '.join('%s: %s' % (n['name'], n['reason']) for n in model['excluded_nodes'][:10])
         raise KubeError('no node is eligible to receive traffic (%d nodes, all excluded%s), so every '
                         'backend would be empty; nothing was changed. Set allow_no_nodes to accept this.'
                         % (len(model['excluded_nodes']), ': ' + reasons if reasons else ''))
+    if get('tls_cert_dir') and model['certificates']:
+        bundles = dict((v['facts']['file'], v['bundle']) for v in secrets.values() if 'bundle' in v)
+        try:
+            write_bundles(get('tls_cert_dir'), dict((c['file'], bundles[c['file']]) for c in model['certificates']))
+        except (IOError, OSError) as exc:
+            raise KubeError('cannot write the TLS certificates to tls_cert_dir %s: %s' % (get('tls_cert_dir'), exc))
     return model

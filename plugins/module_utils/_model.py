@@ -25,6 +25,7 @@ from ansible_collections.portico.k8s.plugins.module_utils._names import (
 )
 from ansible_collections.portico.k8s.plugins.module_utils._drain import draining_nodes
 from ansible_collections.portico.k8s.plugins.module_utils._nodes import eligible_nodes
+from ansible_collections.portico.k8s.plugins.module_utils._tls import name_matches
 from ansible_collections.portico.k8s.plugins.module_utils._traffic import (
     Subsetter,
     health_check,
@@ -159,11 +160,13 @@ def service_candidates(service, options, warnings=None):
 
 
 def _kind(candidate):
-    """How a frontend port is shared: 'exclusive', 'host' (HTTP Host header) or 'sni' (TLS SNI)."""
+    """How a frontend port is shared: 'exclusive', or by host name: 'host' (HTTP Host header),
+    'sni' (TLS passthrough, by SNI), 'tls-host' and 'tls-sni' (TLS terminated here)."""
     settings = candidate.get('settings') or {}
     if not settings.get('hosts'):
         return 'exclusive'
-    return 'host' if settings.get('mode') == 'http' else 'sni'
+    kind = 'host' if settings.get('mode') == 'http' else 'sni'
+    return 'tls-' + kind if candidate.get('tls') else kind
 
 
 def _allocation_start(candidate, low, high):
@@ -188,22 +191,25 @@ def _claim_problem(claims, port, candidate, kind, reserved):
     return None, False
 
 
-def assign_frontend_ports(candidates, options=None, warnings=None):
+def assign_frontend_ports(candidates, options=None, warnings=None, claims=None, movable_ports=True):
     """Give each frontend port to its oldest claimant.
 
     Services with host names of the same kind share a port (unless a host is claimed twice).
     With port_conflict "allocate" a younger service whose port is taken gets a free port of
     allocate_range, chosen from a hash of its name and port, so it is stable across runs;
-    otherwise it is excluded with the winner named.
+    otherwise it is excluded with the winner named. claims (port -> claim) carries the ports
+    given out by an earlier call; movable_ports false never allocates.
     """
     options = options or {}
     warnings = [] if warnings is None else warnings
     reserved = set(options.get('reserved_ports') or [])
     low, high = allocate_range(options.get('allocate_range'))
-    allocate = options.get('port_conflict') == 'allocate'
-    # Ports some service asks for are never handed out to another one.
+    allocate = options.get('port_conflict') == 'allocate' and movable_ports
+    # Ports some service asks for (redirects included) are never handed out to another one.
     wanted = set(c['frontend_port'] for c in candidates)
-    winners, excluded, claims = [], [], {}
+    wanted.update(c['settings']['tls-redirect-port'] for c in candidates if 'tls-redirect-port' in c['settings'])
+    claims = {} if claims is None else claims
+    winners, excluded = [], []
     order = sorted(candidates, key=lambda c: (c['created'], c['namespace'], c['service_name'], c['service_port']))
     for candidate in order:
         kind = _kind(candidate)
@@ -230,6 +236,54 @@ def assign_frontend_ports(candidates, options=None, warnings=None):
             claim['hosts'][host] = candidate['service']
         winners.append(candidate)
     return winners, excluded
+
+
+def _with_certificates(candidates, secrets, excluded, warnings, prefix):
+    """Candidates with the facts of their TLS Secret; a service whose Secret is unusable is excluded."""
+    kept, failed = [], set()
+    for candidate in candidates:
+        name = candidate['settings'].get('tls-secret')
+        if name is None:
+            kept.append(candidate)
+            continue
+        found = secrets.get((candidate['namespace'], name)) or {
+            'error': 'Secret %s/%s not found' % (candidate['namespace'], name)}
+        if 'error' in found:
+            if candidate['service'] not in failed:
+                failed.add(candidate['service'])
+                excluded.append(_entry(candidate['service'], None, 'annotation %stls-secret: %s'
+                                       % (prefix, found['error'])))
+            continue
+        candidate = dict(candidate, tls=found)
+        port = _tcp_port(candidate)
+        if found.get('expired'):
+            warnings.append(_entry(candidate['service'], port, 'the certificate of Secret %s expired on %s'
+                                   % (found['secret'], found['not_after'])))
+        for host in candidate['settings'].get('hosts') or []:
+            if not name_matches(host, found.get('names') or []):
+                warnings.append(_entry(candidate['service'], port, 'the certificate of Secret %s does not name '
+                                       'host %s' % (found['secret'], host)))
+        kept.append(candidate)
+    return kept
+
+
+def _redirects(winners, options, warnings, claims):
+    """Plain-HTTP frontends (or Host routes) that send TLS services' clients to HTTPS.
+
+    A redirect never moves to another port: one that cannot have its port is dropped with a warning.
+    """
+    wanted = []
+    for winner in winners:
+        port = winner['settings'].get('tls-redirect-port')
+        if port and winner.get('tls'):
+            settings = dict((k, v) for k, v in winner['settings'].items() if k in ('hosts', 'bind-address'))
+            settings['mode'] = 'http'
+            wanted.append(dict(winner, tls=None, settings=settings, frontend_port=port,
+                               redirect_port=winner['frontend_port']))
+    redirects, dropped = assign_frontend_ports(wanted, options, warnings, claims, movable_ports=False)
+    for entry in dropped:
+        warnings.append(dict(entry, reason='no redirect to HTTPS: %s' % entry['reason']))
+    return redirects
 
 
 def _backend_nodes(name, candidate, eligible_names, ready_by_service, subsetter):
@@ -275,8 +329,17 @@ def _frontend_settings(settings):
     }
 
 
+def _certificates(members):
+    """The certificate files of a frontend, the oldest service's first (HAProxy's default)."""
+    files = []
+    for member in members:
+        if member.get('tls') and member['tls']['file'] not in files:
+            files.append(member['tls']['file'])
+    return files
+
+
 def _frontends(winners, warnings):
-    """One frontend per port: a single backend, or routes by Host header or TLS SNI."""
+    """One frontend per port: a single backend or redirect, or routes by Host header or SNI."""
     by_port = {}
     for candidate in winners:
         by_port.setdefault(candidate['frontend_port'], []).append(candidate)
@@ -287,19 +350,24 @@ def _frontends(winners, warnings):
         name = section_name(first['namespace'], first['service_name'], first['service_port'])
         frontend = {'name': name, 'port': port, 'mode': first['settings'].get('mode', 'tcp'),
                     'backend': name, 'service': first['service'], 'service_port': first['service_port'],
-                    'route_by': None, 'routes': []}
+                    'route_by': None, 'routes': [], 'redirect_port': None,
+                    'tls': {'certificates': _certificates(members)} if first.get('tls') else None}
+        if first.get('redirect_port'):
+            frontend.update({'name': 'redirect.%d' % port, 'backend': None, 'redirect_port': first['redirect_port']})
         frontend.update(_frontend_settings(first['settings']))
         if kind != 'exclusive':
-            frontend.update({'name': '%s.%d' % ('hosts' if kind == 'host' else 'sni', port), 'backend': None,
+            frontend.update({'name': '%s.%d' % ('hosts' if kind.endswith('host') else 'sni', port), 'backend': None,
                              'service': ', '.join(m['service'] for m in members), 'service_port': None,
-                             'route_by': kind})
+                             'route_by': kind.replace('tls-', ''), 'redirect_port': None})
             for member in members:
                 backend = section_name(member['namespace'], member['service_name'], member['service_port'])
                 for host in member['settings']['hosts']:
                     wildcard = host.startswith('*.')
-                    frontend['routes'].append({'host': host, 'match': 'end' if wildcard else 'str',
-                                               'value': host[1:] if wildcard else host,
-                                               'backend': backend, 'service': member['service']})
+                    route = {'host': host, 'match': 'end' if wildcard else 'str',
+                             'value': host[1:] if wildcard else host, 'service': member['service'],
+                             'backend': None if member.get('redirect_port') else backend,
+                             'redirect_port': member.get('redirect_port')}
+                    frontend['routes'].append(route)
                 if member is not first and _frontend_settings(member['settings']) != _frontend_settings(first['settings']):
                     warnings.append(_entry(member['service'], _tcp_port(member),
                                            'frontend settings (bind-address, accept-proxy, maxconn, timeout-client) '
@@ -311,8 +379,12 @@ def _frontends(winners, warnings):
     return frontends
 
 
-def build_model(nodes, services, options=None, source=None, endpoint_slices=None):
-    """The routing model from slim nodes, candidate services and slices (see _cluster)."""
+def build_model(nodes, services, options=None, source=None, endpoint_slices=None, secrets=None):
+    """The routing model from slim nodes, candidate services and slices (see _cluster).
+
+    secrets: {(namespace, name): facts of _tls.read_tls_secret, or {'error': reason}} for the
+    Secrets that tls-secret annotations name; a Secret left out counts as not found.
+    """
     options = options or {}
     prefix = options.get('annotation_prefix') or DEFAULT_PREFIX
     eligible, excluded_nodes = eligible_nodes(nodes, options)
@@ -333,8 +405,11 @@ def build_model(nodes, services, options=None, source=None, endpoint_slices=None
         found, excluded = service_candidates(service, options, warnings)
         candidates.extend(found)
         excluded_services.extend(excluded)
-    winners, conflicts = assign_frontend_ports(candidates, options, warnings)
+    candidates = _with_certificates(candidates, secrets or {}, excluded_services, warnings, prefix)
+    claims = {}
+    winners, conflicts = assign_frontend_ports(candidates, options, warnings, claims)
     excluded_services.extend(conflicts)
+    redirects = _redirects(winners, options, warnings, claims)
 
     backends, by_service = [], {}
     for candidate in winners:
@@ -359,7 +434,10 @@ def build_model(nodes, services, options=None, source=None, endpoint_slices=None
             'nodes': _backend_nodes(name, candidate, eligible_names, ready_by_service, subsetter),
         })
         by_service.setdefault(candidate['service'], []).append(name)
-    frontends = _frontends(winners, warnings)
+    frontends = _frontends(winners + redirects, warnings)
+    used = set(f for frontend in frontends for f in (frontend['tls'] or {}).get('certificates', []))
+    certificates = sorted(dict((c['tls']['file'], c['tls']) for c in winners if c.get('tls')
+                               and c['tls']['file'] in used).values(), key=lambda c: c['file'])
     backends.sort(key=lambda b: b['name'])
     excluded_services.sort(key=lambda e: (e['service'], e['port'] or '', e['reason']))
     warnings.sort(key=lambda e: (e['service'], e['port'] or '', e['reason']))
@@ -373,6 +451,7 @@ def build_model(nodes, services, options=None, source=None, endpoint_slices=None
         'services': [{'service': s, 'backends': sorted(b)} for s, b in sorted(by_service.items())],
         'excluded_services': excluded_services,
         'warnings': warnings,
+        'certificates': certificates,
         'summary': {
             'nodes': len(eligible),
             'excluded_nodes': len(excluded_nodes),
@@ -382,6 +461,7 @@ def build_model(nodes, services, options=None, source=None, endpoint_slices=None
             'backends': len(backends),
             'excluded_services': len(excluded_services),
             'warnings': len(warnings),
+            'certificates': len(certificates),
             'backends_without_nodes': sum(1 for b in backends if b['nodes'] == []),
         },
     }

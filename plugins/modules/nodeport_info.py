@@ -34,6 +34,13 @@ description:
     C(http) services with C(hosts) share one frontend per port, routed by the Host header; C(tcp)
     services with C(hosts) share one by TLS SNI (passthrough). A host claimed twice on one port
     stays with the older service; the younger is excluded with the reason.
+  - A service with a C(tls-secret) annotation has TLS terminated on its frontend with the
+    certificate and key of that Secret (type C(kubernetes.io/tls), in the service's namespace).
+    The Secret is checked (PEM chain, an unencrypted RSA or ECDSA key that belongs to the first
+    certificate); a Secret that is missing, unreadable or malformed excludes that service with the
+    reason. Terminated services with C(hosts) share a port: the certificate is chosen by SNI, and
+    C(http) ones are routed by the Host header, C(tcp) ones by SNI. C(tls-redirect-port) adds a
+    plain-HTTP port that redirects to HTTPS.
   - Every value that comes from the cluster is checked against a strict allow-list before it
     can reach the model; anything else is excluded with a reason.
 author:
@@ -45,9 +52,11 @@ extends_documentation_fragment:
 requirements:
   - kubernetes >= 30.1.0 (the Kubernetes Python client)
   - jmespath (only for O(filter))
+  - cryptography (only for services with a C(tls-secret) annotation)
 notes:
   - The account needs C(list) on C(nodes), C(services) and, when a selected service has
-    C(externalTrafficPolicy=Local), on C(endpointslices) in the C(discovery.k8s.io) API group.
+    C(externalTrafficPolicy=Local), on C(endpointslices) in the C(discovery.k8s.io) API group;
+    C(get) on the C(secrets) that C(tls-secret) annotations name. The README has the ClusterRole.
 '''
 
 EXAMPLES = r'''
@@ -118,10 +127,16 @@ model:
         - C(bind_address) (null means the role's C(haproxy_sync_bind_address)), C(accept_proxy),
           C(maxconn) and C(timeout_client) come from the service's annotations (of the oldest
           service on a shared port).
+        - C(tls) is null, or C(certificates), the files of RV(model.certificates) to bind with
+          (the first is served to clients that send no matching SNI).
+        - A plain-HTTP redirect port (named C(redirect.<port>)) has C(redirect_port), the HTTPS port
+          it sends clients to; on a port shared by Host header, such routes have C(redirect_port)
+          instead of a C(backend).
       type: list
       elements: dict
       sample: [{name: guestbook.frontend.80, port: 80, mode: tcp, backend: guestbook.frontend.80,
                 service: guestbook/frontend, service_port: 80, route_by: null, routes: [],
+                redirect_port: null, tls: null,
                 bind_address: null, accept_proxy: false, maxconn: null, timeout_client: null}]
     backends:
       description:
@@ -157,6 +172,15 @@ model:
       type: list
       elements: dict
       sample: [{service: shop/api, port: 80/TCP, reason: "frontend port 80 is already taken by the older service shop/web; allocated frontend port 24817"}]
+    certificates:
+      description:
+        - The TLS certificates the frontends use, by file; public facts only (never the key).
+        - C(names) are the DNS names of the first certificate, C(not_after) its expiry (UTC),
+          C(fingerprint) the SHA-256 of that certificate.
+      type: list
+      elements: dict
+      sample: [{secret: shop/web-tls, file: shop_web-tls.pem, names: [shop.example.com],
+                not_after: "2027-03-01T12:00:00Z", expired: false, fingerprint: 6c1f...}]
     summary:
       description: Counts of the lists above.
       type: dict

@@ -1,4 +1,4 @@
-"""Builders of Node, Service and EndpointSlice dicts shaped like kube-apiserver's.
+"""Builders of Node, Service, EndpointSlice and Secret dicts shaped like kube-apiserver's.
 
 Every builder returns a complete object (kind, apiVersion, metadata with uid,
 creationTimestamp, labels, annotations and managedFields, and the defaults the API
@@ -6,6 +6,7 @@ server fills in), ready to hand to `FakeKubeAPI.create()` or to a model under te
 resourceVersion is left to the server, which assigns it on write.
 """
 
+import base64
 import copy
 import datetime
 import hashlib
@@ -26,7 +27,7 @@ METADATA_ORDER = (
     "annotations", "ownerReferences", "finalizers", "managedFields",
 )
 TOP_LEVEL_ORDER = ("kind", "apiVersion", "metadata", "addressType", "endpoints", "ports",
-                   "spec", "status")
+                   "spec", "status", "data", "type")
 
 
 def now():
@@ -476,6 +477,22 @@ def endpointslice(service_name, namespace="default", *, endpoints=(), ports=(), 
            "addressType": address_type, "endpoints": [dict(e) for e in endpoints],
            "ports": [endpoint_port(p) if isinstance(p, int) else dict(p) for p in ports]}
     return with_managed_fields(obj, manager="kube-controller-manager")
+
+
+def secret(name, namespace="default", *, type="Opaque", data=None, labels=None, annotations=None,
+           uid=None, created=None):
+    """A Secret as the API server returns it: data values base64-encoded (data: str or bytes values)."""
+    encoded = {key: base64.b64encode(value.encode() if isinstance(value, str) else value).decode()
+               for key, value in (data or {}).items()}
+    obj = {"kind": "Secret", "apiVersion": "v1",
+           "metadata": _metadata(name, namespace, labels=labels, annotations=annotations, uid=uid, created=created),
+           "data": encoded, "type": type}
+    return with_managed_fields(obj)
+
+
+def tls_secret(name, namespace="default", *, cert_pem, key_pem, **kwargs):
+    """A Secret of type kubernetes.io/tls, as cert-manager or `kubectl create secret tls` writes it."""
+    return secret(name, namespace, type="kubernetes.io/tls", data={"tls.crt": cert_pem, "tls.key": key_pem}, **kwargs)
 
 
 # ---------------------------------------------------------------- lists

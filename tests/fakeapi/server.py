@@ -1,6 +1,6 @@
 """A fake kube-apiserver over HTTPS, faithful to the protocol the collection relies on.
 
-It serves nodes, services, endpoints, namespaces (core v1) and endpointslices
+It serves nodes, services, endpoints, namespaces, secrets (core v1) and endpointslices
 (discovery.k8s.io/v1) with:
 
 - bearer-token authentication (401 for a bad token, 403 for anonymous requests and for
@@ -115,6 +115,7 @@ RESOURCES = (
              field_labels=("spec.unschedulable",)),
     Resource("services", "service", "Service", True, short_names=("svc",), categories=("all",),
              storage_hash="0/CO1lhkEBI=", field_labels=("spec.clusterIP", "spec.type")),
+    Resource("secrets", "secret", "Secret", True, storage_hash="S6u1pOWzb84=", field_labels=("type",)),
     Resource("endpointslices", "endpointslice", "EndpointSlice", True, group="discovery.k8s.io",
              field_labels=("addressType",)),
 )
@@ -604,6 +605,10 @@ def _endpoints_cells(obj):
     return [obj["metadata"]["name"], _limited(pairs) if pairs else "<none>", _age(obj)]
 
 
+def _secret_cells(obj):
+    return [obj["metadata"]["name"], obj.get("type", "Opaque"), len(obj.get("data") or {}), _age(obj)]
+
+
 def _namespace_cells(obj):
     return [obj["metadata"]["name"], obj.get("status", {}).get("phase", "Active"), _age(obj)]
 
@@ -621,6 +626,7 @@ TABLES = {
                         AGE_COLUMN], _endpointslice_cells),
     "endpoints": ([NAME_COLUMN, _column("Endpoints"), AGE_COLUMN], _endpoints_cells),
     "namespaces": ([NAME_COLUMN, _column("Status"), AGE_COLUMN], _namespace_cells),
+    "secrets": ([NAME_COLUMN, _column("Type"), dict(_column("Data"), type="integer"), AGE_COLUMN], _secret_cells),
 }
 
 

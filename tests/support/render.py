@@ -18,11 +18,12 @@ defaults
 """
 
 
-def render(model, bind_address='127.0.0.1', base=BASE):
+def render(model, bind_address='127.0.0.1', base=BASE, cert_dir='/etc/haproxy/portico-certs'):
     # The template module's defaults: trim_blocks on, trailing newline kept.
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), trim_blocks=True,
                              keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
     env.filters['zip'] = lambda first, *others: list(zip(first, *others))
     env.globals['lookup'] = lambda kind, name: base
     return env.get_template('haproxy.cfg.j2').render(
-        haproxy_sync_model=model, haproxy_sync_bind_address=bind_address, haproxy_sync_base_template='base')
+        haproxy_sync_model=model, haproxy_sync_bind_address=bind_address, haproxy_sync_base_template='base',
+        haproxy_sync_cert_dir=cert_dir)

@@ -41,6 +41,7 @@ VALID = {
     'timeout-tunnel': ['1h', '1d'], 'maxconn': ['1', '1000000'],
     'frontend-port': ['8080', 'http=8080', 'http=8080,443=8443'], 'bind-address': ['10.0.0.1', 'fd00::1'],
     'ports': ['http', '80,https'], 'hosts': ['a.example.com', '*.example.com,B.example.com'],
+    'tls-secret': ['web-tls', 'a.b-c', 'x' * 180], 'tls-redirect-port': ['80', '8080'],
 }
 INVALID = {
     'expose': ['yes', 'True', '1', ''], 'mode': ['HTTP', 'udp', 'tcp\n'],
@@ -56,6 +57,8 @@ INVALID = {
     'ports': ['', 'http,,https', 'Bad Name', '70000'],
     'hosts': ['', 'a..b', '-a.example.com', '*.com', 'a.*.com', 'a b.com', 'a.example.com,A.example.com',
               'exämple.com', 'a.example.com\n', '*'],
+    'tls-secret': ['', 'Web-TLS', 'a..b', '-a', 'a_b', '../etc/passwd', 'ns/name', 'a b', 'x' * 181, 'a\n'],
+    'tls-redirect-port': ['0', '65536', 'http', '80,443'],
 }
 
 
@@ -65,7 +68,8 @@ def test_every_annotation_has_examples():
 
 @pytest.mark.parametrize('name,value', [(n, v) for n, vs in VALID.items() for v in vs])
 def test_valid_values_are_accepted(name, value):
-    settings_, warnings = _annotations.parse_settings({name: value, 'mode': 'http'} if name != 'mode' else {name: value})
+    given = {name: value} if name == 'mode' else {name: value, 'mode': 'http', 'tls-secret': 'web-tls'}
+    settings_, warnings = _annotations.parse_settings(given)
     assert name in settings_ or name.startswith('check-')
 
 

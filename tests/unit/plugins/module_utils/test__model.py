@@ -151,7 +151,7 @@ def test_each_node_exclusion_names_its_rule(node, reason):
 
 @pytest.mark.skipif(not os.path.isdir(FIXTURES), reason='kube-apiserver fixtures not present')
 def test_model_of_a_real_api_servers_objects():
-    nodes, services, slices, source = _cluster.read_snapshot(
+    nodes, services, slices, source, dummy = _cluster.read_snapshot(
         os.path.join(FIXTURES, 'cluster-list.json'), _cluster.ServiceFilter())
     model = _model.build_model(nodes, services, {}, source, slices)
     assert [n['name'] for n in model['nodes']] == ['worker-1', 'worker-2']

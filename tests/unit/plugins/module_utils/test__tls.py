@@ -1,0 +1,287 @@
+"""TLS Secrets: what is accepted, what is refused and why, and that keys stay out of the model."""
+
+import base64
+import json
+import os
+import stat
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from ansible_collections.portico.k8s.plugins.module_utils import _client, _cluster, _collect, _model, _tls
+from ansible_collections.portico.k8s.plugins.module_utils._names import InvalidValue
+from tests.fakeapi import objects
+from tests.support import tls
+
+NODE = {'name': 'n1', 'ready': 'True', 'addresses': [['InternalIP', '10.0.0.1']], 'labels': {}, 'taints': [],
+        'unschedulable': False, 'deleting': False}
+
+
+@pytest.fixture(scope='module')
+def shop_cert():
+    return tls.certificate(['shop.example.com', '*.shop.example.com'], chain=True)
+
+
+def secret(cert, key, name='web-tls', namespace='shop', **kwargs):
+    return objects.tls_secret(name, namespace, cert_pem=cert, key_pem=key, **kwargs)
+
+
+def refusal(obj):
+    with pytest.raises(InvalidValue) as caught:
+        _tls.read_tls_secret(obj)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize('kind', ['ec', 'rsa'])
+def test_a_good_secret_gives_a_bundle_and_public_facts(kind):
+    cert, key, leaf = tls.certificate(['shop.example.com', 'www.shop.example.com'], kind=kind)
+    bundle, facts = _tls.read_tls_secret(secret(cert, key))
+    assert bundle.count(b'BEGIN CERTIFICATE') == 1 and b'BEGIN PRIVATE KEY' in bundle
+    assert facts['secret'] == 'shop/web-tls' and facts['file'] == 'shop_web-tls.pem'
+    assert facts['names'] == ['shop.example.com', 'www.shop.example.com']
+    assert facts['expired'] is False and len(facts['fingerprint']) == 64
+    # nothing secret in the facts
+    assert b'PRIVATE' not in json.dumps(facts).encode() and key.split(b'\n')[1].decode() not in json.dumps(facts)
+
+
+def test_the_chain_is_kept_in_order(shop_cert):
+    cert, key, leaf = shop_cert
+    bundle, facts = _tls.read_tls_secret(secret(cert, key))
+    assert bundle.count(b'BEGIN CERTIFICATE') == 2
+    assert bundle.startswith(cert.split(b'-----END CERTIFICATE-----')[0])
+
+
+def test_an_expired_certificate_is_flagged():
+    cert, key, leaf = tls.certificate(['old.example.com'], days=-2)
+    assert _tls.read_tls_secret(secret(cert, key))[1]['expired'] is True
+
+
+def test_refusals_name_the_secret_and_the_reason(shop_cert):
+    cert, key, leaf = shop_cert
+    other_cert, other_key, dummy = tls.certificate(['other.example.com'])
+    assert refusal(objects.secret('web-tls', 'shop', data={'tls.crt': cert, 'tls.key': key})) == \
+        "Secret shop/web-tls is of type 'Opaque', not kubernetes.io/tls"
+    assert refusal(secret(cert, other_key)) == \
+        'Secret shop/web-tls: tls.key does not belong to the first certificate of tls.crt'
+    assert refusal(secret(cert, b'')) == 'Secret shop/web-tls has no tls.key'
+    assert refusal(secret(b'hello', key)) == 'Secret shop/web-tls: tls.crt holds no PEM certificate'
+    assert refusal(secret(cert, b'-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n')).startswith(
+        'Secret shop/web-tls: tls.key is not a PEM private key')
+    assert refusal(secret(cert, tls.key_pem(tls.private_key(), password=b'pw'))) == \
+        'Secret shop/web-tls: tls.key is encrypted; HAProxy needs an unencrypted key'
+    ed_cert, ed_key, dummy = tls.certificate(['ed.example.com'], kind='ed25519')
+    assert 'HAProxy serves RSA and ECDSA keys' in refusal(secret(ed_cert, ed_key))
+    broken = secret(cert, key)
+    broken['data']['tls.crt'] = 'not base64!'
+    assert refusal(broken) == 'Secret shop/web-tls: tls.crt is not base64'
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300), st.binary(max_size=300), st.sampled_from(['kubernetes.io/tls', 'Opaque', None]))
+def test_any_bytes_are_refused_with_a_reason_never_a_crash(crt, key, kind):
+    obj = {'metadata': {'namespace': 'shop', 'name': 'x'}, 'type': kind,
+           'data': {'tls.crt': base64.b64encode(crt).decode(), 'tls.key': base64.b64encode(key).decode()}}
+    with pytest.raises(InvalidValue) as caught:
+        _tls.read_tls_secret(obj)
+    assert str(caught.value).startswith('Secret shop/x')
+
+
+def test_host_names_match_like_tls_does():
+    names = ['shop.example.com', '*.apps.example.com']
+    assert _tls.name_matches('shop.example.com', names)
+    assert _tls.name_matches('a.apps.example.com', names)
+    assert _tls.name_matches('*.apps.example.com', names)
+    assert not _tls.name_matches('a.b.apps.example.com', names)
+    assert not _tls.name_matches('apps.example.com', names)
+
+
+def test_bundles_are_written_private(tmp_path):
+    target = tmp_path / 'stage'
+    _tls.write_bundles(str(target), {'shop_web-tls.pem': b'pem'})
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(target / 'shop_web-tls.pem').st_mode) == 0o600
+    assert (target / 'shop_web-tls.pem').read_bytes() == b'pem'
+    assert os.listdir(target) == ['shop_web-tls.pem']
+
+
+# ---------------------------------------------------------------- the model
+
+def service(name, port, created='2026-01-01T00:00:00Z', namespace='shop', **annotations):
+    return {'namespace': namespace, 'name': name, 'created': created, 'type': 'NodePort',
+            'ports': [{'name': 'web', 'protocol': 'TCP', 'port': port, 'node_port': 30000 + port % 1000}],
+            'external_traffic_policy': 'Cluster', 'health_check_node_port': None,
+            'annotations': dict((k.replace('_', '-'), v) for k, v in annotations.items())}
+
+
+def facts(namespace, name, names, expired=False):
+    return {'secret': '%s/%s' % (namespace, name), 'file': _tls.certificate_file(namespace, name), 'names': names,
+            'not_after': '2030-01-01T00:00:00Z', 'expired': expired, 'fingerprint': 'f' * 64}
+
+
+SECRETS = {('shop', 'a-tls'): facts('shop', 'a-tls', ['a.example.com']),
+           ('shop', 'b-tls'): facts('shop', 'b-tls', ['*.example.com']),
+           ('shop', 'bad'): {'error': 'Secret shop/bad: tls.key is encrypted; HAProxy needs an unencrypted key'}}
+
+
+def build(services, secrets=SECRETS, **options):
+    return _model.build_model([NODE], services, options, {'kind': 'api', 'server': 'x'}, [], secrets)
+
+
+def test_a_terminated_service_binds_its_certificate():
+    model = build([service('a', 443, tls_secret='a-tls', mode='http')])
+    assert model['frontends'][0]['tls'] == {'certificates': ['shop_a-tls.pem']}
+    assert model['certificates'] == [SECRETS[('shop', 'a-tls')]]
+    assert model['summary']['certificates'] == 1
+
+
+def test_a_missing_or_bad_secret_excludes_only_that_service():
+    model = build([service('a', 443, tls_secret='gone'), service('b', 444, tls_secret='bad'), service('c', 445)])
+    assert [f['service'] for f in model['frontends']] == ['shop/c']
+    assert model['excluded_services'] == [
+        {'service': 'shop/a', 'port': None, 'reason': 'annotation portico.io/tls-secret: Secret shop/gone not found'},
+        {'service': 'shop/b', 'port': None, 'reason': 'annotation portico.io/tls-secret: Secret shop/bad: tls.key '
+                                                      'is encrypted; HAProxy needs an unencrypted key'}]
+    assert model['certificates'] == []
+
+
+def test_a_secret_is_looked_up_in_the_services_own_namespace():
+    model = build([service('a', 443, namespace='blog', tls_secret='a-tls')])
+    assert model['frontends'] == []
+    assert 'Secret blog/a-tls not found' in model['excluded_services'][0]['reason']
+
+
+def test_terminated_services_with_hosts_share_a_port_and_pick_certificates_by_sni():
+    model = build([service('a', 443, mode='http', hosts='a.example.com', tls_secret='a-tls'),
+                   service('b', 443, '2026-01-02T00:00:00Z', mode='http', hosts='b.example.com', tls_secret='b-tls')])
+    frontend, = model['frontends']
+    assert frontend['name'] == 'hosts.443' and frontend['route_by'] == 'host'
+    assert frontend['tls'] == {'certificates': ['shop_a-tls.pem', 'shop_b-tls.pem']}
+    assert [r['backend'] for r in frontend['routes']] == ['shop.a.443', 'shop.b.443']
+    assert [c['file'] for c in model['certificates']] == ['shop_a-tls.pem', 'shop_b-tls.pem']
+
+
+def test_terminated_tcp_services_are_routed_by_sni():
+    model = build([service('a', 443, hosts='a.example.com', tls_secret='a-tls'),
+                   service('b', 443, '2026-01-02T00:00:00Z', hosts='b.example.com', tls_secret='b-tls')])
+    frontend, = model['frontends']
+    assert frontend['name'] == 'sni.443' and frontend['route_by'] == 'sni' and frontend['tls']
+
+
+def test_passthrough_and_terminated_services_never_share_a_port():
+    model = build([service('pass', 443, hosts='p.example.com'),
+                   service('term', 443, '2026-01-02T00:00:00Z', hosts='a.example.com', tls_secret='a-tls')])
+    assert [f['name'] for f in model['frontends']] == ['sni.443']
+    assert model['excluded_services'][0]['reason'] == 'frontend port 443 is already taken by the older service shop/pass'
+    assert model['certificates'] == []
+
+
+def test_a_host_the_certificate_does_not_name_is_a_warning():
+    model = build([service('a', 443, mode='http', hosts='a.example.com,z.other.org', tls_secret='a-tls')])
+    assert [w['reason'] for w in model['warnings']] == ['the certificate of Secret shop/a-tls does not name host z.other.org']
+
+
+def test_an_expired_certificate_is_served_with_a_warning():
+    old = {**SECRETS, ('shop', 'a-tls'): facts('shop', 'a-tls', ['a.example.com'], expired=True)}
+    model = build([service('a', 443, tls_secret='a-tls')], old)
+    assert model['frontends'][0]['tls'] and 'expired on 2030-01-01T00:00:00Z' in model['warnings'][0]['reason']
+
+
+def test_a_redirect_port_of_its_own():
+    model = build([service('a', 443, mode='http', tls_secret='a-tls', tls_redirect_port='80')])
+    assert [(f['name'], f['port'], f['mode'], f['redirect_port'], f['tls']) for f in model['frontends']] == [
+        ('redirect.80', 80, 'http', 443, None), ('shop.a.443', 443, 'http', None, {'certificates': ['shop_a-tls.pem']})]
+    assert len(model['backends']) == 1
+
+
+def test_redirect_routes_share_port_80_with_plain_http_services():
+    model = build([service('a', 443, mode='http', hosts='a.example.com', tls_secret='a-tls', tls_redirect_port='80'),
+                   service('plain', 80, '2026-01-02T00:00:00Z', mode='http', hosts='plain.example.com')])
+    http = model['frontends'][0]
+    assert http['name'] == 'hosts.80'
+    assert [(r['host'], r['backend'], r['redirect_port']) for r in http['routes']] == [
+        ('plain.example.com', 'shop.plain.80', None), ('a.example.com', None, 443)]
+
+
+def test_a_redirect_whose_port_is_taken_is_dropped_with_a_warning():
+    model = build([service('tcp', 80), service('a', 443, '2026-01-02T00:00:00Z', mode='http', tls_secret='a-tls',
+                                                tls_redirect_port='80')], port_conflict='allocate')
+    assert [f['name'] for f in model['frontends']] == ['shop.tcp.80', 'shop.a.443']
+    assert model['warnings'] == [{'service': 'shop/a', 'port': '443/TCP', 'reason': 'no redirect to HTTPS: frontend '
+                                  'port 80 is already taken by the older service shop/tcp'}]
+
+
+def test_a_redirect_follows_an_allocated_tls_port():
+    model = build([service('first', 443), service('a', 443, '2026-01-02T00:00:00Z', mode='http', tls_secret='a-tls',
+                                                  tls_redirect_port='80')],
+                  port_conflict='allocate', allocate_range='20000-20000')
+    assert [(f['name'], f['redirect_port']) for f in model['frontends']] == [
+        ('redirect.80', 20000), ('shop.first.443', None), ('shop.a.443', None)]
+
+
+# ---------------------------------------------------------------- reading Secrets
+
+def test_secrets_are_read_by_name_and_checked(fakeapi, shop_cert, tmp_path):
+    cert, key, leaf = shop_cert
+    fakeapi.load_list(objects.cluster_list([
+        objects.node('node-1', internal_ips='10.0.0.1'),
+        objects.service('web', 'shop', type='NodePort', ports=[443], annotations={'portico.io/tls-secret': 'web-tls'}),
+        objects.service('api', 'shop', type='NodePort', ports=[444], annotations={'portico.io/tls-secret': 'nope'}),
+        objects.service('bad', 'shop', type='NodePort', ports=[445], annotations={'portico.io/tls-secret': 'Bad Name'}),
+        secret(cert, key), objects.secret('other', 'shop', data={'password': 'hunter2'}),
+    ]))
+    options = {'host': fakeapi.url, 'api_key': fakeapi.token, 'ca_cert': str(fakeapi.ca_path),
+               'tls_cert_dir': str(tmp_path / 'stage'), 'address_types': ['InternalIP']}
+    model = _collect.collect_model(options.get)
+    assert [f['service'] for f in model['frontends']] == ['shop/web']
+    reasons = {e['service']: e['reason'] for e in model['excluded_services']}
+    assert reasons['shop/api'] == 'annotation portico.io/tls-secret: Secret shop/nope not found'
+    assert reasons['shop/bad'].startswith("invalid: annotation portico.io/tls-secret: 'Bad Name' is not a Secret name")
+    # one GET per valid name, never a list of Secrets
+    asked = sorted(r.path for r in fakeapi.requests if '/secrets' in r.path)
+    assert asked == ['/api/v1/namespaces/shop/secrets/nope', '/api/v1/namespaces/shop/secrets/web-tls']
+    written = (tmp_path / 'stage' / 'shop_web-tls.pem').read_bytes()
+    assert written == _tls.read_tls_secret(secret(cert, key))[0]
+    assert b'PRIVATE KEY' not in json.dumps(model).encode()
+
+
+def test_a_forbidden_secret_excludes_its_service_and_the_run_goes_on(fakeapi, shop_cert):
+    cert, key, leaf = shop_cert
+    fakeapi.load_list(objects.cluster_list([
+        objects.node('node-1', internal_ips='10.0.0.1'),
+        objects.service('web', 'shop', type='NodePort', ports=[443], annotations={'portico.io/tls-secret': 'web-tls'}),
+        objects.service('plain', 'shop', type='NodePort', ports=[80]),
+        secret(cert, key),
+    ]))
+    fakeapi.add_token('narrow', 'system:serviceaccount:portico:reader', forbidden={'secrets'})
+    options = {'host': fakeapi.url, 'api_key': 'narrow', 'ca_cert': str(fakeapi.ca_path), 'address_types': ['InternalIP']}
+    model = _collect.collect_model(options.get)
+    assert [f['service'] for f in model['frontends']] == ['shop/plain']
+    assert model['excluded_services'][0]['reason'] == (
+        'annotation portico.io/tls-secret: permission denied reading Secret shop/web-tls (403 Forbidden): '
+        'the account needs "get" on secrets in namespace shop')
+
+
+def test_other_failures_reading_a_secret_stop_the_run(fakeapi, shop_cert):
+    cert, key, leaf = shop_cert
+    fakeapi.load_list(objects.cluster_list([
+        objects.node('node-1', internal_ips='10.0.0.1'),
+        objects.service('web', 'shop', type='NodePort', ports=[443], annotations={'portico.io/tls-secret': 'web-tls'}),
+        secret(cert, key),
+    ]))
+    fakeapi.fault('/api/v1/namespaces/shop/secrets/web-tls', status=500)
+    options = {'host': fakeapi.url, 'api_key': fakeapi.token, 'ca_cert': str(fakeapi.ca_path), 'address_types': ['InternalIP']}
+    with pytest.raises(_client.KubeError) as caught:
+        _collect.collect_model(options.get)
+    assert str(caught.value).startswith('reading Secret shop/web-tls: the API server answered 500')
+
+
+def test_a_snapshot_can_carry_the_secrets(tmp_path, shop_cert):
+    cert, key, leaf = shop_cert
+    path = tmp_path / 'cluster.json'
+    path.write_text(json.dumps(objects.cluster_list([
+        objects.node('node-1', internal_ips='10.0.0.1'),
+        objects.service('web', 'shop', type='NodePort', ports=[443], annotations={'portico.io/tls-secret': 'web-tls'}),
+        secret(cert, key)])))
+    nodes, services, slices, source, secrets = _cluster.read_snapshot(str(path), _cluster.ServiceFilter())
+    assert set(secrets) == {('shop', 'web-tls')} and secrets[('shop', 'web-tls')]['facts']['names'] == [
+        '*.shop.example.com', 'shop.example.com']
