@@ -9,11 +9,17 @@ import subprocess
 
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
-from ansible_collections.portico.k8s.plugins.module_utils import _annotations, _cluster, _model
+from ansible_collections.portico.k8s.plugins.module_utils import _annotations, _cluster, _model, _tls
+from tests.fakeapi import objects
+from tests.support import tls
 from tests.support.render import render
 
 HOSTILE = ['web', 'db-1', 'a\nbind :1', 'x\r', 'nul\x00', 'sp ace', '#c', '"q"', "'q'", 'back\\slash',
            'l' * 300, 'wеb', 'ｗｅｂ', 'server', 'frontend', 'listen x', '', '-x', 'x.y', 'UPPER']
+
+
+CERTIFICATE = _tls.read_tls_secret(objects.tls_secret(
+    'web-tls', 'web', **dict(zip(('cert_pem', 'key_pem'), tls.certificate(['a.example.com', '*.example.com'])[:2]))))
 
 
 def mostly(valid, hostile):
@@ -35,6 +41,8 @@ GOOD = {
     'timeout-client': ['1m', '500us'], 'timeout-server': ['30s'], 'timeout-tunnel': ['1h'], 'maxconn': ['1', '1000000'],
     'frontend-port': ['8080', 'web=8081', '80=8082,web=8083'], 'bind-address': ['10.0.0.1', 'fd00::1', '::'],
     'ports': ['web', '80,shop'], 'hosts': ['a.example.com', '*.example.com,A.Example.com', 'b.example.com'],
+    # missing-tls names a Secret the cluster does not have
+    'tls-secret': ['web-tls', 'shop-tls', 'missing-tls'], 'tls-redirect-port': ['80', '8080'],
 }
 annotation_values = st.one_of(st.sampled_from(HOSTILE), st.text(max_size=12),
                               st.sampled_from(['10s\nbind :1', 'hdr(a b)', '/x y', '1 backup', 'a.com #x']))
@@ -68,21 +76,42 @@ def cluster(draw):
     return nodes, services
 
 
-def expected_lines(model):
+def redirect_port(port):
+    return '' if port == 443 else ':%d' % port
+
+
+def expected_lines(model, cert_dir):
     """The non-comment lines of the generated part, predicted from the model alone."""
     addresses = {n['name']: n['address'] for n in model['nodes']}
     lines = []
     for frontend in model['frontends']:
+        tls = frontend['tls']
+        bind_tls = ''.join(' crt %s/%s' % (cert_dir, name) for name in tls['certificates']) if tls else ''
+        if tls:
+            bind_tls = ' ssl' + bind_tls + (' alpn h2,http/1.1' if frontend['mode'] == 'http' else '')
         lines += ['frontend %s' % frontend['name'], '    mode %s' % frontend['mode'],
-                  '    bind %s:%d%s' % (frontend['bind_address'] or '127.0.0.1', frontend['port'],
-                                        ' accept-proxy' if frontend['accept_proxy'] else '')]
+                  '    bind %s:%d%s%s' % (frontend['bind_address'] or '127.0.0.1', frontend['port'],
+                                          ' accept-proxy' if frontend['accept_proxy'] else '', bind_tls)]
         if frontend['maxconn']:
             lines.append('    maxconn %d' % frontend['maxconn'])
         if frontend['timeout_client']:
             lines.append('    timeout client %s' % frontend['timeout_client'])
-        if frontend['route_by'] == 'host':
+        if frontend['mode'] == 'http':
+            lines.append('    http-request set-header X-Forwarded-Proto %s' % ('https' if tls else 'http'))
+        if frontend['route_by'] == 'host' or frontend['redirect_port']:
             lines.append('    http-request set-var(txn.host) req.hdr(host),field(1,:),lower')
+        if frontend['redirect_port']:
+            lines.append('    http-request redirect code 301 location https://%%[var(txn.host)]%s%%[pathq] '
+                         'if { var(txn.host) -m reg ^[a-z0-9.-]+$ }' % redirect_port(frontend['redirect_port']))
+        elif frontend['route_by'] == 'host':
+            lines += ['    http-request redirect code 301 location https://%%[var(txn.host)]%s%%[pathq] if '
+                      '{ var(txn.host) -m %s %s } { var(txn.host) -m reg ^[a-z0-9.-]+$ }'
+                      % (redirect_port(r['redirect_port']), r['match'], r['value'])
+                      for r in frontend['routes'] if r['redirect_port']]
             lines += ['    use_backend %s if { var(txn.host) -m %s %s }' % (r['backend'], r['match'], r['value'])
+                      for r in frontend['routes'] if r['backend']]
+        elif frontend['route_by'] == 'sni' and tls:
+            lines += ['    use_backend %s if { ssl_fc_sni -i -m %s %s }' % (r['backend'], r['match'], r['value'])
                       for r in frontend['routes']]
         elif frontend['route_by'] == 'sni':
             lines += ['    tcp-request inspect-delay 5s', '    tcp-request content accept if { req.ssl_hello_type 1 }']
@@ -116,14 +145,7 @@ def test_hostile_values_never_reach_the_config(tmp_path_factory, state, port_con
     nodes = [_cluster.slim_node(n) for n in raw_nodes]
     services = [s for s in (_cluster.ServiceFilter()(obj) for obj in raw_services) if s is not None]
     options = {'include_control_plane': True, 'port_conflict': port_conflict, 'reserved_ports': [8404]}
-    model = _model.build_model(nodes, services, options, {'kind': 'api', 'server': 'https://127.0.0.1:6443'})
-    config = render(model)
-    generated = config.split('# Generated by portico.k8s.haproxy_sync')[1].split('\n', 1)[1]
-    lines = [line for line in generated.splitlines() if line and not line.startswith('#')]
-    assert lines == expected_lines(model)
-    for line in config.splitlines():
-        assert '\x00' not in line and '\r' not in line
-        assert line.isascii()
+    model, config = model_and_config(nodes, services, options, tmp_path_factory)
     # every node and service port that is not in the model is reported with a reason
     assert len(model['nodes']) + len(model['excluded_nodes']) == len(nodes)
     assert all(e['reason'] for e in model['excluded_nodes'] + model['excluded_services'])
@@ -139,11 +161,76 @@ def test_hostile_values_never_reach_the_config(tmp_path_factory, state, port_con
     assert 8404 not in [f['port'] for f in model['frontends']]
     event('%s frontends shared by host' % ('some' if any(f['route_by'] for f in model['frontends']) else 'no'))
     event('renders %s frontends' % ('some' if model['frontends'] else 'no'))
+    event('%s TLS frontends' % ('some' if model['certificates'] else 'no'))
     if model['frontends']:
-        path = tmp_path_factory.mktemp('cfg') / 'haproxy.cfg'
-        path.write_text(config)
-        result = subprocess.run(['haproxy', '-c', '-f', str(path)], capture_output=True, text=True, check=False)
-        assert result.returncode == 0, result.stdout + result.stderr + config
+        assert_haproxy_accepts(config, tmp_path_factory)
+
+
+def model_and_config(nodes, services, options, tmp_path_factory):
+    """The model and the rendered file; its generated lines are exactly those the model predicts."""
+    # Every Secret a service names exists, except missing-tls; all hold one real certificate.
+    cert_dir = tmp_path_factory.mktemp('certs')
+    secrets = dict((key, {'error': 'Secret %s/%s not found' % key} if key[1] == 'missing-tls' else
+                        dict(CERTIFICATE[1], secret='%s/%s' % key, file=_tls.certificate_file(*key)))
+                   for key in _cluster.wanted_secrets(services))
+    model = _model.build_model(nodes, services, options, {'kind': 'api', 'server': 'https://127.0.0.1:6443'},
+                               None, secrets)
+    for certificate in model['certificates']:
+        (cert_dir / certificate['file']).write_bytes(CERTIFICATE[0])
+    config = render(model, cert_dir=str(cert_dir))
+    generated = config.split('# Generated by portico.k8s.haproxy_sync')[1].split('\n', 1)[1]
+    lines = [line for line in generated.splitlines() if line and not line.startswith('#')]
+    assert lines == expected_lines(model, cert_dir)
+    for line in config.splitlines():
+        assert '\x00' not in line and '\r' not in line
+        assert line.isascii()
+    return model, config
+
+
+def assert_haproxy_accepts(config, tmp_path_factory):
+    path = tmp_path_factory.mktemp('cfg') / 'haproxy.cfg'
+    path.write_text(config)
+    result = subprocess.run(['haproxy', '-c', '-f', str(path)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr + config
+
+
+TLS_KEYS = ['mode', 'hosts', 'tls-secret', 'tls-redirect-port', 'frontend-port', 'balance']
+
+
+@st.composite
+def tls_services(draw):
+    """Valid services whose annotations mix TLS termination, redirects, hosts and modes."""
+    services = []
+    for index in range(draw(st.integers(1, 6))):
+        keys = draw(st.lists(st.sampled_from(TLS_KEYS), min_size=1, max_size=5, unique=True))
+        annotations = dict((key, draw(mostly(st.sampled_from(GOOD[key]), annotation_values))) for key in keys)
+        services.append({'namespace': draw(st.sampled_from(['web', 'shop'])), 'name': 'svc%d' % index,
+                         'created': '2026-01-0%dT00:00:00Z' % draw(st.integers(1, 3)), 'type': 'NodePort',
+                         'ports': [{'name': 'web', 'protocol': 'TCP', 'port': draw(st.sampled_from([80, 443, 8443])),
+                                    'node_port': 30000 + index}],
+                         'external_traffic_policy': 'Cluster', 'health_check_node_port': None,
+                         'annotations': annotations})
+    return services
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tls_services(), st.sampled_from(['exclude', 'allocate']))
+def test_tls_termination_and_redirects_render_what_the_model_says(tmp_path_factory, services, port_conflict):
+    nodes = [{'name': 'w1', 'ready': 'True', 'addresses': [['InternalIP', '10.0.0.1']], 'labels': {}, 'taints': [],
+              'unschedulable': False, 'deleting': False}]
+    model, config = model_and_config(nodes, services, {'port_conflict': port_conflict}, tmp_path_factory)
+    # one certificate file per Secret in use, each bound by at least one frontend
+    bound = set(f for frontend in model['frontends'] for f in (frontend['tls'] or {}).get('certificates', []))
+    assert bound == set(c['file'] for c in model['certificates'])
+    # a redirect points at a port that serves TLS
+    tls_ports = set(f['port'] for f in model['frontends'] if f['tls'])
+    redirects = [f['redirect_port'] for f in model['frontends'] if f['redirect_port']]
+    redirects += [r['redirect_port'] for f in model['frontends'] for r in f['routes'] if r['redirect_port']]
+    assert set(redirects) <= tls_ports
+    event('%s TLS frontends' % ('some' if tls_ports else 'no'))
+    event('%s redirects' % ('some' if redirects else 'no'))
+    if model['frontends']:
+        assert_haproxy_accepts(config, tmp_path_factory)
 
 
 def test_a_newline_in_a_name_is_reported_not_rendered():
