@@ -1,11 +1,13 @@
-"""The benchmark: `make bench`, or `.venv/bin/python bench/run.py [--quick] [--profile]`.
+"""The benchmark: `make bench`, or `.venv/bin/python bench/run.py [--quick] [--profile] [--only eda]`.
 
 For each cluster size it starts the test API server (bench/fastapi.py) in its own process,
 then runs every measurement in a fresh interpreter (bench/measure.py), interleaved
 (the order rotates each repetition), and keeps the median. Then it renders 25k/50k/100k
 server lines, runs a whole no-op playbooks/sync.yml on three local HAProxy load
-balancers at 5000 x 10000, prints a table and the verdicts, and writes everything as
-JSON to bench/results/.
+balancers at 5000 x 10000, measures the event-driven convergence (ansible-rulebook with the
+rulebook sync_on_change and two local HAProxy load balancers: several services created one
+after another), prints a table and the verdicts, and writes everything as JSON to
+bench/results/.
 """
 
 import argparse
@@ -29,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench import cluster  # noqa: E402
+from tests.support import eda  # noqa: E402
 from tests.support.haproxy import HAProxy, minimal_config, port_is_free  # noqa: E402
 
 PY = sys.executable
@@ -37,6 +40,11 @@ RESULTS = REPO / 'bench' / 'results'
 LOAD_BALANCERS = {'lb-1': '127.0.3.1', 'lb-2': '127.0.3.2', 'lb-3': '127.0.3.3'}
 RECAP = re.compile(r'^(?P<host>\S+)\s+:\s+ok=\d+\s+changed=(?P<changed>\d+)\s+unreachable=\d+\s+failed=(?P<failed>\d+)', re.M)
 LARGE_PAGE = 100000
+SCENARIOS = ('collect', 'render', 'sync', 'eda')
+# The event-driven scenario: its own loopback addresses, so that it can run next to the tests.
+EDA_LOAD_BALANCERS = {'lb-a': '127.0.4.1', 'lb-b': '127.0.4.2'}
+EDA_NODES = {'worker-1': '127.0.4.11', 'worker-2': '127.0.4.12'}
+EDA_TARGET = 5.0
 
 # kind -> measure.py arguments (the server's are added)
 KINDS = {
@@ -260,6 +268,195 @@ def bench_sync(reps, certdir, workdir):
     return out
 
 
+# ---------------------------------------------------------------- event-driven convergence
+
+def _runs_of(records):
+    """The task-times records of each playbook run, in order: [{'start', 'end', 'plays', 'tasks'}]."""
+    runs = {}
+    for record in records:
+        run = runs.setdefault(record['pid'], {'start': None, 'end': None, 'plays': [], 'tasks': []})
+        if 'playbook' in record:
+            run['start'] = record['wall']
+        elif 'stats' in record:
+            run['end'] = record['wall']
+        elif 'play' in record:
+            run['plays'].append((record['wall'], record['play']))
+        elif 'task' in record:
+            run['tasks'].append(record)
+    return sorted((r for r in runs.values() if r['start'] is not None), key=lambda r: r['start'])
+
+
+def _timeline(change, run, hosts):
+    """Seconds after the create of each step of one change's run, and its tasks' seconds per host."""
+    created = change['created']
+    out = {'event': change['event'], 'playbook_start': run['start'] - created,
+           'run_end': (run['end'] - created) if run['end'] else None, 'hosts': {}, 'tasks': {}, 'ran': set(), 'order': []}
+    for record in run['tasks']:
+        if record['task'] not in out['order']:
+            out['order'].append(record['task'])
+        host = record['host']
+        per_host = out['tasks'].setdefault(host, {})
+        per_host[record['task']] = per_host.get(record['task'], 0.0) + record['seconds']
+        if record['status'] != 'skipped':
+            out['ran'].add(record['task'])
+    for host in hosts:
+        mine = [r for r in run['tasks'] if r['host'] == host]
+        if not mine:
+            continue
+        reloads = [r for r in mine if r['task'].endswith('Reload | run the reload command')]
+        out['hosts'][host] = {
+            'first_task': min(r['start'] for r in mine) - created,
+            'last_task_end': max(r['end'] for r in mine) - created,
+            'reloaded': (reloads[-1]['end'] - created) if reloads else None,
+            'served': change['served'].get(host),
+            'task_seconds': sum(r['seconds'] for r in mine),
+            'tasks': len(mine),
+        }
+        span = max(r['end'] for r in mine) - min(r['start'] for r in mine)
+        out['hosts'][host]['between_tasks'] = span - out['hosts'][host]['task_seconds']
+    controller = [r for r in run['tasks'] if r['host'] not in hosts]
+    out['controller_task_seconds'] = sum(r['seconds'] for r in controller)
+    first_lb = min((h['first_task'] for h in out['hosts'].values()), default=None)
+    out['collect_end'] = max((r['end'] - created for r in controller if r['end'] - created <= (first_lb or 1e9)),
+                             default=None)
+    return out
+
+
+def _spread(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return {'median': statistics.median(values), 'min': min(values), 'max': max(values), 'n': len(values)}
+
+
+def bench_eda(changes, serial):
+    """ansible-rulebook runs extensions/eda/rulebooks/sync_on_change.yml (the real source against
+    the test API server, the real playbooks/sync.yml against two local HAProxy load balancers);
+    ``changes`` services are created one after another, each once the previous one's run ended.
+    For each: seconds from the create to the source's event, to the first and to the last load
+    balancer serving real traffic for it, plus the run's per-task times."""
+    reason = eda.missing()
+    if reason:
+        raise RuntimeError(reason)
+    say('== event-driven convergence: %d changes, haproxy_sync_serial %s, %d load balancers' % (
+        changes, serial, len(EDA_LOAD_BALANCERS)))
+    root = Path(tempfile.mkdtemp(prefix='portico-bench-eda-'))
+    times = root / 'task-times.jsonl'
+    env = {'ANSIBLE_CALLBACK_PLUGINS': str(REPO / 'bench' / 'callback'), 'ANSIBLE_CALLBACKS_ENABLED': 'task_times',
+           'PORTICO_BENCH_TASK_TIMES': str(times)}
+    out = {'serial': serial, 'load_balancers': len(EDA_LOAD_BALANCERS), 'changes': []}
+    try:
+        (root / 'lab').mkdir()
+        with eda.RulebookLab(root / 'lab', root / 'certs', services=changes + 1, load_balancers=EDA_LOAD_BALANCERS,
+                             nodes=EDA_NODES, rulebook_vars={'haproxy_sync_serial': serial}, env=env) as lab:
+            if not lab.wait_started(120):
+                raise RuntimeError('the startup sync did not serve the first service:\n' + lab.tail())
+            for index in range(1, changes + 1):
+                time.sleep(1.0)  # ansible-rulebook finishes the previous action after the playbook's end
+                change = lab.change(index, timeout=60)
+                if change['events'] != 1 or len(change['served']) != len(EDA_LOAD_BALANCERS) or change['run_ended'] is None:
+                    raise RuntimeError('change %d did not converge: %s\n%s' % (index, change, lab.tail()))
+                out['changes'].append(change)
+                say('   change %d/%d: event after %ss, served %s, run ended after %ss' % (
+                    index, changes, round(change['event'], 2), ', '.join('%s %.2fs' % i for i in sorted(change['served'].items())),
+                    round(change['run_ended'], 1)))
+            time.sleep(0.5)
+            records = [json.loads(line) for line in times.read_text().splitlines() if line.strip()]
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    runs = _runs_of(records)
+    hosts = list(EDA_LOAD_BALANCERS)
+    for change in out['changes']:
+        run = next((r for r in runs if r['start'] > change['created']), None)
+        if run is None:
+            raise RuntimeError('no playbook run after change %d' % change['index'])
+        change['timeline'] = _timeline(change, run, hosts)
+        served = sorted(change['served'].values())
+        change['first'], change['last'] = served[0], served[-1]
+    items = out['changes']
+    out['event'] = _spread([c['event'] for c in items])
+    out['first'] = _spread([c['first'] for c in items])
+    out['last'] = _spread([c['last'] for c in items])
+    out['run_end'] = _spread([c['run_ended'] for c in items])
+    out['phases'] = {
+        'playbook_start': _spread([c['timeline']['playbook_start'] for c in items]),
+        'collect_end': _spread([c['timeline']['collect_end'] for c in items]),
+        'hosts': {host: {key: _spread([c['timeline']['hosts'].get(host, {}).get(key) for c in items])
+                         for key in ('first_task', 'reloaded', 'last_task_end', 'served', 'task_seconds', 'tasks',
+                                     'between_tasks')}
+                  for host in hosts},
+        'controller_task_seconds': _spread([c['timeline']['controller_task_seconds'] for c in items]),
+    }
+    out['skipped'] = {name: not any(name in c['timeline']['ran'] for c in items) for name in names_of(items)}
+    for change in items:
+        change['timeline']['ran'] = sorted(change['timeline']['ran'])
+    out['tasks'] = {name: {host: _spread([c['timeline']['tasks'].get(host, {}).get(name) for c in items])
+                           for host in ['localhost'] + hosts}
+                    for name in names_of(items)}
+    return out
+
+
+def names_of(changes):
+    """Every task name of the changes' runs, in run order."""
+    names = []
+    for change in changes:
+        names += [n for n in change['timeline']['order'] if n not in names]
+    return names
+
+
+def _cell(spread):
+    return '%.2f (%.2f-%.2f)' % (spread['median'], spread['min'], spread['max']) if spread else 'n/a'
+
+
+def _timeline_text(variant):
+    phases = variant['phases']
+    steps = ['event %.2f' % variant['event']['median'], 'playbook starts %.2f' % phases['playbook_start']['median']]
+    if phases['collect_end']:
+        steps.append('collect play done %.2f' % phases['collect_end']['median'])
+    for host, h in phases['hosts'].items():
+        if h['first_task']:
+            reloaded = ', reloaded %.2f' % h['reloaded']['median'] if h['reloaded'] else ''
+            steps.append('%s: tasks %.2f-%.2f (%d tasks, %.2f s in tasks)%s, serves %.2f' % (
+                host, h['first_task']['median'], h['last_task_end']['median'], h['tasks']['median'],
+                h['task_seconds']['median'], reloaded, h['served']['median']))
+    steps.append('run ends %.2f' % variant['run_end']['median'])
+    return 'Timeline, serial %s (median seconds after the create): %s' % (variant['serial'], '; '.join(steps))
+
+
+def _task_table(variant):
+    hosts = ['localhost'] + list(variant['phases']['hosts'])
+    lines = ['Tasks of one event-driven run, serial %s (median seconds per host over the changes, in run order)'
+             % variant['serial'],
+             '| task | %s |' % ' | '.join(hosts), '|---|%s' % ('---:|' * len(hosts))]
+    for name, per_host in variant['tasks'].items():
+        short = name.replace('portico.k8s.haproxy_sync : ', '') + (' (skipped)' if variant['skipped'].get(name) else '')
+        values = ['%.2f' % per_host[h]['median'] if per_host.get(h) else '' for h in hosts]
+        lines.append('| %s | %s |' % (short, ' | '.join(values)))
+    totals = ['%.2f' % variant['phases']['controller_task_seconds']['median']]
+    gaps = ['']
+    for host in hosts[1:]:
+        h = variant['phases']['hosts'][host]
+        totals.append('%.2f' % h['task_seconds']['median'])
+        gaps.append('%.2f' % h['between_tasks']['median'])
+    lines.append('| sum of the tasks | %s |' % ' | '.join(totals))
+    lines.append('| between tasks (first task start to last task end, minus the sum) | %s |' % ' | '.join(gaps))
+    return lines
+
+
+def eda_report(variants):
+    lines = ['Event-driven convergence (ansible-rulebook, rulebook sync_on_change, source against the test API server, '
+             '%d HAProxy load balancers): seconds from the Service create at the API to' % variants[0]['load_balancers'],
+             '| haproxy_sync_serial | changes | event (source) | first LB serves | last LB serves | run ends |',
+             '|---|---:|---:|---:|---:|---:|']
+    for v in variants:
+        lines.append('| %s | %d | %s | %s | %s | %s |' % (
+            v['serial'], len(v['changes']), _cell(v['event']), _cell(v['first']), _cell(v['last']), _cell(v['run_end'])))
+    lines.append('(median (min-max); "serves": real HTTP requests through that HAProxy reach both nodes)')
+    lines += [_timeline_text(v) for v in variants]
+    lines.append('')
+    return lines + _task_table(variants[0])
+
+
 def machine():
     cpu = 'unknown'
     with contextlib.suppress(OSError):
@@ -288,8 +485,23 @@ def report(results):
     m = results['machine']
     lines.append('Machine: %d cores, %s, %d MB RAM, Python %s, ansible-core %s, kubernetes %s' % (
         m['cpus'], m['cpu_model'], m['memory_mb'], m['python'], m['ansible_core'], m['kubernetes']))
+    if results['sizes']:
+        lines.append('')
+        lines += size_report(results)
+    if results.get('render_lines'):
+        lines.append('')
+        lines += render_report(results)
+    lines += sync_report(results)
+    lines += eda_section(results)
     lines.append('')
-    lines.append('Wall time, median seconds (repetitions: %s)' % results['reps'])
+    lines.append('Targets')
+    for name, value, ok in results['verdicts']:
+        lines.append('- %s: %s: %s' % (verdict(ok), name, value))
+    return '\n'.join(lines)
+
+
+def size_report(results):
+    lines = ['Wall time, median seconds (repetitions: %s)' % results['reps']]
     head = '| nodes x services | list MB | floor 1 page | floor p500 | module p500 | module p%d | k8s client | '\
            'import CoreV1Api | render (server lines) |' % LARGE_PAGE
     lines += [head, '|---|---:|---:|---:|---:|---:|---:|---:|---:|']
@@ -323,12 +535,20 @@ def report(results):
             (md['module']['seconds'] - md['import_corev1api']['seconds']) / md['floor_p500']['seconds'],
             md['module']['peak_mb'] / max(md['floor']['peak_mb'], 0.1),
             md['module']['peak_mb'] / max(md['floor_p500']['peak_mb'], 0.1), r['model_json_bytes'] / 1e6))
-    lines.append('')
-    lines.append('Rendering N server lines (Ansible templar, role template), median seconds')
+    return lines
+
+
+def render_report(results):
+    lines = ['Rendering N server lines (Ansible templar, role template), median seconds']
     lines += ['| shape | 25,000 | 50,000 | 100,000 | 100k / 25k |', '|---|---:|---:|---:|---:|']
     for shape, rows in results['render_lines'].items():
         s = [rows[n]['seconds'] for n in (25000, 50000, 100000)]
         lines.append('| %s | %.2f | %.2f | %.2f | %.2f |' % (shape, s[0], s[1], s[2], s[2] / s[0]))
+    return lines
+
+
+def sync_report(results):
+    lines = []
     sync = results.get('sync')
     if results.get('sync_error'):
         lines.append('')
@@ -346,14 +566,35 @@ def report(results):
             lines.append('Note: %d run(s) after the first changed haproxy.cfg again before one changed nothing '
                          '(first diff: %d changed lines; see settle_diffs in the JSON).' % (
                              len(sync['settle_diffs']), sync['settle_diffs'][0]['changed_lines']))
-    lines.append('')
-    lines.append('Targets')
-    for name, value, ok in results['verdicts']:
-        lines.append('- %s: %s: %s' % (verdict(ok), name, value))
-    return '\n'.join(lines)
+    return lines
+
+
+def eda_section(results):
+    lines = []
+    if results.get('eda_error'):
+        lines += ['', 'Event-driven convergence: NOT MEASURED, the scenario failed (see eda_error in the JSON).']
+    if results.get('eda'):
+        lines.append('')
+        lines += eda_report(results['eda'])
+    return lines
+
+
+def eda_verdicts(results):
+    out = []
+    for v in results.get('eda') or []:
+        for key, what in (('first', 'the first load balancer'), ('last', 'every load balancer')):
+            t = v[key]['median']
+            out.append(('EDA: a new service is served by %s within %.0f s (median of %d changes, haproxy_sync_serial %s)' % (
+                what, EDA_TARGET, v[key]['n'], v['serial']), '%.2f s (%.2f-%.2f)' % (t, v[key]['min'], v[key]['max']),
+                t <= EDA_TARGET))
+    return out
 
 
 def verdicts(results):
+    return collection_verdicts(results) + eda_verdicts(results)
+
+
+def collection_verdicts(results):
     out = []
     if not results['sizes']:
         return [('no-op sync (floor not measured in this run)', '%.1f s' % results['sync']['median']['seconds'], True)] \
@@ -371,7 +612,7 @@ def verdicts(results):
     m2 = md['module']['peak_mb'] / max(md['floor_p500']['peak_mb'], 0.1)
     out.append(('peak memory of collection <= 1.5x floor (%s)' % label,
                 '%.2fx the 1-page floor, %.2fx the p500 floor' % (m1, m2), m1 <= 1.5))
-    for shape, rows in results['render_lines'].items():
+    for shape, rows in (results.get('render_lines') or {}).items():
         t = rows[100000]['seconds']
         lin = rows[100000]['seconds'] / rows[25000]['seconds']
         out.append(('100k server lines render < 1 s and linear (%s)' % shape,
@@ -385,6 +626,10 @@ def verdicts(results):
     return out
 
 
+def _serials(text):
+    return [int(x) if x.isdigit() else x for x in text.split(',') if x]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--quick', action='store_true', help='small and medium only, no sync')
@@ -393,9 +638,24 @@ def main(argv=None):
     parser.add_argument('--naive-large-reps', type=int, default=2)
     parser.add_argument('--sync-reps', type=int, default=3)
     parser.add_argument('--no-sync', action='store_true')
+    parser.add_argument('--no-eda', action='store_true', help='skip the event-driven convergence')
+    parser.add_argument('--eda-changes', type=int, default=7, help='services created one after another, per serial')
+    parser.add_argument('--eda-serial', default='1,2',
+                        help='comma-separated haproxy_sync_serial values the event-driven scenario runs with (default 1,2)')
+    parser.add_argument('--only', default='', help='comma-separated scenarios to run, of: %s' % ', '.join(SCENARIOS))
     parser.add_argument('--sizes', default='small,medium,large', help='comma-separated: small, medium, large')
     parser.add_argument('--profile', action='store_true', help='also cProfile collect_model at each size')
     args = parser.parse_args(argv)
+    only = [x for x in args.only.split(',') if x]
+    if any(x not in SCENARIOS for x in only):
+        parser.error('--only takes %s' % ', '.join(SCENARIOS))
+    wanted = set(only or SCENARIOS)
+    if args.quick:
+        wanted -= {'sync', 'eda'}
+    if args.no_sync:
+        wanted.discard('sync')
+    if args.no_eda:
+        wanted.discard('eda')
     started = time.monotonic()
     RESULTS.mkdir(parents=True, exist_ok=True)
     results = {'machine': machine(), 'started': datetime.datetime.now().isoformat(timespec='seconds'),
@@ -403,19 +663,25 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix='portico-bench-') as tmp:
         tmp = Path(tmp)
         certdir = tmp / 'certs'
-        sizes = [s for s in args.sizes.split(',') if s and not (args.quick and s == 'large')]
+        sizes = [s for s in args.sizes.split(',') if s and not (args.quick and s == 'large')] if 'collect' in wanted else []
         for size in sizes:
             reps = args.large_reps if size == 'large' else args.reps
             naive_reps = args.naive_large_reps if size == 'large' else reps
             results['reps'][size] = {'reps': reps, 'naive_reps': naive_reps}
             results['sizes'][size] = bench_size(size, reps, naive_reps, certdir, tmp, args.profile)
-        results['render_lines'] = bench_render_lines(3) if sizes else {}
-        if not (args.quick or args.no_sync):
+        results['render_lines'] = bench_render_lines(3) if 'render' in wanted else {}
+        if 'sync' in wanted:
             try:
                 results['sync'] = bench_sync(args.sync_reps, certdir, tmp)
             except Exception as exc:  # keep the other results; say why the sync was not measured
                 results['sync_error'] = str(exc)[-3000:]
                 say('!! the sync scenario failed: %s' % str(exc)[-3000:])
+        if 'eda' in wanted:
+            try:
+                results['eda'] = [bench_eda(args.eda_changes, serial) for serial in _serials(args.eda_serial)]
+            except Exception as exc:  # as above
+                results['eda_error'] = str(exc)[-3000:]
+                say('!! the event-driven scenario failed: %s' % str(exc)[-3000:])
     results['verdicts'] = verdicts(results)
     results['seconds'] = round(time.monotonic() - started, 1)
     text = report(results)
