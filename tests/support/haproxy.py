@@ -193,6 +193,9 @@ class _IdentityHandler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802 (name required by BaseHTTPRequestHandler)
         body = self.server.body
+        if self.server.echo:
+            # what a proxy in front added, as the backend sees it
+            body = body.rstrip(b'\n') + (' %s=%s\n' % (self.server.echo, self.headers.get(self.server.echo))).encode()
         self.server.count_request()
         self.send_response(self.server.status)
         self.send_header('Content-Type', 'text/plain')
@@ -208,15 +211,15 @@ class NodePortServer(http.server.ThreadingHTTPServer):
     """Stands in for ``node``'s nodePort ``port`` on a loopback ``address``; answers ``node=<node> port=<port>``.
 
     ``status`` is the HTTP status it answers with (a kube-proxy health port answers 503 on a node
-    without a local endpoint).
+    without a local endpoint); ``echo`` names a request header whose value is added to the answer.
     """
 
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, node, address, port, status=200):
+    def __init__(self, node, address, port, status=200, echo=None):
         _require_loopback(address)
-        self.node, self.address, self.port, self.status = node, address, port, status
+        self.node, self.address, self.port, self.status, self.echo = node, address, port, status, echo
         self.identity = f'node={node} port={port}'
         self.body = (self.identity + '\n').encode()
         self.requests = 0
