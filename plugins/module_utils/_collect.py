@@ -86,8 +86,8 @@ def collect_model(get):
     else:
         settings = dict((name, get(name)) for name in CONNECTION_ENV)
         nodes, services, slices, source, secrets = read_api(settings, service_filter, get('node_selector'),
-                                                   timeout=get('api_timeout') or 30,
-                                                   page_size=get('page_size') or 500)
+                                                            timeout=get('api_timeout') or 30,
+                                                            page_size=get('page_size') or 500)
     source['services_seen'] = service_filter.seen
     options = dict((name, get(name)) for name in MODEL_OPTIONS)
     options['now'] = int(time.time())

@@ -38,7 +38,7 @@ description:
     certificate and key of that Secret (type C(kubernetes.io/tls), in the service's namespace).
     The Secret is checked (PEM chain, an unencrypted RSA or ECDSA key that belongs to the first
     certificate); a Secret that is missing, unreadable or malformed excludes that service with the
-    reason. Terminated services with C(hosts) share a port: the certificate is chosen by SNI, and
+    reason. Terminated services with C(hosts) share a port; the certificate is chosen by SNI, and
     C(http) ones are routed by the Host header, C(tcp) ones by SNI. C(tls-redirect-port) adds a
     plain-HTTP port that redirects to HTTPS.
   - Every value that comes from the cluster is checked against a strict allow-list before it

@@ -170,9 +170,10 @@ def model_and_config(nodes, services, options, tmp_path_factory):
     """The model and the rendered file; its generated lines are exactly those the model predicts."""
     # Every Secret a service names exists, except missing-tls; all hold one real certificate.
     cert_dir = tmp_path_factory.mktemp('certs')
-    secrets = dict((key, {'error': 'Secret %s/%s not found' % key} if key[1] == 'missing-tls' else
-                        dict(CERTIFICATE[1], secret='%s/%s' % key, file=_tls.certificate_file(*key)))
-                   for key in _cluster.wanted_secrets(services))
+    secrets = {}
+    for key in _cluster.wanted_secrets(services):
+        secrets[key] = {'error': 'Secret %s/%s not found' % key} if key[1] == 'missing-tls' else \
+            dict(CERTIFICATE[1], secret='%s/%s' % key, file=_tls.certificate_file(*key))
     model = _model.build_model(nodes, services, options, {'kind': 'api', 'server': 'https://127.0.0.1:6443'},
                                None, secrets)
     for certificate in model['certificates']:

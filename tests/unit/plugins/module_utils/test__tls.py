@@ -123,8 +123,8 @@ SECRETS = {('shop', 'a-tls'): facts('shop', 'a-tls', ['a.example.com']),
            ('shop', 'bad'): {'error': 'Secret shop/bad: tls.key is encrypted; HAProxy needs an unencrypted key'}}
 
 
-def build(services, secrets=SECRETS, **options):
-    return _model.build_model([NODE], services, options, {'kind': 'api', 'server': 'x'}, [], secrets)
+def build(services, secrets=None, **options):
+    return _model.build_model([NODE], services, options, {'kind': 'api', 'server': 'x'}, [], secrets or SECRETS)
 
 
 def test_a_terminated_service_binds_its_certificate():
@@ -203,8 +203,8 @@ def test_redirect_routes_share_port_80_with_plain_http_services():
 
 
 def test_a_redirect_whose_port_is_taken_is_dropped_with_a_warning():
-    model = build([service('tcp', 80), service('a', 443, '2026-01-02T00:00:00Z', mode='http', tls_secret='a-tls',
-                                                tls_redirect_port='80')], port_conflict='allocate')
+    younger = service('a', 443, '2026-01-02T00:00:00Z', mode='http', tls_secret='a-tls', tls_redirect_port='80')
+    model = build([service('tcp', 80), younger], port_conflict='allocate')
     assert [f['name'] for f in model['frontends']] == ['shop.tcp.80', 'shop.a.443']
     assert model['warnings'] == [{'service': 'shop/a', 'port': '443/TCP', 'reason': 'no redirect to HTTPS: frontend '
                                   'port 80 is already taken by the older service shop/tcp'}]
