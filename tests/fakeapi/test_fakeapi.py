@@ -129,6 +129,21 @@ def test_kubectl_default_output_is_served_as_a_table(fakeapi_cluster, fakeapi_ku
 
 
 @needs_kubectl
+def test_kubectl_reads_tls_secrets(fakeapi, fakeapi_kubeconfig, tmp_path):
+    fakeapi.create(objects.tls_secret("web-tls", "shop", cert_pem="CERT", key_pem="KEY"))
+    result = kubectl(fakeapi_kubeconfig, tmp_path, "get", "secrets", "-n", "shop")
+    assert result.returncode == 0, result.stderr
+    assert [line.split()[:3] for line in result.stdout.splitlines()] == [
+        ["NAME", "TYPE", "DATA"], ["web-tls", "kubernetes.io/tls", "2"]]
+    result = kubectl(fakeapi_kubeconfig, tmp_path, "get", "secret", "web-tls", "-n", "shop", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    secret = json.loads(result.stdout)
+    assert secret["type"] == "kubernetes.io/tls" and base64.b64decode(secret["data"]["tls.key"]) == b"KEY"
+    result = kubectl(fakeapi_kubeconfig, tmp_path, "get", "secret", "nope", "-n", "shop")
+    assert result.returncode != 0 and 'secrets "nope" not found' in result.stderr
+
+
+@needs_kubectl
 def test_kubectl_with_a_wrong_token_is_unauthorized(fakeapi_cluster, tmp_path):
     kubeconfig = fakeapi_cluster.write_kubeconfig(tmp_path / "bad-kubeconfig", token="not-the-token")
     result = kubectl(kubeconfig, tmp_path, "get", "nodes", "-o", "json")
