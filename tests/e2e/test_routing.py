@@ -19,7 +19,7 @@ import pytest
 
 from tests.fakeapi import objects
 from tests.fakeapi.server import FakeKubeAPI
-from tests.support.haproxy import HAProxy, free_ports, minimal_config, nodeport_servers
+from tests.support.haproxy import HAProxy, free_ports, minimal_config, nodeport_servers, well_known_ports
 from tests.support.inventory import BIN, REPO, inventory, load_balancer, sync_env
 
 pytestmark = pytest.mark.e2e
@@ -94,7 +94,9 @@ def lab(tmp_path_factory):
     if not (CURL and OPENSSL):
         pytest.skip('curl and openssl are needed')
     root = tmp_path_factory.mktemp('routing')
-    http_port, tls_port, spare = free_ports(3, 20000, 29999, [LB])
+    # the real thing where the tests may bind it: HTTP on 80, TLS on 443
+    http_port, tls_port = well_known_ports([80, 443], LB)
+    spare, = free_ports(1, 20000, 29999, [LB])
     np = dict(zip(['one', 'two', 'three', 'tls-a', 'tls-b', 'plain'], free_ports(6, 30000, 32767, [NODE_ADDRESS])))
 
     def svc(name, port, created, annotations):

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from tests.fakeapi import objects
 from tests.fakeapi.server import FakeKubeAPI
 from tests.support import tls
-from tests.support.haproxy import HAProxy, NodePortServer, free_ports, minimal_config
+from tests.support.haproxy import HAProxy, NodePortServer, free_ports, minimal_config, well_known_ports
 from tests.support.inventory import BIN, REPO, inventory, load_balancer, sync_env
 
 pytestmark = pytest.mark.e2e
@@ -89,7 +89,8 @@ def lab(tmp_path_factory):
     if not (CURL and OPENSSL):
         pytest.skip('curl and openssl are needed')
     root = tmp_path_factory.mktemp('tls')
-    https, http, raw = free_ports(3, 20000, 29999, [LB])
+    https, http = well_known_ports([443, 80], LB)
+    raw, = free_ports(1, 20000, 29999, [LB])
     np = dict(zip(['shop', 'api', 'raw', 'missing', 'opaque'], free_ports(5, 30000, 32767, [NODE_ADDRESS])))
     certs = {'shop': tls.certificate(['shop.example.com'], kind='rsa', chain=True),
              'api': tls.certificate(['api.example.com', '*.api.example.com']),
@@ -164,7 +165,8 @@ def test_requests_are_routed_by_host_and_told_they_came_over_https(lab):
 def test_plain_http_is_redirected_to_https(lab):
     port = lab.ports['http']
     answer = curl('http://shop.example.com:%d/cart?item=1' % port, 'shop.example.com', port)
-    assert 'status=301 location=https://shop.example.com:%d/cart?item=1' % lab.ports['https'] in answer
+    https = '' if lab.ports['https'] == 443 else ':%d' % lab.ports['https']
+    assert 'status=301 location=https://shop.example.com%s/cart?item=1' % https in answer
     # only the hosts of the service that asked for it
     assert 'status=503' in curl('http://api.example.com:%d/' % port, 'api.example.com', port)
 

@@ -325,6 +325,15 @@ def free_ports(count, low, high, addresses=('127.0.0.1',)):
     raise RuntimeError(f'fewer than {count} free ports in {low}-{high} on {addresses}')
 
 
+def well_known_ports(wanted, address, low=20000, high=29999):
+    """The well-known ports ``wanted`` (such as 80 and 443) where this user may bind them on
+    ``address``, otherwise free ports of [low, high] in their place; in the order given."""
+    _require_loopback(address)
+    if all(port_is_free(address, port) for port in wanted):
+        return list(wanted)
+    return free_ports(len(wanted), low, high, [address])
+
+
 def start_load_balancers(stack, root, hosts):
     """A running HAProxy per host in ``root/<host>/`` (minimal config), entered on ``stack``.
 
