@@ -632,7 +632,7 @@ def _serials(text):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--quick', action='store_true', help='small and medium only, no sync')
+    parser.add_argument('--quick', action='store_true', help='small and medium only, no sync, no eda')
     parser.add_argument('--reps', type=int, default=5, help='repetitions at the small and medium sizes')
     parser.add_argument('--large-reps', type=int, default=3)
     parser.add_argument('--naive-large-reps', type=int, default=2)
@@ -677,11 +677,13 @@ def main(argv=None):
                 results['sync_error'] = str(exc)[-3000:]
                 say('!! the sync scenario failed: %s' % str(exc)[-3000:])
         if 'eda' in wanted:
-            try:
-                results['eda'] = [bench_eda(args.eda_changes, serial) for serial in _serials(args.eda_serial)]
-            except Exception as exc:  # as above
-                results['eda_error'] = str(exc)[-3000:]
-                say('!! the event-driven scenario failed: %s' % str(exc)[-3000:])
+            results['eda'] = []
+            for serial in _serials(args.eda_serial):
+                try:
+                    results['eda'].append(bench_eda(args.eda_changes, serial))
+                except Exception as exc:  # as above; the other serial values still run
+                    results['eda_error'] = str(exc)[-3000:]
+                    say('!! the event-driven scenario failed (serial %s): %s' % (serial, str(exc)[-3000:]))
     results['verdicts'] = verdicts(results)
     results['seconds'] = round(time.monotonic() - started, 1)
     text = report(results)
