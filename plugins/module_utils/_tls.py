@@ -19,6 +19,7 @@ import datetime
 import hashlib
 import os
 import re
+import stat
 import tempfile
 import traceback
 
@@ -150,14 +151,27 @@ def name_matches(host, names):
     return False
 
 
+def _private_directory(directory):
+    """Make directory (mode 0700), or accept it if it is a real directory of this user."""
+    parent = os.path.dirname(directory.rstrip('/'))
+    if parent and not os.path.isdir(parent):
+        os.makedirs(parent, 0o700)
+    try:
+        os.mkdir(directory, 0o700)
+    except FileExistsError:
+        # never write keys through a link or into someone else's directory
+        info = os.lstat(directory)
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+            raise OSError('%s exists and is not a directory of this user' % directory)
+    os.chmod(directory, 0o700)
+
+
 def write_bundles(directory, bundles):
     """Write each bundle to directory/<file> with mode 0600 (the directory is made 0700).
 
     bundles: {file: bytes}. Each file is written to a temporary name, then renamed.
     """
-    if not os.path.isdir(directory):
-        os.makedirs(directory, 0o700)
-    os.chmod(directory, 0o700)
+    _private_directory(directory)
     for file_name, bundle in sorted(bundles.items()):
         handle, temporary = tempfile.mkstemp(dir=directory, prefix='.tmp-')
         try:

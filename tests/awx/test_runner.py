@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 LOAD_BALANCERS = {'lb-a': '127.0.0.5', 'lb-b': '127.0.0.6'}
 NODES = {'worker-1': '127.0.1.1', 'worker-2': '127.0.1.2'}
+RELOAD_TASK = 'Install | reload where the file or a certificate changed, or put the previous file back'
 INSTALL_TASK = 'Install | write haproxy.cfg if it changed and passes the validate command'
 # What the survey of examples/awx/job_templates.yml sends unanswered (a scheduled run), and with a namespace.
 SURVEY_DEFAULTS = {q['variable']: q['default'] for q in yaml.safe_load(
@@ -208,7 +209,7 @@ def test_a_run_job_installs_and_reloads_every_load_balancer(lab):
     installs = ok_events(events, INSTALL_TASK)
     assert {host: data['res']['changed'] for host, data in installs.items()} == {'lb-a': True, 'lb-b': True}
     reloaded = {e['event_data']['host'] for e in events
-                if e['event'] == 'runner_on_ok' and e['event_data'].get('task') == 'Reload | run the reload command'}
+                if e['event'] == 'runner_on_ok' and e['event_data'].get('task') == RELOAD_TASK}
     assert reloaded == set(LOAD_BALANCERS)
     summary = stats(events)
     assert not summary['failures'] and not summary['dark']

@@ -29,7 +29,7 @@ from tests.support.inventory import BIN, REPO, inventory, load_balancer, sync_en
 
 pytestmark = pytest.mark.e2e
 
-LB = '127.0.0.6'
+LB = '127.0.0.7'
 NODE, NODE_ADDRESS = 'worker-1', '127.0.1.1'
 CURL, OPENSSL = shutil.which('curl'), shutil.which('openssl')
 

@@ -1,0 +1,193 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Portico contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: haproxy_reload
+short_description: Reload HAProxy, check that it serves, and put the previous configuration back if not
+version_added: 0.1.0
+description:
+  - Runs O(command) (without a shell), then waits until O(wait_port) on O(wait_host) accepts TCP
+    connections.
+  - If either fails and O(restore_from) is given, copies that file back over O(path) (a temporary
+    file in the same directory, then an atomic rename, keeping the mode and owner), runs O(command)
+    again, and fails saying so.
+  - Releases O(lock) (taken with M(portico.k8s.haproxy_lock)) at the end, whatever happened, so a
+    sync needs no separate call for it.
+  - Used by the P(portico.k8s.haproxy_sync#role) role; it runs on the load balancer.
+author:
+  - Portico maintainers (@portico-k8s)
+attributes:
+  check_mode:
+    description: Can run in check mode.
+    support: none
+    details: A reload cannot be simulated; the role skips this module in check mode.
+  diff_mode:
+    description: Will return details on what has changed when in diff mode.
+    support: none
+options:
+  command:
+    description: The reload command, split like a shell would split it but run without one.
+    type: str
+    required: true
+  path:
+    description: The configuration file that was installed.
+    type: path
+    required: true
+  restore_from:
+    description: The previous configuration (the backup the install kept). Unset, nothing is restored.
+    type: path
+  wait_host:
+    description: Address to connect to after the reload.
+    type: str
+    default: 127.0.0.1
+  wait_port:
+    description: Port that must accept connections after the reload. Unset, nothing is waited for.
+    type: int
+  wait_timeout:
+    description: Seconds to wait for O(wait_port).
+    type: int
+    default: 30
+  lock:
+    description: A lock directory to remove when done, whatever the outcome.
+    type: path
+'''
+
+EXAMPLES = r'''
+- name: Reload, check, restore if needed, release the lock
+  portico.k8s.haproxy_reload:
+    command: systemctl reload haproxy
+    path: /etc/haproxy/haproxy.cfg
+    restore_from: "{{ installed.backup_file | default(omit) }}"
+    wait_port: 80
+    lock: /etc/haproxy/haproxy.cfg.portico-lock
+'''
+
+RETURN = r'''
+restored:
+  description: Whether the previous configuration was put back (the reload or the wait failed).
+  returned: always
+  type: bool
+lock_released:
+  description: Whether O(lock) was removed (or was already gone).
+  returned: always
+  type: bool
+stdout:
+  description: Output of the reload command.
+  returned: always
+  type: str
+stderr:
+  description: Error output of the reload command.
+  returned: always
+  type: str
+'''
+
+import os
+import shlex
+import shutil
+import socket
+import tempfile
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+
+def wait_for_port(host, port, timeout):
+    """None once host:port accepts a connection, else why not."""
+    deadline, last = time.time() + timeout, None
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return None
+        except OSError as exc:
+            last = exc
+        if time.time() >= deadline:
+            return 'port %d on %s did not accept connections within %d seconds (%s)' % (port, host, timeout, last)
+        time.sleep(0.1)
+
+
+def restore(source, path):
+    """Copy source over path atomically, with path's mode and owner."""
+    info = os.stat(path)
+    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path) or '.', prefix='.portico-restore-')
+    try:
+        with os.fdopen(handle, 'wb') as out, open(source, 'rb') as original:
+            shutil.copyfileobj(original, out)
+        os.chmod(temporary, info.st_mode & 0o7777)
+        if os.geteuid() == 0:
+            os.chown(temporary, info.st_uid, info.st_gid)
+        os.rename(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def run(module, argv):
+    """(rc, stdout, stderr) of argv; a command that cannot start is a failure like any other."""
+    try:
+        return module.run_command(argv, handle_exceptions=False)
+    except (OSError, IOError) as exc:
+        return 127, '', 'cannot run %s: %s' % (argv[0] if argv else '(empty command)', exc)
+
+
+def release(lock):
+    if not lock:
+        return False
+    try:
+        os.rmdir(lock)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return False
+    return True
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            command=dict(type='str', required=True),
+            path=dict(type='path', required=True),
+            restore_from=dict(type='path'),
+            wait_host=dict(type='str', default='127.0.0.1'),
+            wait_port=dict(type='int'),
+            wait_timeout=dict(type='int', default=30),
+            lock=dict(type='path'),
+        ),
+        supports_check_mode=False,
+    )
+    params = module.params
+    result = dict(changed=True, restored=False, lock_released=False, stdout='', stderr='')
+    try:
+        argv = shlex.split(params['command'])
+        rc, result['stdout'], result['stderr'] = run(module, argv)
+        problem = None
+        if rc != 0:
+            problem = 'the reload command exited %d: %s' % (rc, (result['stderr'] or result['stdout']).strip())
+        elif params['wait_port']:
+            problem = wait_for_port(params['wait_host'], params['wait_port'], params['wait_timeout'])
+        if problem is None:
+            result['lock_released'] = release(params['lock'])
+            module.exit_json(**result)
+        if params['restore_from']:
+            restore(params['restore_from'], params['path'])
+            result['restored'] = True
+            run(module, argv)
+            then = 'The previous configuration was put back and reloaded.'
+        else:
+            then = 'No backup was kept (haproxy_sync_backup is false), so the new file stays in place.'
+        result['lock_released'] = release(params['lock'])
+        module.fail_json(msg='Reloading HAProxy failed (%s). %s The rollout stops here; the load balancers '
+                             'after this one were not changed.' % (problem, then), **result)
+    except (OSError, ValueError) as exc:
+        result['lock_released'] = release(params['lock'])
+        module.fail_json(msg='Reloading HAProxy failed: %s' % exc, **result)
+
+
+if __name__ == '__main__':
+    main()
