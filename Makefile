@@ -12,7 +12,8 @@ demo: setup
 test: setup
 	@bash scripts/test.sh
 
-# Benchmarks collection, rendering and a no-op sync at 50x200, 500x2000 and 5000x10000 (see bench/README.md).
+# Benchmarks collection, rendering and a no-op sync at 50x200, 500x2000 and 5000x10000, and the
+# event-driven convergence with ansible-rulebook (see bench/README.md).
 bench: setup
 	@.venv/bin/python bench/run.py
 
