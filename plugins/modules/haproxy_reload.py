@@ -43,7 +43,7 @@ options:
     description: The previous configuration (the backup the install kept). Unset, nothing is restored.
     type: path
   wait_host:
-    description: Address to connect to after the reload.
+    description: Address to connect to after the reload; an IPv6 address may be in brackets.
     type: str
     default: 127.0.0.1
   wait_port:
@@ -170,7 +170,7 @@ def main():
         if rc != 0:
             problem = 'the reload command exited %d: %s' % (rc, (result['stderr'] or result['stdout']).strip())
         elif params['wait_port']:
-            problem = wait_for_port(params['wait_host'], params['wait_port'], params['wait_timeout'])
+            problem = wait_for_port(params['wait_host'].strip('[]'), params['wait_port'], params['wait_timeout'])
         if problem is None:
             result['lock_released'] = release(params['lock'])
             module.exit_json(**result)
