@@ -187,6 +187,7 @@ ANNOTATIONS = {
     'bind-address': (_address, 'an IPv4 or IPv6 address', 'role variable `haproxy_sync_bind_address`'),
     'ports': (_ports, 'service port names or numbers, comma-separated', 'every TCP port'),
     'hosts': (_hosts, 'DNS names or `*.` wildcards, comma-separated', 'none (a port of its own)'),
+    'host-default': (_boolean, '`true`, `false`', '`false`'),
     'tls-secret': (_secret, 'the name of a Secret of type `kubernetes.io/tls` in the service\'s namespace',
                    'none (no TLS termination)'),
     'tls-redirect-port': (_integer(1, 65535), 'a port; in `http` mode with `tls-secret`, plain HTTP there is '
@@ -225,6 +226,9 @@ def parse_settings(annotations, prefix=DEFAULT_PREFIX):
             if key in settings:
                 warnings.append('annotation %s%s ignored: %scheck is not http' % (prefix, key, prefix))
                 del settings[key]
+    if settings.get('host-default') and not settings.get('hosts'):
+        warnings.append('annotation %shost-default ignored: it needs %shosts' % (prefix, prefix))
+        del settings['host-default']
     if 'tls-redirect-port' in settings and ('tls-secret' not in settings or settings.get('mode') != 'http'):
         warnings.append('annotation %stls-redirect-port ignored: it needs %stls-secret and %smode http'
                         % (prefix, prefix, prefix))

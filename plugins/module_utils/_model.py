@@ -361,6 +361,13 @@ def _frontends(winners, warnings):
                              'route_by': kind.replace('tls-', ''), 'redirect_port': None})
             for member in members:
                 backend = section_name(member['namespace'], member['service_name'], member['service_port'])
+                if member['settings'].get('host-default') and not member.get('redirect_port'):
+                    if frontend['backend'] is None:
+                        frontend['backend'] = backend
+                    else:
+                        warnings.append(_entry(member['service'], _tcp_port(member),
+                                               'annotation host-default ignored: port %d already sends other '
+                                               'hosts to %s, of an older service' % (port, frontend['backend'])))
                 for host in member['settings']['hosts']:
                     wildcard = host.startswith('*.')
                     route = {'host': host, 'match': 'end' if wildcard else 'str',

@@ -120,10 +120,11 @@ model:
     frontends:
       description:
         - One per frontend port, by port.
-        - A port of one service has C(backend) and C(route_by) null. A port shared by host name
+        - A port of one service has its C(backend) and C(route_by) null. A port shared by host name
           (C(route_by) V(host), named C(hosts.<port>)) or TLS SNI (V(sni), named C(sni.<port>)) has
-          C(backend) null and C(routes), each with the C(host), the HAProxy match (C(match) V(str)
-          or V(end) and its C(value)), the C(backend) and the C(service); exact names come first.
+          C(routes), each with the C(host), the HAProxy match (C(match) V(str) or V(end) and its
+          C(value)), the C(backend) and the C(service), exact names first; its C(backend) is null
+          unless a service on it takes the hosts no route names (annotation C(host-default)).
         - C(bind_address) (null means the role's C(haproxy_sync_bind_address)), C(accept_proxy),
           C(maxconn) and C(timeout_client) come from the service's annotations (of the oldest
           service on a shared port).

@@ -97,7 +97,7 @@ def lab(tmp_path_factory):
     # the real thing where the tests may bind it: HTTP on 80, TLS on 443
     http_port, tls_port = well_known_ports([80, 443], LB)
     spare, = free_ports(1, 20000, 29999, [LB])
-    np = dict(zip(['one', 'two', 'three', 'tls-a', 'tls-b', 'plain'], free_ports(6, 30000, 32767, [NODE_ADDRESS])))
+    np = dict(zip(['one', 'two', 'three', 'tls-a', 'tls-b', 'tls-c', 'plain'], free_ports(7, 30000, 32767, [NODE_ADDRESS])))
 
     def svc(name, port, created, annotations):
         return objects.service(name, 'web', type='NodePort', created=created, annotations=annotations,
@@ -108,6 +108,8 @@ def lab(tmp_path_factory):
         svc('one', http_port, '2026-01-01T00:00:00Z', {'portico.io/mode': 'http', 'portico.io/hosts': 'one.example.com'}),
         svc('two', http_port, '2026-01-02T00:00:00Z', {'portico.io/mode': 'http', 'portico.io/hosts': 'Two.example.com,*.apps.example.com',
                                                        'portico.io/check': 'http', 'portico.io/check-path': '/healthz'}),
+        # the passthrough port sends clients whose SNI names no service to tls-c
+        svc('tls-c', tls_port, '2026-01-02T12:00:00Z', {'portico.io/hosts': 'c.example.com', 'portico.io/host-default': 'true'}),
         # younger and claims a host that "one" already routes: excluded, "one" keeps it
         svc('three', http_port, '2026-01-03T00:00:00Z', {'portico.io/mode': 'http', 'portico.io/hosts': 'one.example.com'}),
         svc('tls-a', tls_port, '2026-01-01T00:00:00Z', {'portico.io/hosts': 'a.example.com'}),
@@ -121,6 +123,7 @@ def lab(tmp_path_factory):
     with FakeKubeAPI(root / 'certs') as api, \
             nodeport_servers({NODE: NODE_ADDRESS}, [np['one'], np['two'], np['three'], np['plain']]), \
             TLSServer(root, 'a.example.com', np['tls-a']), TLSServer(root, 'b.example.com', np['tls-b']), \
+            TLSServer(root, 'c.example.com', np['tls-c']), \
             contextlib.ExitStack() as stack:
         api.load_list(objects.cluster_list(cluster))
         (root / 'lb').mkdir()
@@ -155,8 +158,8 @@ def test_two_tls_services_share_a_port_by_sni(lab):
         # the certificate each stand-in presents names it: the SNI reached that backend, TLS untouched
         answer = wait_until(lambda: s_client(lab['tls'], name), 's:CN = %s' % name)
         assert 's:CN = %s' % name in answer
-    # no backend for an unknown name: HAProxy closes the connection before any certificate
-    assert 's:CN' not in s_client(lab['tls'], 'c.example.com')
+    # a name no service lists goes to the host-default service
+    assert 's:CN = c.example.com' in s_client(lab['tls'], 'z.example.com')
 
 
 def test_conflicts_give_the_documented_winner(lab):

@@ -43,6 +43,7 @@ GOOD = {
     'ports': ['web', '80,shop'], 'hosts': ['a.example.com', '*.example.com,A.Example.com', 'b.example.com'],
     # missing-tls names a Secret the cluster does not have
     'tls-secret': ['web-tls', 'shop-tls', 'missing-tls'], 'tls-redirect-port': ['80', '8080'],
+    'host-default': ['true', 'false'],
 }
 annotation_values = st.one_of(st.sampled_from(HOSTILE), st.text(max_size=12),
                               st.sampled_from(['10s\nbind :1', 'hdr(a b)', '/x y', '1 backup', 'a.com #x']))
@@ -117,7 +118,7 @@ def expected_lines(model, cert_dir):
             lines += ['    tcp-request inspect-delay 5s', '    tcp-request content accept if { req.ssl_hello_type 1 }']
             lines += ['    use_backend %s if { req.ssl_sni -i -m %s %s }' % (r['backend'], r['match'], r['value'])
                       for r in frontend['routes']]
-        else:
+        if frontend['backend']:
             lines.append('    default_backend %s' % frontend['backend'])
     for backend in model['backends']:
         lines += ['backend %s' % backend['name'], '    mode %s' % backend['mode'], '    balance %s' % backend['balance']]
@@ -195,7 +196,7 @@ def assert_haproxy_accepts(config, tmp_path_factory):
     assert result.returncode == 0, result.stdout + result.stderr + config
 
 
-TLS_KEYS = ['mode', 'hosts', 'tls-secret', 'tls-redirect-port', 'frontend-port', 'balance']
+TLS_KEYS = ['mode', 'hosts', 'tls-secret', 'tls-redirect-port', 'frontend-port', 'balance', 'host-default']
 
 
 @st.composite

@@ -42,6 +42,7 @@ VALID = {
     'frontend-port': ['8080', 'http=8080', 'http=8080,443=8443'], 'bind-address': ['10.0.0.1', 'fd00::1'],
     'ports': ['http', '80,https'], 'hosts': ['a.example.com', '*.example.com,B.example.com'],
     'tls-secret': ['web-tls', 'a.b-c', 'x' * 180], 'tls-redirect-port': ['80', '8080'],
+    'host-default': ['true', 'false'],
 }
 INVALID = {
     'expose': ['yes', 'True', '1', ''], 'mode': ['HTTP', 'udp', 'tcp\n'],
@@ -59,6 +60,7 @@ INVALID = {
               'exämple.com', 'a.example.com\n', '*'],
     'tls-secret': ['', 'Web-TLS', 'a..b', '-a', 'a_b', '../etc/passwd', 'ns/name', 'a b', 'x' * 181, 'a\n'],
     'tls-redirect-port': ['0', '65536', 'http', '80,443'],
+    'host-default': ['yes', 'True', ''],
 }
 
 
@@ -68,7 +70,8 @@ def test_every_annotation_has_examples():
 
 @pytest.mark.parametrize('name,value', [(n, v) for n, vs in VALID.items() for v in vs])
 def test_valid_values_are_accepted(name, value):
-    given = {name: value} if name == 'mode' else {name: value, 'mode': 'http', 'tls-secret': 'web-tls'}
+    context = {'mode': 'http', 'tls-secret': 'web-tls', 'hosts': 'a.example.com'}
+    given = {name: value} if name == 'mode' else dict(context, **{name: value})
     settings_, warnings = _annotations.parse_settings(given)
     assert name in settings_ or name.startswith('check-')
 
@@ -185,6 +188,18 @@ def test_http_services_share_a_port_by_host_and_the_older_keeps_a_contested_host
         {'service': 'a/tcp', 'port': '80/TCP', 'reason': 'frontend port 80 is already taken by the older service a/one'},
         {'service': 'a/three', 'port': '80/TCP',
          'reason': 'host b.example.com on frontend port 80 is already routed to the older service a/two'}]
+
+
+def test_the_oldest_host_default_takes_the_hosts_no_route_names():
+    services = [svc('one', 1, 80, 30001, {'mode': 'http', 'hosts': 'a.example.com'}),
+                svc('two', 2, 80, 30002, {'mode': 'http', 'hosts': 'b.example.com', 'host-default': 'true'}),
+                svc('three', 3, 80, 30003, {'mode': 'http', 'hosts': 'c.example.com', 'host-default': 'true'}),
+                svc('alone', 4, 81, 30004, {'host-default': 'true'})]
+    model = _model.build_model(NODES, list(reversed(services)))
+    assert [(f['name'], f['backend']) for f in model['frontends']] == [('hosts.80', 'a.two.80'), ('a.alone.81', 'a.alone.81')]
+    assert [(w['service'], w['reason']) for w in model['warnings']] == [
+        ('a/alone', 'annotation portico.io/host-default ignored: it needs portico.io/hosts'),
+        ('a/three', 'annotation host-default ignored: port 80 already sends other hosts to a.two.80, of an older service')]
 
 
 def test_tcp_services_with_hosts_share_a_port_by_sni():
