@@ -157,9 +157,9 @@ def take(module, lock):
             try:
                 os.rmdir(lock)
                 stale_removed = True
+                continue
             except OSError:
-                pass
-            continue
+                pass  # not empty, or not ours to remove: wait like for a live lock
         if time.time() - started >= module.params['timeout']:
             module.fail_json(msg='Another run holds %s and did not finish within %d seconds (haproxy_sync_lock_timeout); '
                                  'nothing was changed here. If no run is going on, remove that directory.'

@@ -82,6 +82,15 @@ def test_a_stale_lock_is_taken_away(tmp_path, config):
     assert time.time() - os.stat(lock).st_mtime < 50
 
 
+def test_a_stale_lock_that_cannot_be_removed_is_waited_for_then_reported(tmp_path, config):
+    lock = str(config) + '.portico-lock'
+    os.mkdir(lock)
+    (Path(lock) / 'not-ours').write_text('x')
+    os.utime(lock, (time.time() - 100, time.time() - 100))
+    result = run('haproxy_lock', tmp_path, path=str(config), stale_seconds=50, timeout=1)
+    assert result['failed'] and result['msg'].startswith('Another run holds')
+
+
 def test_check_mode_reads_but_never_locks(tmp_path, config):
     result = run('haproxy_lock', tmp_path, check_mode=True, path=str(config))
     assert not result['taken'] and result['backends'] == ['shop.web.443', 'shop.api.443']
