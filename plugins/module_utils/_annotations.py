@@ -30,8 +30,8 @@ _TOKEN = re.compile(r'\A[A-Za-z0-9][A-Za-z0-9-]{0,63}\Z')
 _HDR = re.compile(r'\Ahdr\(([^()]*)\)\Z')
 _HOST_LABEL = re.compile(r'\A[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z')
 _NUMBER = re.compile(r'\A[0-9]{1,7}\Z')
-# A DNS subdomain, short enough that "<namespace>_<name>.pem" fits a file name.
-_SECRET = re.compile(r'\A[a-z0-9]([-a-z0-9.]{0,178}[a-z0-9])?\Z')
+# A DNS subdomain, short enough that "<namespace>_<name>.<version>.pem" fits a file name.
+_SECRET = re.compile(r'\A[a-z0-9]([-a-z0-9.]{0,168}[a-z0-9])?\Z')
 
 
 def _choice(*allowed):
@@ -147,7 +147,7 @@ def host_name(value):
 
 def _secret(value):
     if not isinstance(value, str) or not _SECRET.match(value) or '..' in value:
-        raise InvalidValue('%s is not a Secret name (lowercase letters, digits, "-" and ".", at most 180)'
+        raise InvalidValue('%s is not a Secret name (lowercase letters, digits, "-" and ".", at most 170)'
                            % _show(value))
     return value
 

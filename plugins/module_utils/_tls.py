@@ -38,12 +38,13 @@ except ImportError:
 TLS_SECRET_TYPE = 'kubernetes.io/tls'
 # A Secret holds at most 1 MiB; a certificate chain is a few KB.
 MAX_PEM_BYTES = 1024 * 1024
+_CURVES = ('secp256r1', 'secp384r1', 'secp521r1')
 _CERT_BLOCK = re.compile(br'-----BEGIN CERTIFICATE-----\r?\n.+?\r?\n-----END CERTIFICATE-----', re.S)
 
 
-def certificate_file(namespace, name):
-    """The file a Secret's bundle is written to; "_" appears in neither name, so it is unique."""
-    return '%s_%s.pem' % (namespace, name)
+def certificate_file(namespace, name, version):
+    """The file of one version of a Secret's bundle; "_" appears in neither name, so it is unique."""
+    return '%s_%s.%s.pem' % (namespace, name, version)
 
 
 def _field(data, key, secret_id):
@@ -79,6 +80,13 @@ def _private_key(pem, secret_id):
     if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
         raise InvalidValue('Secret %s: tls.key is a %s key; HAProxy serves RSA and ECDSA keys'
                            % (secret_id, type(key).__name__.replace('PrivateKey', '').lstrip('_')))
+    # What HAProxy's OpenSSL loads at its default security level.
+    if isinstance(key, rsa.RSAPrivateKey) and key.key_size < 2048:
+        raise InvalidValue('Secret %s: tls.key is an RSA key of %d bits; HAProxy needs at least 2048'
+                           % (secret_id, key.key_size))
+    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name not in _CURVES:
+        raise InvalidValue('Secret %s: tls.key is on curve %s; use one of %s'
+                           % (secret_id, key.curve.name, ', '.join(_CURVES)))
     return key
 
 
@@ -110,12 +118,23 @@ def read_tls_secret(secret, now=None):
 
     bundle: the certificate chain then the key, re-encoded as PEM (bytes).
     facts: secret, file, names, not_after, expired and the leaf's sha256 fingerprint.
+    Nothing a Secret holds can fail otherwise: one tenant's Secret never stops a sync.
     """
     if not HAS_CRYPTOGRAPHY:
         raise InvalidValue('TLS termination needs the cryptography Python library')
     metadata = secret.get('metadata') or {}
     namespace, name = metadata.get('namespace'), metadata.get('name')
     secret_id = '%s/%s' % (namespace, name)
+    try:
+        return _read(secret, secret_id, namespace, name, now)
+    except InvalidValue:
+        raise
+    except Exception as exc:  # a malformed extension, an algorithm the library does not know, ...
+        # the type only: an exception's text could quote the Secret's bytes
+        raise InvalidValue('Secret %s cannot be read as a certificate and key (%s)' % (secret_id, type(exc).__name__))
+
+
+def _read(secret, secret_id, namespace, name, now):
     if secret.get('type') != TLS_SECRET_TYPE:
         raise InvalidValue('Secret %s is of type %r, not %s' % (secret_id, secret.get('type'), TLS_SECRET_TYPE))
     data = secret.get('data') if isinstance(secret.get('data'), dict) else {}
@@ -130,7 +149,9 @@ def read_tls_secret(secret, now=None):
                                 serialization.NoEncryption())
     facts = {
         'secret': secret_id,
-        'file': certificate_file(namespace, name),
+        # named by content: a renewed Secret is a new file, so the configuration that binds it
+        # changes, is validated with it, and a restored previous configuration finds its own file
+        'file': certificate_file(namespace, name, hashlib.sha256(bundle).hexdigest()[:12]),
         'names': _names(certificates[0]),
         'not_after': not_after.strftime('%Y-%m-%dT%H:%M:%SZ'),
         'expired': not_after < now,

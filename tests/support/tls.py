@@ -11,11 +11,12 @@ DAY = datetime.timedelta(days=1)
 
 
 def private_key(kind='ec'):
-    if kind == 'rsa':
-        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    """kind: ec (P-256), ec-k1 (secp256k1), rsa (2048 bits), rsa-1024 or ed25519."""
+    if kind.startswith('rsa'):
+        return rsa.generate_private_key(public_exponent=65537, key_size=1024 if kind == 'rsa-1024' else 2048)
     if kind == 'ed25519':
         return ed25519.Ed25519PrivateKey.generate()
-    return ec.generate_private_key(ec.SECP256R1())
+    return ec.generate_private_key(ec.SECP256K1() if kind == 'ec-k1' else ec.SECP256R1())
 
 
 def key_pem(key, password=None):

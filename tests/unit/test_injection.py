@@ -174,7 +174,7 @@ def model_and_config(nodes, services, options, tmp_path_factory):
     secrets = {}
     for key in _cluster.wanted_secrets(services):
         secrets[key] = {'error': 'Secret %s/%s not found' % key} if key[1] == 'missing-tls' else \
-            dict(CERTIFICATE[1], secret='%s/%s' % key, file=_tls.certificate_file(*key))
+            dict(CERTIFICATE[1], secret='%s/%s' % key, file=_tls.certificate_file(*key, version='0123456789ab'))
     model = _model.build_model(nodes, services, options, {'kind': 'api', 'server': 'https://127.0.0.1:6443'},
                                None, secrets)
     for certificate in model['certificates']:

@@ -41,7 +41,7 @@ VALID = {
     'timeout-tunnel': ['1h', '1d'], 'maxconn': ['1', '1000000'],
     'frontend-port': ['8080', 'http=8080', 'http=8080,443=8443'], 'bind-address': ['10.0.0.1', 'fd00::1'],
     'ports': ['http', '80,https'], 'hosts': ['a.example.com', '*.example.com,B.example.com'],
-    'tls-secret': ['web-tls', 'a.b-c', 'x' * 180], 'tls-redirect-port': ['80', '8080'],
+    'tls-secret': ['web-tls', 'a.b-c', 'x' * 170], 'tls-redirect-port': ['80', '8080'],
     'host-default': ['true', 'false'],
 }
 INVALID = {
@@ -58,7 +58,7 @@ INVALID = {
     'ports': ['', 'http,,https', 'Bad Name', '70000'],
     'hosts': ['', 'a..b', '-a.example.com', '*.com', 'a.*.com', 'a b.com', 'a.example.com,A.example.com',
               'exämple.com', 'a.example.com\n', '*'],
-    'tls-secret': ['', 'Web-TLS', 'a..b', '-a', 'a_b', '../etc/passwd', 'ns/name', 'a b', 'x' * 181, 'a\n'],
+    'tls-secret': ['', 'Web-TLS', 'a..b', '-a', 'a_b', '../etc/passwd', 'ns/name', 'a b', 'x' * 171, 'a\n'],
     'tls-redirect-port': ['0', '65536', 'http', '80,443'],
     'host-default': ['yes', 'True', ''],
 }

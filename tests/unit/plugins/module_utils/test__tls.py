@@ -2,6 +2,7 @@
 
 import base64
 import json
+import re
 import os
 import stat
 
@@ -37,7 +38,7 @@ def test_a_good_secret_gives_a_bundle_and_public_facts(kind):
     cert, key, leaf = tls.certificate(['shop.example.com', 'www.shop.example.com'], kind=kind)
     bundle, facts = _tls.read_tls_secret(secret(cert, key))
     assert bundle.count(b'BEGIN CERTIFICATE') == 1 and b'BEGIN PRIVATE KEY' in bundle
-    assert facts['secret'] == 'shop/web-tls' and facts['file'] == 'shop_web-tls.pem'
+    assert facts['secret'] == 'shop/web-tls' and re.match(r'\Ashop_web-tls\.[0-9a-f]{12}\.pem\Z', facts['file'])
     assert facts['names'] == ['shop.example.com', 'www.shop.example.com']
     assert facts['expired'] is False and len(facts['fingerprint']) == 64
     # nothing secret in the facts
@@ -71,6 +72,12 @@ def test_refusals_name_the_secret_and_the_reason(shop_cert):
         'Secret shop/web-tls: tls.key is encrypted; HAProxy needs an unencrypted key'
     ed_cert, ed_key, dummy = tls.certificate(['ed.example.com'], kind='ed25519')
     assert 'HAProxy serves RSA and ECDSA keys' in refusal(secret(ed_cert, ed_key))
+    weak_cert, weak_key, dummy = tls.certificate(['weak.example.com'], kind='rsa-1024')
+    assert refusal(secret(weak_cert, weak_key)) == \
+        'Secret shop/web-tls: tls.key is an RSA key of 1024 bits; HAProxy needs at least 2048'
+    k1_cert, k1_key, dummy = tls.certificate(['k1.example.com'], kind='ec-k1')
+    assert refusal(secret(k1_cert, k1_key)) == \
+        'Secret shop/web-tls: tls.key is on curve secp256k1; use one of secp256r1, secp384r1, secp521r1'
     broken = secret(cert, key)
     broken['data']['tls.crt'] = 'not base64!'
     assert refusal(broken) == 'Secret shop/web-tls: tls.crt is not base64'
@@ -84,6 +91,24 @@ def test_any_bytes_are_refused_with_a_reason_never_a_crash(crt, key, kind):
     with pytest.raises(InvalidValue) as caught:
         _tls.read_tls_secret(obj)
     assert str(caught.value).startswith('Secret shop/x')
+
+
+def test_anything_the_library_cannot_handle_is_a_refusal_not_a_crash(shop_cert, monkeypatch):
+    cert, key, leaf = shop_cert
+
+    def explode(certificate):
+        raise ValueError('error parsing asn1 value: ' + key.decode())
+    monkeypatch.setattr(_tls, '_names', explode)
+    message = refusal(secret(cert, key))
+    assert message == 'Secret shop/web-tls cannot be read as a certificate and key (ValueError)'
+
+
+def test_a_renewed_secret_is_a_new_file(shop_cert):
+    cert, key, leaf = shop_cert
+    renewed_cert, renewed_key, dummy = tls.certificate(['shop.example.com'])
+    first = _tls.read_tls_secret(secret(cert, key))[1]['file']
+    assert first == _tls.read_tls_secret(secret(cert, key))[1]['file']
+    assert first != _tls.read_tls_secret(secret(renewed_cert, renewed_key))[1]['file']
 
 
 def test_host_names_match_like_tls_does():
@@ -114,7 +139,7 @@ def service(name, port, created='2026-01-01T00:00:00Z', namespace='shop', **anno
 
 
 def facts(namespace, name, names, expired=False):
-    return {'secret': '%s/%s' % (namespace, name), 'file': _tls.certificate_file(namespace, name), 'names': names,
+    return {'secret': '%s/%s' % (namespace, name), 'file': _tls.certificate_file(namespace, name, '0' * 12), 'names': names,
             'not_after': '2030-01-01T00:00:00Z', 'expired': expired, 'fingerprint': 'f' * 64}
 
 
@@ -129,7 +154,7 @@ def build(services, secrets=None, **options):
 
 def test_a_terminated_service_binds_its_certificate():
     model = build([service('a', 443, tls_secret='a-tls', mode='http')])
-    assert model['frontends'][0]['tls'] == {'certificates': ['shop_a-tls.pem']}
+    assert model['frontends'][0]['tls'] == {'certificates': ['shop_a-tls.000000000000.pem']}
     assert model['certificates'] == [SECRETS[('shop', 'a-tls')]]
     assert model['summary']['certificates'] == 1
 
@@ -155,9 +180,9 @@ def test_terminated_services_with_hosts_share_a_port_and_pick_certificates_by_sn
                    service('b', 443, '2026-01-02T00:00:00Z', mode='http', hosts='b.example.com', tls_secret='b-tls')])
     frontend, = model['frontends']
     assert frontend['name'] == 'hosts.443' and frontend['route_by'] == 'host'
-    assert frontend['tls'] == {'certificates': ['shop_a-tls.pem', 'shop_b-tls.pem']}
+    assert frontend['tls'] == {'certificates': ['shop_a-tls.000000000000.pem', 'shop_b-tls.000000000000.pem']}
     assert [r['backend'] for r in frontend['routes']] == ['shop.a.443', 'shop.b.443']
-    assert [c['file'] for c in model['certificates']] == ['shop_a-tls.pem', 'shop_b-tls.pem']
+    assert [c['file'] for c in model['certificates']] == ['shop_a-tls.000000000000.pem', 'shop_b-tls.000000000000.pem']
 
 
 def test_terminated_tcp_services_are_routed_by_sni():
@@ -189,7 +214,7 @@ def test_an_expired_certificate_is_served_with_a_warning():
 def test_a_redirect_port_of_its_own():
     model = build([service('a', 443, mode='http', tls_secret='a-tls', tls_redirect_port='80')])
     assert [(f['name'], f['port'], f['mode'], f['redirect_port'], f['tls']) for f in model['frontends']] == [
-        ('redirect.80', 80, 'http', 443, None), ('shop.a.443', 443, 'http', None, {'certificates': ['shop_a-tls.pem']})]
+        ('redirect.80', 80, 'http', 443, None), ('shop.a.443', 443, 'http', None, {'certificates': ['shop_a-tls.000000000000.pem']})]
     assert len(model['backends']) == 1
 
 
@@ -239,8 +264,8 @@ def test_secrets_are_read_by_name_and_checked(fakeapi, shop_cert, tmp_path):
     # one GET per valid name, never a list of Secrets
     asked = sorted(r.path for r in fakeapi.requests if '/secrets' in r.path)
     assert asked == ['/api/v1/namespaces/shop/secrets/nope', '/api/v1/namespaces/shop/secrets/web-tls']
-    written = (tmp_path / 'stage' / 'shop_web-tls.pem').read_bytes()
-    assert written == _tls.read_tls_secret(secret(cert, key))[0]
+    bundle, facts = _tls.read_tls_secret(secret(cert, key))
+    assert (tmp_path / 'stage' / facts['file']).read_bytes() == bundle
     assert b'PRIVATE KEY' not in json.dumps(model).encode()
 
 
