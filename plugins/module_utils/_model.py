@@ -267,6 +267,57 @@ def _with_certificates(candidates, secrets, excluded, warnings, prefix):
     return kept
 
 
+def _serves(names, host):
+    """How a certificate with these names matches host for HAProxy's SNI choice: 2 exact, 1 wildcard, 0 not."""
+    if host in names:
+        return 2
+    return 1 if name_matches(host, [n for n in names if n.startswith('*.')]) else 0
+
+
+def _competing_host(candidate, other):
+    """A host of other's for which HAProxy could pick candidate's certificate (a better or equal match)."""
+    for host in other['settings']['hosts']:
+        mine = _serves(candidate['tls']['names'], host)
+        if mine and mine >= _serves(other['tls']['names'], host):
+            return host
+    return None
+
+
+def _certificate_conflicts(winners, excluded, prefix):
+    """Leave out a terminated service whose certificate could be served for another service's host.
+
+    Every certificate of a shared port is on one bind line and HAProxy picks by SNI among all of
+    them, so a younger tenant's certificate naming an older tenant's host must not get there.
+    """
+    kept, terminated = [], {}
+    for candidate in winners:  # oldest first
+        if _kind(candidate) not in ('tls-host', 'tls-sni'):
+            kept.append(candidate)
+            continue
+        problem = None
+        for other in terminated.setdefault(candidate['frontend_port'], []):
+            if other['tls']['file'] == candidate['tls']['file']:
+                continue  # one certificate, whichever service it is chosen for
+            host = _competing_host(candidate, other)
+            if host:
+                problem = ('annotation %stls-secret: the certificate of Secret %s also names host %s, which port %d '
+                           'routes to the older service %s' % (prefix, candidate['tls']['secret'], host,
+                                                              candidate['frontend_port'], other['service']))
+            else:
+                host = _competing_host(other, candidate)
+                if host:
+                    problem = ('annotation %stls-secret: for host %s on port %d HAProxy would serve the certificate '
+                               'of the older service %s' % (prefix, host, candidate['frontend_port'], other['service']))
+            if problem:
+                break
+        if problem:
+            excluded.append(_entry(candidate['service'], _tcp_port(candidate), problem))
+            continue
+        terminated[candidate['frontend_port']].append(candidate)
+        kept.append(candidate)
+    return kept
+
+
 def _redirects(winners, options, warnings, claims):
     """Plain-HTTP frontends (or Host routes) that send TLS services' clients to HTTPS.
 
@@ -416,6 +467,7 @@ def build_model(nodes, services, options=None, source=None, endpoint_slices=None
     claims = {}
     winners, conflicts = assign_frontend_ports(candidates, options, warnings, claims)
     excluded_services.extend(conflicts)
+    winners = _certificate_conflicts(winners, excluded_services, prefix)
     redirects = _redirects(winners, options, warnings, claims)
 
     backends, by_service = [], {}

@@ -185,6 +185,32 @@ def test_terminated_services_with_hosts_share_a_port_and_pick_certificates_by_sn
     assert [c['file'] for c in model['certificates']] == ['shop_a-tls.000000000000.pem', 'shop_b-tls.000000000000.pem']
 
 
+def test_a_younger_certificate_never_competes_for_an_older_services_host():
+    secrets = dict(SECRETS)
+    secrets[('shop', 'thief')] = facts('shop', 'thief', ['a.example.com', 'c.example.com'])
+    secrets[('shop', 'wild')] = facts('shop', 'wild', ['*.example.com'])
+    secrets[('shop', 'exact-a')] = facts('shop', 'exact-a', ['a.example.com'])
+    older = service('a', 443, mode='http', hosts='a.example.com', tls_secret='a-tls')
+    # names a.example.com exactly, like the owner's certificate: HAProxy could pick either
+    thief = service('c', 443, '2026-01-02T00:00:00Z', mode='http', hosts='c.example.com', tls_secret='thief')
+    model = build([older, thief], secrets)
+    assert [f['tls']['certificates'] for f in model['frontends']] == [['shop_a-tls.000000000000.pem']]
+    assert model['excluded_services'][0]['reason'] == (
+        'annotation portico.io/tls-secret: the certificate of Secret shop/thief also names host a.example.com, '
+        'which port 443 routes to the older service shop/a')
+    # a wildcard loses to the owner's exact name: no conflict
+    fine = service('w', 443, '2026-01-02T00:00:00Z', mode='http', hosts='w.example.com', tls_secret='wild')
+    assert build([older, fine], secrets)['excluded_services'] == []
+    # the older wildcard would be chosen for the younger's host if its certificate does not name it
+    younger = service('z', 443, '2026-01-03T00:00:00Z', mode='http', hosts='z.example.com', tls_secret='exact-a')
+    model = build([service('w', 443, mode='http', hosts='w.example.com', tls_secret='wild'), younger], secrets)
+    assert 'for host z.example.com on port 443 HAProxy would serve the certificate of the older service shop/w' in \
+        model['excluded_services'][0]['reason']
+    # two services of one namespace sharing one Secret are fine
+    same = service('b', 443, '2026-01-02T00:00:00Z', mode='http', hosts='a2.example.com', tls_secret='a-tls')
+    assert build([older, same])['excluded_services'] == []
+
+
 def test_terminated_tcp_services_are_routed_by_sni():
     model = build([service('a', 443, hosts='a.example.com', tls_secret='a-tls'),
                    service('b', 443, '2026-01-02T00:00:00Z', hosts='b.example.com', tls_secret='b-tls')])
