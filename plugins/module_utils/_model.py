@@ -274,11 +274,11 @@ def _serves(names, host):
     return 1 if name_matches(host, [n for n in names if n.startswith('*.')]) else 0
 
 
-def _competing_host(candidate, other):
-    """A host of other's for which HAProxy could pick candidate's certificate (a better or equal match)."""
-    for host in other['settings']['hosts']:
-        mine = _serves(candidate['tls']['names'], host)
-        if mine and mine >= _serves(other['tls']['names'], host):
+def _competing_host(claimant, owner):
+    """A host of owner's for which HAProxy could pick claimant's certificate (a better or equal match)."""
+    for host in owner['settings']['hosts']:
+        mine = _serves(claimant['tls']['names'], host)
+        if mine and mine >= _serves(owner['tls']['names'], host):
             return host
     return None
 
@@ -301,8 +301,8 @@ def _certificate_conflicts(winners, excluded, prefix):
             host = _competing_host(candidate, other)
             if host:
                 problem = ('annotation %stls-secret: the certificate of Secret %s also names host %s, which port %d '
-                           'routes to the older service %s' % (prefix, candidate['tls']['secret'], host,
-                                                              candidate['frontend_port'], other['service']))
+                           'routes to the older service %s'
+                           % (prefix, candidate['tls']['secret'], host, candidate['frontend_port'], other['service']))
             else:
                 host = _competing_host(other, candidate)
                 if host:
@@ -333,7 +333,9 @@ def _redirects(winners, options, warnings, claims):
                                redirect_port=winner['frontend_port']))
     redirects, dropped = assign_frontend_ports(wanted, options, warnings, claims, movable_ports=False)
     for entry in dropped:
-        warnings.append(dict(entry, reason='no redirect to HTTPS: %s' % entry['reason']))
+        # a redirect yields to any service that wants its port, older or younger
+        reason = entry['reason'].replace('by the older service', 'by the service')
+        warnings.append(dict(entry, reason='no redirect to HTTPS: %s' % reason))
     return redirects
 
 

@@ -17,8 +17,10 @@ description:
   - If either fails and O(restore_from) is given, copies that file back over O(path) (a temporary
     file in the same directory, then an atomic rename, keeping the mode and owner), runs O(command)
     again, and fails saying so.
-  - Releases O(lock) (taken with M(portico.k8s.haproxy_lock)) at the end, whatever happened, so a
-    sync needs no separate call for it.
+  - After a good reload, removes the files of O(remove_after) (certificates only the previous
+    configuration used), still under the lock.
+  - Releases O(lock) (taken with M(portico.k8s.haproxy_lock), if it still holds O(token)) at the
+    end, whatever happened, so a sync needs no separate call for it.
   - Used by the P(portico.k8s.haproxy_sync#role) role; it runs on the load balancer.
 author:
   - Portico maintainers (@portico-k8s)
@@ -56,6 +58,14 @@ options:
   lock:
     description: A lock directory to remove when done, whatever the outcome.
     type: path
+  token:
+    description: The token M(portico.k8s.haproxy_lock) returned; the lock is removed only if it still holds it.
+    type: str
+  remove_after:
+    description: Files to remove once the reload succeeded (never when it failed, as the restored file may use them).
+    type: list
+    elements: path
+    default: []
 '''
 
 EXAMPLES = r'''
@@ -66,6 +76,7 @@ EXAMPLES = r'''
     restore_from: "{{ installed.backup_file | default(omit) }}"
     wait_port: 80
     lock: /etc/haproxy/haproxy.cfg.portico-lock
+    token: "{{ current.token }}"
 '''
 
 RETURN = r'''
@@ -74,9 +85,18 @@ restored:
   returned: always
   type: bool
 lock_released:
-  description: Whether O(lock) was removed (or was already gone).
+  description: Whether O(lock) was removed.
   returned: always
   type: bool
+released_token:
+  description: The O(token) of the lock this call released, or empty.
+  returned: when O(lock) is given
+  type: str
+removed:
+  description: The files of O(remove_after) that were removed.
+  returned: always
+  type: list
+  elements: str
 stdout:
   description: Output of the reload command.
   returned: always
@@ -95,6 +115,8 @@ import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.portico.k8s.plugins.module_utils._lock import release
 
 
 def wait_for_port(host, port, timeout):
@@ -136,18 +158,6 @@ def run(module, argv):
         return 127, '', 'cannot run %s: %s' % (argv[0] if argv else '(empty command)', exc)
 
 
-def release(lock):
-    if not lock:
-        return False
-    try:
-        os.rmdir(lock)
-    except FileNotFoundError:
-        pass
-    except OSError:
-        return False
-    return True
-
-
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -158,11 +168,22 @@ def main():
             wait_port=dict(type='int'),
             wait_timeout=dict(type='int', default=30),
             lock=dict(type='path'),
+            token=dict(type='str', no_log=False),
+            remove_after=dict(type='list', elements='path', default=[]),
         ),
         supports_check_mode=False,
     )
     params = module.params
-    result = dict(changed=True, restored=False, lock_released=False, stdout='', stderr='')
+    result = dict(changed=True, restored=False, lock_released=False, removed=[], stdout='', stderr='')
+
+    def finish(failed=None):
+        if params['lock']:
+            result['lock_released'] = release(params['lock'], params['token'])
+            result['released_token'] = params['token'] if result['lock_released'] else ''
+        if failed:
+            module.fail_json(msg=failed, **result)
+        module.exit_json(**result)
+
     try:
         argv = shlex.split(params['command'])
         rc, result['stdout'], result['stderr'] = run(module, argv)
@@ -172,21 +193,25 @@ def main():
         elif params['wait_port']:
             problem = wait_for_port(params['wait_host'].strip('[]'), params['wait_port'], params['wait_timeout'])
         if problem is None:
-            result['lock_released'] = release(params['lock'])
-            module.exit_json(**result)
+            for path in params['remove_after']:
+                if os.path.lexists(path):
+                    os.unlink(path)
+                    result['removed'].append(path)
+            finish()
         if params['restore_from']:
             restore(params['restore_from'], params['path'])
             result['restored'] = True
-            run(module, argv)
-            then = 'The previous configuration was put back and reloaded.'
+            again, dummy, error = run(module, argv)
+            then = ('The previous configuration was put back and reloaded.' if again == 0 else
+                    'The previous configuration was put back, but reloading it failed too (exit %d: %s); '
+                    'check HAProxy on this host now.' % (again, error.strip()))
         else:
-            then = 'No backup was kept (haproxy_sync_backup is false), so the new file stays in place.'
-        result['lock_released'] = release(params['lock'])
-        module.fail_json(msg='Reloading HAProxy failed (%s). %s The rollout stops here; the load balancers '
-                             'after this one were not changed.' % (problem, then), **result)
+            then = ('No previous file to put back (the configuration did not change, or haproxy_sync_backup '
+                    'is false), so the new file stays in place.')
+        finish('Reloading HAProxy failed (%s). %s The rollout stops here; the load balancers after this one '
+               'were not changed.' % (problem, then))
     except (OSError, ValueError) as exc:
-        result['lock_released'] = release(params['lock'])
-        module.fail_json(msg='Reloading HAProxy failed: %s' % exc, **result)
+        finish('Reloading HAProxy failed: %s' % exc)
 
 
 if __name__ == '__main__':

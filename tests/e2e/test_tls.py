@@ -166,7 +166,7 @@ def test_plain_http_is_redirected_to_https(lab):
     port = lab.ports['http']
     answer = curl('http://shop.example.com:%d/cart?item=1' % port, 'shop.example.com', port)
     https = '' if lab.ports['https'] == 443 else ':%d' % lab.ports['https']
-    assert 'status=301 location=https://shop.example.com%s/cart?item=1' % https in answer
+    assert 'status=308 location=https://shop.example.com%s/cart?item=1' % https in answer
     # only the hosts of the service that asked for it
     assert 'status=503' in curl('http://api.example.com:%d/' % port, 'api.example.com', port)
 
@@ -187,10 +187,17 @@ def test_a_missing_or_wrong_secret_excludes_only_its_service(lab):
     assert 'web.missing' not in config and 'web.opaque' not in config
 
 
+def secrets_on_disk(lab):
+    """The Secret each certificate file on the load balancer belongs to (files are <ns>_<secret>.<version>.pem)."""
+    names = sorted(os.listdir(lab.cert_dir))
+    assert all(re.match(r'\Aweb_[a-z-]+\.[0-9a-f]{12}\.pem\Z', name) for name in names), names
+    return [name.split('.')[0] for name in names]
+
+
 def test_certificates_are_private_on_disk_and_never_printed(lab):
     assert stat.S_IMODE(os.stat(lab.cert_dir).st_mode) == 0o700
     files = sorted(os.listdir(lab.cert_dir))
-    assert files == ['web_api-tls.pem', 'web_raw-tls.pem', 'web_shop-tls.pem']
+    assert secrets_on_disk(lab) == ['web_api-tls', 'web_raw-tls', 'web_shop-tls']
     for name in files:
         assert stat.S_IMODE(os.stat(lab.cert_dir / name).st_mode) == 0o600
     key_lines = [line for name in ('shop', 'api', 'raw') for line in lab.certs[name][1].decode().splitlines()[1:-1]]
@@ -204,17 +211,20 @@ def test_certificates_are_private_on_disk_and_never_printed(lab):
 def test_a_renewed_certificate_is_served_after_the_next_sync_and_keys_stay_hidden(lab):
     new_cert, new_key, new_leaf = tls.certificate(['api.example.com'])
     lab.api.apply(objects.tls_secret('api-tls', 'web', cert_pem=new_cert, key_pem=new_key))
-    config_before = lab.config.read_text()
+    old_files = sorted(os.listdir(lab.cert_dir))
     check, dummy = lab.sync('--check', '--diff', '-vvv')
     assert check.returncode == 0, check.stdout + check.stderr
     assert 'New or renewed certificates: web/api-tls' in check.stdout
     for line in new_key.decode().splitlines()[1:-1]:
         assert line not in check.stdout + check.stderr
     assert served_certificate(lab.ports['https'], 'api.example.com') == lab.certs['api'][2]
+    assert sorted(os.listdir(lab.cert_dir)) == old_files
     result, before = lab.sync()
     assert result.returncode == 0, result.stdout + result.stderr
-    # the configuration is the same; the certificate alone made HAProxy reload
-    assert lab.config.read_text() == config_before
+    # a new file for the new version: haproxy.cfg names it, so haproxy -c checked it; the old one is gone
+    new_files = sorted(os.listdir(lab.cert_dir))
+    assert secrets_on_disk(lab) == ['web_api-tls', 'web_raw-tls', 'web_shop-tls'] and new_files != old_files
+    assert [f for f in new_files if f.startswith('web_api-tls.')][0] in lab.config.read_text()
     lab.proxy.wait_reloaded(before)
     assert until(lambda: 'ok' if served_certificate(lab.ports['https'], 'api.example.com') == new_leaf else 'old',
                  'ok') == 'ok'
@@ -225,8 +235,8 @@ def test_a_certificate_no_longer_used_is_removed(lab):
     lab.api.delete('services', 'raw', 'web')
     result, before = lab.sync()
     assert result.returncode == 0, result.stdout + result.stderr
-    assert sorted(os.listdir(lab.cert_dir)) == ['web_api-tls.pem', 'web_shop-tls.pem']
-    assert 'web_raw-tls.pem' not in lab.config.read_text()
+    assert secrets_on_disk(lab) == ['web_api-tls', 'web_shop-tls']
+    assert 'web_raw-tls' not in lab.config.read_text()
     # a second run changes nothing and reloads nothing
     again, before = lab.sync()
     assert again.returncode == 0 and lab.proxy.state() == before
@@ -234,6 +244,7 @@ def test_a_certificate_no_longer_used_is_removed(lab):
 
 
 def test_the_key_material_matches_what_haproxy_loads(lab):
-    bundle = (lab.cert_dir / 'web_shop-tls.pem').read_bytes()
+    shop, = [name for name in os.listdir(lab.cert_dir) if name.startswith('web_shop-tls.')]
+    bundle = (lab.cert_dir / shop).read_bytes()
     key = serialization.load_pem_private_key(bundle[bundle.index(b'-----BEGIN PRIVATE KEY'):], password=None)
     assert key.public_key().public_numbers() == lab.certs['shop'][2].public_key().public_numbers()

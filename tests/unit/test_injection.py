@@ -102,10 +102,10 @@ def expected_lines(model, cert_dir):
         if frontend['route_by'] == 'host' or frontend['redirect_port']:
             lines.append('    http-request set-var(txn.host) req.hdr(host),field(1,:),lower')
         if frontend['redirect_port']:
-            lines.append('    http-request redirect code 301 location https://%%[var(txn.host)]%s%%[pathq] '
+            lines.append('    http-request redirect code 308 location https://%%[var(txn.host)]%s%%[pathq] '
                          'if { var(txn.host) -m reg ^[a-z0-9.-]+$ }' % redirect_port(frontend['redirect_port']))
         elif frontend['route_by'] == 'host':
-            lines += ['    http-request redirect code 301 location https://%%[var(txn.host)]%s%%[pathq] if '
+            lines += ['    http-request redirect code 308 location https://%%[var(txn.host)]%s%%[pathq] if '
                       '{ var(txn.host) -m %s %s } { var(txn.host) -m reg ^[a-z0-9.-]+$ }'
                       % (redirect_port(r['redirect_port']), r['match'], r['value'])
                       for r in frontend['routes'] if r['redirect_port']]

@@ -258,7 +258,7 @@ def test_a_redirect_whose_port_is_taken_is_dropped_with_a_warning():
     model = build([service('tcp', 80), younger], port_conflict='allocate')
     assert [f['name'] for f in model['frontends']] == ['shop.tcp.80', 'shop.a.443']
     assert model['warnings'] == [{'service': 'shop/a', 'port': '443/TCP', 'reason': 'no redirect to HTTPS: frontend '
-                                  'port 80 is already taken by the older service shop/tcp'}]
+                                  'port 80 is already taken by the service shop/tcp'}]
 
 
 def test_a_redirect_follows_an_allocated_tls_port():

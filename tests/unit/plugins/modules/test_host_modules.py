@@ -82,13 +82,24 @@ def test_a_stale_lock_is_taken_away(tmp_path, config):
     assert time.time() - os.stat(lock).st_mtime < 50
 
 
-def test_a_stale_lock_that_cannot_be_removed_is_waited_for_then_reported(tmp_path, config):
+def test_a_stale_lock_with_anything_in_it_is_moved_aside_and_removed(tmp_path, config):
     lock = str(config) + '.portico-lock'
     os.mkdir(lock)
-    (Path(lock) / 'not-ours').write_text('x')
+    (Path(lock) / 'owner').write_text('a run that died\n')
+    (Path(lock) / 'junk').mkdir()
     os.utime(lock, (time.time() - 100, time.time() - 100))
     result = run('haproxy_lock', tmp_path, path=str(config), stale_seconds=50, timeout=1)
-    assert result['failed'] and result['msg'].startswith('Another run holds')
+    assert result['taken'] and result['stale_removed']
+    assert sorted(os.listdir(tmp_path)) == sorted(n for n in os.listdir(tmp_path) if '.stale-' not in n)
+    assert (Path(lock) / 'owner').read_text().strip() == result['token']
+
+
+def test_a_release_leaves_another_runs_lock_alone(tmp_path, config):
+    taken = run('haproxy_lock', tmp_path, path=str(config))
+    other = run('haproxy_lock', tmp_path, path=str(config), state='absent', token='someone else')
+    assert other['released'] is False and os.path.isdir(taken['lock'])
+    mine = run('haproxy_lock', tmp_path, path=str(config), state='absent', token=taken['token'])
+    assert mine['released'] is True and not os.path.exists(taken['lock'])
 
 
 def test_check_mode_reads_but_never_locks(tmp_path, config):
@@ -120,7 +131,7 @@ def test_a_good_reload_waits_for_the_port_and_releases_the_lock(tmp_path, config
 
 
 @pytest.mark.parametrize('command', ['/bin/false', '/nonexistent/reload'])
-def test_a_failed_reload_puts_the_previous_file_back_and_reloads_again(tmp_path, config, command):
+def test_a_failed_reload_puts_the_previous_file_back_and_says_the_second_reload_failed_too(tmp_path, config, command):
     backup = tmp_path / 'haproxy.cfg.backup'
     backup.write_text('the previous file\n')
     os.chmod(config, 0o640)
@@ -129,9 +140,30 @@ def test_a_failed_reload_puts_the_previous_file_back_and_reloads_again(tmp_path,
     result = run('haproxy_reload', tmp_path, command=command, path=str(config), restore_from=str(backup), lock=lock)
     assert result['failed'] and result['restored'] and result['lock_released']
     assert result['msg'].startswith('Reloading HAProxy failed (the reload command exited')
-    assert 'The previous configuration was put back and reloaded.' in result['msg']
+    assert 'The previous configuration was put back, but reloading it failed too' in result['msg']
     assert config.read_text() == 'the previous file\n' and stat.S_IMODE(os.stat(config).st_mode) == 0o640
     assert not os.path.exists(lock)
+
+
+def test_the_previous_file_is_reloaded_and_unused_files_stay_when_a_reload_fails(tmp_path, config):
+    backup, mark, old_cert = tmp_path / 'backup', tmp_path / 'failed-once', tmp_path / 'old.pem'
+    backup.write_text('the previous file\n')
+    old_cert.write_text('used by the previous file')
+    command = '/bin/sh -c "test -e %s || { touch %s; exit 3; }"' % (mark, mark)
+    result = run('haproxy_reload', tmp_path, command=command, path=str(config), restore_from=str(backup),
+                 remove_after=[str(old_cert)])
+    assert result['failed'] and 'The previous configuration was put back and reloaded.' in result['msg']
+    assert old_cert.exists() and result['removed'] == []
+
+
+def test_unused_files_go_after_a_good_reload_and_another_runs_lock_stays(tmp_path, config):
+    old_cert = tmp_path / 'old.pem'
+    old_cert.write_text('x')
+    lock = run('haproxy_lock', tmp_path, path=str(config))
+    result = run('haproxy_reload', tmp_path, command='/bin/true', path=str(config), remove_after=[str(old_cert)],
+                 lock=lock['lock'], token='not this one')
+    assert not result.get('failed') and result['removed'] == [str(old_cert)] and not old_cert.exists()
+    assert result['lock_released'] is False and os.path.isdir(lock['lock'])
 
 
 def test_a_port_that_never_answers_counts_as_a_failed_reload(tmp_path, config):
@@ -141,4 +173,4 @@ def test_a_port_that_never_answers_counts_as_a_failed_reload(tmp_path, config):
     result = run('haproxy_reload', tmp_path, command='/bin/true', path=str(config), wait_port=port, wait_timeout=1)
     assert result['failed'] and not result['restored']
     assert 'port %d on 127.0.0.1 did not accept connections within 1 seconds' % port in result['msg']
-    assert 'No backup was kept' in result['msg'] and config.read_text() == GENERATED
+    assert 'No previous file to put back' in result['msg'] and config.read_text() == GENERATED
