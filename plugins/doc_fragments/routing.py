@@ -164,7 +164,8 @@ options:
     description:
       - A directory on the machine that runs the module (or the lookup) where the certificate and
         private key of each TLS Secret the model uses are written, one PEM file per Secret named
-        C(<namespace>_<secret>.pem), mode C(0600) in a directory of mode C(0700). The
+        C(<namespace>_<secret>.<version>.pem) (the version is a hash of the content), mode C(0600) in
+        a directory of mode C(0700). The
         P(portico.k8s.haproxy_sync#role) role passes a temporary directory and copies the files to
         the load balancers.
       - Unset, the Secrets are still read and checked (a bad one excludes its service with the

@@ -36,11 +36,12 @@ description:
     stays with the older service; the younger is excluded with the reason.
   - A service with a C(tls-secret) annotation has TLS terminated on its frontend with the
     certificate and key of that Secret (type C(kubernetes.io/tls), in the service's namespace).
-    The Secret is checked (PEM chain, an unencrypted RSA or ECDSA key that belongs to the first
-    certificate); a Secret that is missing, unreadable or malformed excludes that service with the
-    reason. Terminated services with C(hosts) share a port; the certificate is chosen by SNI, and
-    C(http) ones are routed by the Host header, C(tcp) ones by SNI. C(tls-redirect-port) adds a
-    plain-HTTP port that redirects to HTTPS.
+    The Secret is checked (PEM chain, an unencrypted RSA key of at least 2048 bits or an ECDSA key
+    on P-256, P-384 or P-521, belonging to the first certificate); a Secret that is missing,
+    unreadable or malformed excludes that service with the reason. Terminated services with
+    C(hosts) share a port; the certificate is chosen by SNI (a younger service whose certificate
+    could be chosen for an older one's host is excluded), and C(http) ones are routed by the Host
+    header, C(tcp) ones by SNI. C(tls-redirect-port) adds a plain-HTTP port that redirects to HTTPS.
   - Every value that comes from the cluster is checked against a strict allow-list before it
     can reach the model; anything else is excluded with a reason.
 author:
