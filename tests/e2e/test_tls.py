@@ -232,9 +232,14 @@ def test_a_renewed_certificate_is_served_after_the_next_sync_and_keys_stay_hidde
 
 
 def test_a_certificate_no_longer_used_is_removed(lab):
+    # one left behind by a configuration haproxy -c refused, and one of the operator's own
+    (lab.cert_dir / 'web_refused-tls.0123456789ab.pem').write_text('left behind')
+    (lab.cert_dir / 'operators-own.pem').write_text('not ours')
     lab.api.delete('services', 'raw', 'web')
     result, before = lab.sync()
     assert result.returncode == 0, result.stdout + result.stderr
+    assert (lab.cert_dir / 'operators-own.pem').read_text() == 'not ours'
+    (lab.cert_dir / 'operators-own.pem').unlink()
     assert secrets_on_disk(lab) == ['web_api-tls', 'web_shop-tls']
     assert 'web_raw-tls' not in lab.config.read_text()
     # a second run changes nothing and reloads nothing

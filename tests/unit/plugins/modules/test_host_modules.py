@@ -64,6 +64,15 @@ def test_the_lock_is_taken_and_the_generated_part_read_in_one_call(tmp_path, con
     assert not released.get('failed') and not os.path.exists(str(config) + '.portico-lock')
 
 
+def test_the_collections_certificate_files_are_listed_whatever_binds_them(tmp_path, config):
+    certs = tmp_path / 'certs'
+    certs.mkdir()
+    for name in ('shop_web-tls.0123456789ab.pem', 'left_by-refused.abcdefabcdef.pem', 'operators-own.pem', 'x.pem.tmp'):
+        (certs / name).write_text('x')
+    result = run('haproxy_lock', tmp_path, check_mode=True, path=str(config), cert_dir=str(certs))
+    assert result['stored_certificates'] == ['left_by-refused.abcdefabcdef.pem', 'shop_web-tls.0123456789ab.pem']
+
+
 def test_a_held_lock_makes_the_next_run_wait_then_fail_cleanly(tmp_path, config):
     os.mkdir(str(config) + '.portico-lock')
     started = time.monotonic()
