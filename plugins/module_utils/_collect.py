@@ -66,6 +66,8 @@ MODEL_OPTIONS = ('address_types', 'address_family', 'frontend_port', 'include_co
 
 def collect_model(get):
     """Read the cluster and build the model; raises KubeError with an operator's message."""
+    # When reading began: the model is at least this fresh (the load balancers compare it).
+    read_at = round(time.time(), 3)
     for name in ('api_timeout', 'page_size'):
         if get(name) is not None and get(name) < 1:
             raise KubeError('%s must be at least 1, got %s' % (name, get(name)))
@@ -89,6 +91,7 @@ def collect_model(get):
                                                             timeout=get('api_timeout') or 30,
                                                             page_size=get('page_size') or 500)
     source['services_seen'] = service_filter.seen
+    source['read_at'] = read_at
     options = dict((name, get(name)) for name in MODEL_OPTIONS)
     options['now'] = int(time.time())
     facts = dict((key, value.get('facts') or {'error': value.get('error')}) for key, value in secrets.items())

@@ -10,10 +10,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import os
+import tempfile
 
 LOCK_SUFFIX = '.portico-lock'
 TOKEN_FILE = 'owner'
+# Beside the configuration: when the model installed there was read from the cluster.
+STATE_SUFFIX = '.portico-state'
 
 
 def token_of(lock):
@@ -38,3 +42,29 @@ def release(lock, token=None):
     except (IOError, OSError):
         return False
     return True
+
+
+def installed_model_time(path):
+    """When the model installed in the file at path was read (seconds since the epoch), or None."""
+    try:
+        with open(path + STATE_SUFFIX) as handle:
+            value = json.load(handle).get('model_read_at')
+    except (IOError, OSError, ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def record_model_time(path, model_time):
+    """Record (atomically) when the model just installed in path was read."""
+    directory = os.path.dirname(path) or '.'
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix='.portico-state-')
+    try:
+        with os.fdopen(handle, 'w') as out:
+            json.dump({'model_read_at': model_time}, out)
+            out.write('\n')
+        os.chmod(temporary, 0o644)
+        os.rename(temporary, path + STATE_SUFFIX)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise

@@ -61,6 +61,11 @@ options:
   token:
     description: The token M(portico.k8s.haproxy_lock) returned; the lock is removed only if it still holds it.
     type: str
+  model_time:
+    description:
+      - When the model just installed was read from the cluster; recorded beside O(path) after a good
+        reload, so a run holding an older model leaves this host alone (see M(portico.k8s.haproxy_lock)).
+    type: float
   remove_after:
     description: Files to remove once the reload succeeded (never when it failed, as the restored file may use them).
     type: list
@@ -116,7 +121,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.portico.k8s.plugins.module_utils._lock import release
+from ansible_collections.portico.k8s.plugins.module_utils._lock import record_model_time, release
 
 
 def wait_for_port(host, port, timeout):
@@ -170,6 +175,7 @@ def main():
             lock=dict(type='path'),
             token=dict(type='str', no_log=False),
             remove_after=dict(type='list', elements='path', default=[]),
+            model_time=dict(type='float'),
         ),
         supports_check_mode=False,
     )
@@ -193,6 +199,8 @@ def main():
         elif params['wait_port']:
             problem = wait_for_port(params['wait_host'].strip('[]'), params['wait_port'], params['wait_timeout'])
         if problem is None:
+            if params['model_time'] is not None:
+                record_model_time(params['path'], params['model_time'])
             for path in params['remove_after']:
                 if os.path.lexists(path):
                     os.unlink(path)

@@ -105,9 +105,13 @@ model:
   type: dict
   contains:
     source:
-      description: Where the model was read from (C(kind) V(api) with C(server), or V(snapshot) with the path).
+      description:
+        - Where the model was read from (C(kind) V(api) with C(server), or V(snapshot) with the path),
+          and when reading began (C(read_at), seconds since the epoch; the load balancers keep a newer
+          model rather than install an older one).
       type: dict
-      sample: {kind: api, server: "https://10.0.0.1:6443", resource_version: "48213", services_seen: 42}
+      sample: {kind: api, server: "https://10.0.0.1:6443", resource_version: "48213", services_seen: 42,
+               read_at: 1795752206.271}
     nodes:
       description: Eligible nodes, by name, each with its address in HAProxy notation (IPv6 in brackets).
       type: list

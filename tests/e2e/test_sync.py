@@ -10,6 +10,8 @@ import json
 import re
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -146,6 +148,30 @@ def test_a_drained_node_is_removed_by_the_run_after(lab):
         expect(host, lab.web_port, lab.web_np, ['worker-1', 'worker-3'])
     result, recap = lab.sync()
     assert recap['lb-a'] == (0, 0) and recap['lb-b'] == (0, 0)
+
+
+def test_a_run_holding_an_older_model_leaves_a_newer_one_in_place(lab):
+    # each load balancer records when the model it runs was read from the cluster
+    state = Path(str(lab.config('lb-a')) + '.portico-state')
+    assert json.loads(state.read_text())['model_read_at'] <= time.time()
+    # as if a run that read the cluster later had updated lb-a while this one waited for its lock
+    state.write_text(json.dumps({'model_read_at': time.time() + 3600}))
+    port, = free_ports(1, 20000, 29999, list(LOAD_BALANCERS.values()))
+    node_port = next(p for p in range(30000, 32000) if p not in (lab.web_np, lab.shop_np, lab.dns_np))
+    lab.api.create(objects.service('late', 'shop', type='NodePort', ports=[objects.service_port(port, node_port=node_port)]))
+    try:
+        before = lab.config('lb-a').read_bytes()
+        result, recap = lab.sync()
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert 'lb-a already has a model read from the cluster at' in result.stdout
+        assert lab.config('lb-a').read_bytes() == before and recap['lb-a'] == (0, 0)
+        assert 'shop.late.%d' % port in lab.config('lb-b').read_text()
+        # forced, the run installs its model anyway
+        result, recap = lab.sync('-e', 'haproxy_sync_force=true')
+        assert result.returncode == 0 and 'shop.late.%d' % port in lab.config('lb-a').read_text()
+    finally:
+        lab.api.delete('services', 'late', 'shop')
+    lab.apply()
 
 
 def test_an_api_failure_stops_the_run_before_any_load_balancer_is_touched(lab):

@@ -183,3 +183,19 @@ def test_a_port_that_never_answers_counts_as_a_failed_reload(tmp_path, config):
     assert result['failed'] and not result['restored']
     assert 'port %d on 127.0.0.1 did not accept connections within 1 seconds' % port in result['msg']
     assert 'No previous file to put back' in result['msg'] and config.read_text() == GENERATED
+
+
+def test_a_good_reload_records_when_its_model_was_read_and_the_lock_compares(tmp_path, config):
+    result = run('haproxy_reload', tmp_path, command='/bin/true', path=str(config), model_time=1000.5)
+    assert not result.get('failed')
+    assert json.loads(Path(str(config) + '.portico-state').read_text()) == {'model_read_at': 1000.5}
+    older = run('haproxy_lock', tmp_path, check_mode=True, path=str(config), model_time=999.0)
+    newer = run('haproxy_lock', tmp_path, check_mode=True, path=str(config), model_time=1001.0)
+    unknown = run('haproxy_lock', tmp_path, check_mode=True, path=str(config))
+    assert older['newer_installed'] is True and older['installed_model_time'] == 1000.5
+    assert newer['newer_installed'] is False and unknown['newer_installed'] is False
+
+
+def test_a_failed_reload_records_nothing(tmp_path, config):
+    result = run('haproxy_reload', tmp_path, command='/bin/false', path=str(config), model_time=1000.5)
+    assert result['failed'] and not os.path.exists(str(config) + '.portico-state')
