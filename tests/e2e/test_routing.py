@@ -13,12 +13,12 @@ import socket
 import ssl
 import subprocess
 import threading
-import time
 
 import pytest
 
 from tests.fakeapi import objects
 from tests.fakeapi.server import FakeKubeAPI
+from tests.support.clients import OPENSSL, s_client, until
 from tests.support.haproxy import HAProxy, free_ports, minimal_config, nodeport_servers, well_known_ports
 from tests.support.inventory import BIN, REPO, inventory, load_balancer, sync_env
 
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.e2e
 
 LB = '127.0.0.4'
 NODE, NODE_ADDRESS = 'worker-1', '127.0.1.1'
-CURL, OPENSSL = shutil.which('curl'), shutil.which('openssl')
+CURL = shutil.which('curl')
 
 
 class TLSServer:
@@ -72,21 +72,6 @@ def curl(port, host):
                              'http://%s:%d/' % (host, port), '-w', ' status=%{http_code}'],
                             capture_output=True, text=True, check=False)
     return ' '.join(result.stdout.split())
-
-
-def s_client(port, servername):
-    result = subprocess.run([OPENSSL, 's_client', '-connect', '%s:%d' % (LB, port), '-servername', servername],
-                            input='', capture_output=True, text=True, timeout=10, check=False)
-    return result.stdout
-
-
-def wait_until(probe, expected, tries=50):
-    for dummy in range(tries):
-        answer = probe()
-        if expected in answer:
-            return answer
-        time.sleep(0.2)
-    return answer
 
 
 @pytest.fixture(scope='module')
@@ -146,7 +131,7 @@ def lab(tmp_path_factory):
 def test_two_http_services_share_a_port_by_host(lab):
     port, np = lab['http'], lab['np']
     assert 'frontend hosts.%d' % port in lab['config']
-    assert wait_until(lambda: curl(port, 'one.example.com'), 'port=%d' % np['one']).endswith('status=200')
+    assert until(lambda: curl(port, 'one.example.com'), 'port=%d' % np['one']).endswith('status=200')
     assert 'node=worker-1 port=%d status=200' % np['two'] == curl(port, 'TWO.example.com')
     assert 'port=%d' % np['two'] in curl(port, 'x.apps.example.com')
     assert curl(port, 'other.example.com').endswith('status=503')
@@ -156,10 +141,10 @@ def test_two_tls_services_share_a_port_by_sni(lab):
     assert 'frontend sni.%d' % lab['tls'] in lab['config']
     for name in ('a.example.com', 'b.example.com'):
         # the certificate each stand-in presents names it: the SNI reached that backend, TLS untouched
-        answer = wait_until(lambda: s_client(lab['tls'], name), 's:CN = %s' % name)
+        answer = until(lambda: s_client(LB, lab['tls'], name), 's:CN = %s' % name)
         assert 's:CN = %s' % name in answer
     # a name no service lists goes to the host-default service
-    assert 's:CN = c.example.com' in s_client(lab['tls'], 'z.example.com')
+    assert 's:CN = c.example.com' in s_client(LB, lab['tls'], 'z.example.com')
 
 
 def test_conflicts_give_the_documented_winner(lab):
@@ -169,7 +154,7 @@ def test_conflicts_give_the_documented_winner(lab):
     # the plain TCP service lost the HTTP port and got the only port of the allocate range
     assert 'allocated frontend port %d' % lab['spare'] in lab['output']
     assert 'frontend web.plain.%d' % lab['http'] in lab['config'] and ':%d\n' % lab['spare'] in lab['config']
-    assert wait_until(lambda: curl(lab['spare'], 'any.example.com'), 'port=%d' % lab['np']['plain']).endswith('status=200')
+    assert until(lambda: curl(lab['spare'], 'any.example.com'), 'port=%d' % lab['np']['plain']).endswith('status=200')
 
 
 def test_settings_are_printed_and_hostile_values_are_not(lab):

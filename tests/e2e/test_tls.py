@@ -15,7 +15,6 @@ import socket
 import ssl
 import stat
 import subprocess
-import time
 
 import pytest
 from cryptography import x509
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from tests.fakeapi import objects
 from tests.fakeapi.server import FakeKubeAPI
 from tests.support import tls
+from tests.support.clients import OPENSSL, s_client, until
 from tests.support.haproxy import HAProxy, NodePortServer, free_ports, minimal_config, well_known_ports
 from tests.support.inventory import BIN, REPO, inventory, load_balancer, sync_env
 
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.e2e
 
 LB = '127.0.0.7'
 NODE, NODE_ADDRESS = 'worker-1', '127.0.1.1'
-CURL, OPENSSL = shutil.which('curl'), shutil.which('openssl')
+CURL = shutil.which('curl')
 
 
 def served_certificate(port, servername):
@@ -43,26 +43,11 @@ def served_certificate(port, servername):
             return x509.load_der_x509_certificate(conn.getpeercert(binary_form=True))
 
 
-def s_client(port, servername):
-    result = subprocess.run([OPENSSL, 's_client', '-connect', '%s:%d' % (LB, port), '-servername', servername],
-                            input='', capture_output=True, text=True, timeout=10, check=False)
-    return result.stdout
-
-
 def curl(url, host, port, *extra):
     result = subprocess.run([CURL, '-sS', '-k', '--max-time', '3', '--resolve', '%s:%d:%s' % (host, port, LB),
                              *extra, url, '-w', ' status=%{http_code} location=%{redirect_url}'],
                             capture_output=True, text=True, check=False)
     return ' '.join(result.stdout.split())
-
-
-def until(probe, expected, tries=50):
-    for dummy in range(tries):
-        answer = probe()
-        if expected in answer:
-            return answer
-        time.sleep(0.2)
-    return answer
 
 
 class Lab:
@@ -145,9 +130,9 @@ def test_each_host_gets_the_certificate_from_its_secret(lab):
     for name, host in (('shop', 'shop.example.com'), ('api', 'api.example.com')):
         served = served_certificate(port, host)
         assert served == lab.certs[name][2]
-        assert 'CN = %s' % host in until(lambda: s_client(port, host), 'CN = %s' % host)
+        assert 'CN = %s' % host in until(lambda: s_client(LB, port, host), 'CN = %s' % host)
     # the chain of the shop Secret is sent too
-    assert 'i:CN = Portico test CA' in s_client(port, 'shop.example.com')
+    assert 'i:CN = Portico test CA' in s_client(LB, port, 'shop.example.com')
     # no matching SNI: the oldest service's certificate is the default
     assert served_certificate(port, 'other.example.com') == lab.certs['shop'][2]
 
