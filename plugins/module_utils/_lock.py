@@ -12,7 +12,8 @@ __metaclass__ = type
 
 import json
 import os
-import tempfile
+
+from ansible_collections.portico.k8s.plugins.module_utils._files import replace_atomically
 
 LOCK_SUFFIX = '.portico-lock'
 TOKEN_FILE = 'owner'
@@ -56,15 +57,5 @@ def installed_model_time(path):
 
 def record_model_time(path, model_time):
     """Record (atomically) when the model just installed in path was read."""
-    directory = os.path.dirname(path) or '.'
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix='.portico-state-')
-    try:
-        with os.fdopen(handle, 'w') as out:
-            json.dump({'model_read_at': model_time}, out)
-            out.write('\n')
-        os.chmod(temporary, 0o644)
-        os.rename(temporary, path + STATE_SUFFIX)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    content = (json.dumps({'model_read_at': model_time}) + '\n').encode('utf-8')
+    replace_atomically(path + STATE_SUFFIX, lambda out: out.write(content), 0o644)

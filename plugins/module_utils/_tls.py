@@ -20,9 +20,9 @@ import hashlib
 import os
 import re
 import stat
-import tempfile
 import traceback
 
+from ansible_collections.portico.k8s.plugins.module_utils._files import replace_atomically
 from ansible_collections.portico.k8s.plugins.module_utils._names import InvalidValue
 
 try:
@@ -194,13 +194,4 @@ def write_bundles(directory, bundles):
     """
     _private_directory(directory)
     for file_name, bundle in sorted(bundles.items()):
-        handle, temporary = tempfile.mkstemp(dir=directory, prefix='.tmp-')
-        try:
-            with os.fdopen(handle, 'wb') as out:
-                out.write(bundle)
-            os.chmod(temporary, 0o600)
-            os.rename(temporary, os.path.join(directory, file_name))
-        except BaseException:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-            raise
+        replace_atomically(os.path.join(directory, file_name), lambda out, data=bundle: out.write(data), 0o600)

@@ -116,11 +116,11 @@ import os
 import shlex
 import shutil
 import socket
-import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.portico.k8s.plugins.module_utils._files import replace_atomically
 from ansible_collections.portico.k8s.plugins.module_utils._lock import record_model_time, release
 
 
@@ -141,18 +141,12 @@ def wait_for_port(host, port, timeout):
 def restore(source, path):
     """Copy source over path atomically, with path's mode and owner."""
     info = os.stat(path)
-    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path) or '.', prefix='.portico-restore-')
-    try:
-        with os.fdopen(handle, 'wb') as out, open(source, 'rb') as original:
+
+    def copy(out):
+        with open(source, 'rb') as original:
             shutil.copyfileobj(original, out)
-        os.chmod(temporary, info.st_mode & 0o7777)
-        if os.geteuid() == 0:
-            os.chown(temporary, info.st_uid, info.st_gid)
-        os.rename(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    replace_atomically(path, copy, info.st_mode & 0o7777,
+                       (info.st_uid, info.st_gid) if os.geteuid() == 0 else None)
 
 
 def run(module, argv):
