@@ -13,10 +13,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import ipaddress
 import re
 
-from ansible_collections.portico.k8s.plugins.module_utils._names import InvalidValue, _show, port_name
+from ansible_collections.portico.k8s.plugins.module_utils._names import InvalidValue, _show, ip_address, port_name
 
 DEFAULT_PREFIX = 'portico.io/'
 # Longer values are cut when the service is read; a cut value fails its parser.
@@ -25,7 +24,8 @@ MAX_VALUE_LENGTH = 2048
 _PREFIX = re.compile(r'\A[a-z0-9]([-a-z0-9.]{0,250}[a-z0-9])?/\Z')
 _TIME = re.compile(r'\A([0-9]{1,9})(us|ms|s|m|h|d)?\Z')
 _TIME_MS = {'us': 0.001, 'ms': 1, 's': 1000, 'm': 60000, 'h': 3600000, 'd': 86400000, None: 1}
-_PATH = re.compile(r'\A/[A-Za-z0-9._~!&()*+,;=:@%/?-]{0,255}\Z')
+# "%" only as a percent-encoding: "%[" would read as a sample fetch where HAProxy formats text
+_PATH = re.compile(r'\A/(?:[A-Za-z0-9._~!&()*+,;=:@/?-]|%[0-9A-Fa-f]{2}){0,255}\Z')
 _TOKEN = re.compile(r'\A[A-Za-z0-9][A-Za-z0-9-]{0,63}\Z')
 _HDR = re.compile(r'\Ahdr\(([^()]*)\)\Z')
 _HOST_LABEL = re.compile(r'\A[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z')
@@ -77,16 +77,13 @@ def _balance(value):
 
 def _path(value):
     if not isinstance(value, str) or not _PATH.match(value):
-        raise InvalidValue('%s is not a path (a "/" then letters, digits and -._~!&()*+,;=:@%%/?)'
+        raise InvalidValue('%s is not a path (a "/" then letters, digits, -._~!&()*+,;=:@/? and %%XX encodings)'
                            % _show(value))
     return value
 
 
 def _address(value):
-    try:
-        return ipaddress.ip_address(value if isinstance(value, str) else None).compressed
-    except ValueError:
-        raise InvalidValue('%s is not an IP address' % _show(value))
+    return ip_address(value, 'value')
 
 
 def _port_ref(value):
@@ -169,7 +166,7 @@ ANNOTATIONS = {
     'balance': (_balance, '`roundrobin`, `leastconn`, `source`, `first`; in `http` mode also `uri`, '
                 '`hdr(<header name>)`', '`roundrobin`'),
     'check': (_choice('tcp', 'http'), '`tcp`, `http`', '`tcp` (a connect to the nodePort)'),
-    'check-path': (_path, 'a path: `/` then letters, digits, `-._~!&()*+,;=:@%/?`', '`/`'),
+    'check-path': (_path, 'a path: `/` then letters, digits, `-._~!&()*+,;=:@/?` and `%XX` encodings', '`/`'),
     'check-method': (_choice('GET', 'HEAD', 'OPTIONS'), '`GET`, `HEAD`, `OPTIONS`', '`GET`'),
     'check-status': (_integer(100, 599), '100 to 599', '`200`'),
     'check-interval': (_time(100, 3600000, '100ms to 1h'), 'a time, `100ms` to `1h`', 'the base template\'s'),

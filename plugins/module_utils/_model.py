@@ -24,6 +24,7 @@ from ansible_collections.portico.k8s.plugins.module_utils._names import (
     service_name,
 )
 from ansible_collections.portico.k8s.plugins.module_utils._drain import draining_nodes
+from ansible_collections.portico.k8s.plugins.module_utils._haproxy import MAX_BIND_CERTIFICATES, refusals
 from ansible_collections.portico.k8s.plugins.module_utils._nodes import eligible_nodes
 from ansible_collections.portico.k8s.plugins.module_utils._tls import name_matches
 from ansible_collections.portico.k8s.plugins.module_utils._traffic import (
@@ -295,7 +296,11 @@ def _certificate_conflicts(winners, excluded, prefix):
             kept.append(candidate)
             continue
         problem = None
-        for other in terminated.setdefault(candidate['frontend_port'], []):
+        files = set(other['tls']['file'] for other in terminated.get(candidate['frontend_port'], []))
+        if candidate['tls']['file'] not in files and len(files) >= MAX_BIND_CERTIFICATES:
+            problem = ('annotation %stls-secret: port %d already serves %d certificates, as many as one HAProxy '
+                       'bind line takes' % (prefix, candidate['frontend_port'], MAX_BIND_CERTIFICATES))
+        for other in terminated.setdefault(candidate['frontend_port'], []) if problem is None else []:
             if other['tls']['file'] == candidate['tls']['file']:
                 continue  # one certificate, whichever service it is chosen for
             host = _competing_host(candidate, other)
@@ -444,13 +449,38 @@ def build_model(nodes, services, options=None, source=None, endpoint_slices=None
 
     secrets: {(namespace, name): facts of _tls.read_tls_secret, or {'error': reason}} for the
     Secrets that tls-secret annotations name; a Secret left out counts as not found.
+    Every value the model holds has passed the renderer's guard: a service or node with a value
+    that fits no slot of haproxy.cfg is left out with the reason, and the others are routed.
     """
-    options = options or {}
+    refused = {'services': {}, 'nodes': {}}
+    # Each round leaves out at least one more service or node, so this ends.
+    while True:
+        model = _build(nodes, services, options or {}, source, endpoint_slices, secrets, refused)
+        found = refusals(model)
+        if not found['services'] and not found['nodes']:
+            return model
+        for key in ('services', 'nodes'):
+            refused[key].update(found[key])
+
+
+def _without_refused(eligible, excluded_nodes, draining, refused):
+    """Leave out the nodes the renderer's guard refused, with its reason."""
+    if not refused:
+        return eligible, excluded_nodes, draining
+    excluded_nodes = sorted(excluded_nodes + [
+        {'name': node['name'], 'reason': 'refused by the configuration guard: %s' % refused[node['name']]}
+        for node in eligible if node['name'] in refused], key=lambda n: (n['name'], n['reason']))
+    return ([node for node in eligible if node['name'] not in refused], excluded_nodes,
+            [node for node in draining if node['name'] not in refused])
+
+
+def _build(nodes, services, options, source, endpoint_slices, secrets, refused):
     prefix = options.get('annotation_prefix') or DEFAULT_PREFIX
     eligible, excluded_nodes = eligible_nodes(nodes, options)
-    eligible_names = [node['name'] for node in eligible]
     draining = draining_nodes(options.get('drain_state'), eligible, options.get('now') or 0,
                               options.get('drain_seconds') or 0)
+    eligible, excluded_nodes, draining = _without_refused(eligible, excluded_nodes, draining, refused['nodes'])
+    eligible_names = [node['name'] for node in eligible]
     ready_by_service = ready_nodes_by_service(endpoint_slices or [])
     subsetter = Subsetter(options.get('backend_subset_size') or 0, eligible_names)
     candidates, excluded_services, warnings, counts = [], [], [], {}
@@ -461,6 +491,10 @@ def build_model(nodes, services, options=None, source=None, endpoint_slices=None
         # Listed twice (only a hand-made snapshot can): which copy is right is unknowable.
         if counts[service_id] > 1:
             excluded_services.append(_entry(service_id, None, 'listed more than once'))
+            continue
+        if service_id in refused['services']:
+            excluded_services.append(_entry(service_id, None, 'refused by the configuration guard: %s'
+                                            % refused['services'][service_id]))
             continue
         found, excluded = service_candidates(service, options, warnings)
         candidates.extend(found)

@@ -20,6 +20,8 @@ _DNS1123_LABEL = re.compile(r'\A[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z')
 _DNS1035_LABEL = re.compile(r'\A[a-z]([-a-z0-9]{0,61}[a-z0-9])?\Z')
 _PORT_NAME = re.compile(r'\A[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?\Z')
 _HOSTNAME_LABEL = re.compile(r'\A[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z')
+# The characters of IPv4 and IPv6 notation, before ipaddress reads the value.
+_IP_CHARACTERS = re.compile(r'\A[0-9A-Fa-f:.]{2,45}\Z')
 
 
 class InvalidValue(ValueError):
@@ -69,6 +71,28 @@ def port_number(value, what='port'):
     return value
 
 
+def ip_address(value, what='address'):
+    """An IPv4 or IPv6 address in its compressed form, without a zone id.
+
+    Python's ipaddress accepts an IPv6 zone id (``%`` and then any text, newlines included);
+    a zone id means nothing on a load balancer's bind or a node's address, so it is refused,
+    as are IPv4-mapped IPv6 addresses (HAProxy would bind or connect over IPv4 behind them).
+    """
+    if not isinstance(value, str) or not _IP_CHARACTERS.match(value):
+        if isinstance(value, str) and '%' in value:
+            raise InvalidValue('%s %s has an IPv6 zone id (the "%%..." part), which has no meaning here'
+                               % (what, _show(value)))
+        raise InvalidValue('%s %s is not an IP address' % (what, _show(value)))
+    try:
+        parsed = ipaddress.ip_address(value)
+    except ValueError:
+        raise InvalidValue('%s %s is not an IP address' % (what, _show(value)))
+    if parsed.version == 6 and parsed.ipv4_mapped is not None:
+        raise InvalidValue('%s %s is an IPv4-mapped IPv6 address; give the IPv4 address %s'
+                           % (what, _show(value), parsed.ipv4_mapped))
+    return parsed.compressed
+
+
 def server_address(value, address_type):
     """A node address as HAProxy's ``server`` line takes it (IPv6 in brackets)."""
     if not isinstance(value, str) or not value:
@@ -76,13 +100,8 @@ def server_address(value, address_type):
     if address_type == 'Hostname' or address_type in ('InternalDNS', 'ExternalDNS'):
         node_name(value.lower())
         return value.lower()
-    try:
-        parsed = ipaddress.ip_address(value)
-    except ValueError:
-        raise InvalidValue('%s address %s is not an IP address' % (address_type, _show(value)))
-    if parsed.version == 6:
-        return '[%s]' % parsed.compressed
-    return parsed.compressed
+    address = ip_address(value, '%s address' % address_type)
+    return '[%s]' % address if ':' in address else address
 
 
 def section_name(namespace, service, port):

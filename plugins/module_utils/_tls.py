@@ -20,10 +20,11 @@ import hashlib
 import os
 import re
 import stat
+import time
 import traceback
 
 from ansible_collections.portico.k8s.plugins.module_utils._files import replace_atomically
-from ansible_collections.portico.k8s.plugins.module_utils._names import InvalidValue
+from ansible_collections.portico.k8s.plugins.module_utils._names import InvalidValue, _show
 
 try:
     from cryptography import x509
@@ -36,10 +37,22 @@ except ImportError:
     CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
 
 TLS_SECRET_TYPE = 'kubernetes.io/tls'
-# A Secret holds at most 1 MiB; a certificate chain is a few KB.
-MAX_PEM_BYTES = 1024 * 1024
+# What one tenant's Secret may cost: a certificate chain is a few KB and a key under 16 KB
+# (RSA 8192). Beyond these limits a Secret is refused unread, whatever it holds.
+MAX_CERTIFICATE_BYTES = 64 * 1024
+MAX_KEY_BYTES = 16 * 1024
+MAX_PEM_BLOCKS = 16
+MAX_CHAIN = 10
+MAX_NAMES = 250
+MAX_RSA_BITS = 8192
+# Wall-clock budget for reading one Secret; the limits above keep it far below this.
+PARSE_SECONDS = 0.5
 _CURVES = ('secp256r1', 'secp384r1', 'secp521r1')
-_CERT_BLOCK = re.compile(br'-----BEGIN CERTIFICATE-----\r?\n.+?\r?\n-----END CERTIFICATE-----', re.S)
+_BEGIN = b'-----BEGIN '
+_DASHES = b'-----'
+_LABEL = re.compile(br'\A[A-Z0-9 ]{1,40}\Z')
+# A name HAProxy indexes a certificate by, as it compares them: "*." for a wildcard.
+_NAME = re.compile(r'\A(\*\.)?[a-z0-9]([a-z0-9-]{0,62})(\.[a-z0-9]([a-z0-9-]{0,62}))*\Z')
 
 
 def certificate_file(namespace, name, version):
@@ -47,32 +60,91 @@ def certificate_file(namespace, name, version):
     return '%s_%s.%s.pem' % (namespace, name, version)
 
 
-def _field(data, key, secret_id):
+def _field(data, key, secret_id, limit):
     value = data.get(key)
     if not isinstance(value, str) or not value:
         raise InvalidValue('Secret %s has no %s' % (secret_id, key))
+    # base64 of the limit, so an oversized value is refused before it is decoded
+    if len(value) > (limit + 2) // 3 * 4 + 4:
+        raise InvalidValue('Secret %s: %s is larger than %d KiB' % (secret_id, key, limit // 1024))
     try:
         decoded = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidValue('Secret %s: %s is not base64' % (secret_id, key))
-    if len(decoded) > MAX_PEM_BYTES:
-        raise InvalidValue('Secret %s: %s is larger than 1 MiB' % (secret_id, key))
+    if len(decoded) > limit:
+        raise InvalidValue('Secret %s: %s is larger than %d KiB' % (secret_id, key, limit // 1024))
     return decoded
 
 
-def _certificates(pem, secret_id):
-    blocks = _CERT_BLOCK.findall(pem)
+def pem_blocks(pem, what):
+    """[(label, block)] of the PEM blocks in pem, in one pass over the bytes (never quadratic).
+
+    Raises InvalidValue (starting with what) for a block without its end line, a malformed
+    label, or more than MAX_PEM_BLOCKS blocks.
+    """
+    blocks, position = [], 0
+    while True:
+        start = pem.find(_BEGIN, position)
+        if start < 0:
+            return blocks
+        if len(blocks) == MAX_PEM_BLOCKS:
+            raise InvalidValue('%s holds more than %d PEM blocks' % (what, MAX_PEM_BLOCKS))
+        label_end = pem.find(_DASHES, start + len(_BEGIN), start + len(_BEGIN) + 41)
+        label = pem[start + len(_BEGIN):label_end] if label_end > 0 else b''
+        if not _LABEL.match(label):
+            raise InvalidValue('%s has a malformed PEM "BEGIN" line' % what)
+        end_line = b'-----END ' + label + _DASHES
+        end = pem.find(end_line, label_end + len(_DASHES))
+        if end < 0:
+            raise InvalidValue('%s has a PEM block "%s" without its END line' % (what, label.decode('ascii')))
+        position = end + len(end_line)
+        blocks.append((label.decode('ascii'), pem[start:position]))
+
+
+class _Budget:
+    """Stops reading a Secret that takes longer than PARSE_SECONDS."""
+
+    def __init__(self, secret_id, seconds=PARSE_SECONDS):
+        self.secret_id, self.deadline = secret_id, time.monotonic() + seconds
+
+    def check(self):
+        if time.monotonic() > self.deadline:
+            raise InvalidValue('Secret %s takes longer than %.1f s to read; refused' % (self.secret_id, PARSE_SECONDS))
+
+
+def _certificates(pem, secret_id, budget):
+    blocks = [block for label, block in pem_blocks(pem, 'Secret %s: tls.crt' % secret_id) if label == 'CERTIFICATE']
     if not blocks:
         raise InvalidValue('Secret %s: tls.crt holds no PEM certificate' % secret_id)
+    if len(blocks) > MAX_CHAIN:
+        raise InvalidValue('Secret %s: tls.crt holds %d certificates; a chain of at most %d is accepted'
+                           % (secret_id, len(blocks), MAX_CHAIN))
+    certificates = []
+    for block in blocks:
+        try:
+            certificates.append(x509.load_pem_x509_certificate(block))
+        except ValueError as exc:
+            raise InvalidValue('Secret %s: tls.crt holds a certificate that cannot be read (%s)' % (secret_id, exc))
+        budget.check()
+    return certificates
+
+
+def _load_key(pem):
     try:
-        return [x509.load_pem_x509_certificate(block) for block in blocks]
-    except ValueError as exc:
-        raise InvalidValue('Secret %s: tls.crt holds a certificate that cannot be read (%s)' % (secret_id, exc))
+        # The full RSA check costs seconds for a large key; the key is matched to the certificate instead.
+        return serialization.load_pem_private_key(pem, password=None, unsafe_skip_rsa_key_validation=True)
+    except TypeError as exc:
+        if 'unsafe_skip_rsa_key_validation' not in str(exc):
+            raise
+        return serialization.load_pem_private_key(pem, password=None)
 
 
 def _private_key(pem, secret_id):
+    labels = [label for label, block in pem_blocks(pem, 'Secret %s: tls.key' % secret_id)]
+    if not any(label.endswith('PRIVATE KEY') for label in labels):
+        raise InvalidValue('Secret %s: tls.key is not a PEM private key' % secret_id)
     try:
-        key = serialization.load_pem_private_key(pem, password=None)
+        key = _load_key(pem)
     except TypeError:
         raise InvalidValue('Secret %s: tls.key is encrypted; HAProxy needs an unencrypted key' % secret_id)
     except ValueError as exc:
@@ -81,9 +153,9 @@ def _private_key(pem, secret_id):
         raise InvalidValue('Secret %s: tls.key is a %s key; HAProxy serves RSA and ECDSA keys'
                            % (secret_id, type(key).__name__.replace('PrivateKey', '').lstrip('_')))
     # What HAProxy's OpenSSL loads at its default security level.
-    if isinstance(key, rsa.RSAPrivateKey) and key.key_size < 2048:
-        raise InvalidValue('Secret %s: tls.key is an RSA key of %d bits; HAProxy needs at least 2048'
-                           % (secret_id, key.key_size))
+    if isinstance(key, rsa.RSAPrivateKey) and not 2048 <= key.key_size <= MAX_RSA_BITS:
+        raise InvalidValue('Secret %s: tls.key is an RSA key of %d bits; HAProxy needs 2048 to %d'
+                           % (secret_id, key.key_size, MAX_RSA_BITS))
     if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name not in _CURVES:
         raise InvalidValue('Secret %s: tls.key is on curve %s; use one of %s'
                            % (secret_id, key.curve.name, ', '.join(_CURVES)))
@@ -94,16 +166,26 @@ def _public_der(public_key):
     return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def _names(certificate):
+def haproxy_name(value):
+    """A certificate name as HAProxy indexes it for SNI: cut at a NUL (a C string), lowercased."""
+    return value.split('\x00', 1)[0].lower() if isinstance(value, str) else ''
+
+
+def certificate_names(certificate, secret_id):
+    """Every name HAProxy selects this certificate by: each DNS subjectAltName AND each common name.
+
+    Names that are not DNS names or "*." wildcards are left out: no SNI of a valid host matches them.
+    """
     try:
         alt = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-        names = alt.value.get_values_for_type(x509.DNSName)
+        names = list(alt.value.get_values_for_type(x509.DNSName))
     except x509.ExtensionNotFound:
         names = []
-    if not names:
-        names = [attr.value for attr in certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)]
-    # Only names that are safe to print and compare; anything else is left out of the facts.
-    return sorted(set(n.lower() for n in names if isinstance(n, str) and re.match(r'\A[*a-zA-Z0-9.-]{1,253}\Z', n)))
+    names += [attr.value for attr in certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)]
+    if len(names) > MAX_NAMES:
+        raise InvalidValue('Secret %s: the certificate names %d hosts; at most %d are accepted'
+                           % (secret_id, len(names), MAX_NAMES))
+    return sorted(set(name for name in (haproxy_name(n) for n in names) if len(name) <= 253 and _NAME.match(name)))
 
 
 def _not_after(certificate):
@@ -136,10 +218,12 @@ def read_tls_secret(secret, now=None):
 
 def _read(secret, secret_id, namespace, name, now):
     if secret.get('type') != TLS_SECRET_TYPE:
-        raise InvalidValue('Secret %s is of type %r, not %s' % (secret_id, secret.get('type'), TLS_SECRET_TYPE))
+        raise InvalidValue('Secret %s is of type %s, not %s' % (secret_id, _show(secret.get('type')), TLS_SECRET_TYPE))
+    budget = _Budget(secret_id)
     data = secret.get('data') if isinstance(secret.get('data'), dict) else {}
-    certificates = _certificates(_field(data, 'tls.crt', secret_id), secret_id)
-    key = _private_key(_field(data, 'tls.key', secret_id), secret_id)
+    certificates = _certificates(_field(data, 'tls.crt', secret_id, MAX_CERTIFICATE_BYTES), secret_id, budget)
+    key = _private_key(_field(data, 'tls.key', secret_id, MAX_KEY_BYTES), secret_id)
+    budget.check()
     if _public_der(key.public_key()) != _public_der(certificates[0].public_key()):
         raise InvalidValue('Secret %s: tls.key does not belong to the first certificate of tls.crt' % secret_id)
     not_after = _not_after(certificates[0])
@@ -152,7 +236,7 @@ def _read(secret, secret_id, namespace, name, now):
         # named by content: a renewed Secret is a new file, so the configuration that binds it
         # changes, is validated with it, and a restored previous configuration finds its own file
         'file': certificate_file(namespace, name, hashlib.sha256(bundle).hexdigest()[:12]),
-        'names': _names(certificates[0]),
+        'names': certificate_names(certificates[0], secret_id),
         'not_after': not_after.strftime('%Y-%m-%dT%H:%M:%SZ'),
         'expired': not_after < now,
         'fingerprint': hashlib.sha256(certificates[0].public_bytes(serialization.Encoding.DER)).hexdigest(),

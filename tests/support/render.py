@@ -7,7 +7,7 @@ from pathlib import Path
 
 import jinja2
 
-TEMPLATES = Path(__file__).resolve().parents[2] / 'roles' / 'haproxy_sync' / 'templates'
+REPO_TEMPLATES = TEMPLATES = Path(__file__).resolve().parents[2] / 'roles' / 'haproxy_sync' / 'templates'
 BASE = """global
     master-worker
 defaults

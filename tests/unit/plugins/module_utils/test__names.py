@@ -33,12 +33,34 @@ def test_any_accepted_address_is_plain(text, address_type):
 
 
 @given(st.ip_addresses())
-def test_every_ip_address_is_accepted(address):
+def test_every_ip_address_is_accepted_but_ipv4_mapped_ones(address):
+    if address.version == 6 and address.ipv4_mapped is not None:
+        with pytest.raises(_names.InvalidValue, match='is an IPv4-mapped IPv6 address; give the IPv4 address %s'
+                           % address.ipv4_mapped):
+            _names.server_address(str(address), 'InternalIP')
+        return
     value = _names.server_address(str(address), 'InternalIP')
     if address.version == 6:
         assert value == '[%s]' % address.compressed
     else:
         assert value == str(address)
+
+
+# Python's ipaddress reads "%" and then any text as an IPv6 zone id, newlines included.
+@given(st.ip_addresses(v=6), st.text(min_size=1, max_size=40))
+def test_an_ipv6_zone_id_is_refused_whatever_it_holds(address, zone):
+    for parser in (lambda v: _names.server_address(v, 'InternalIP'), _names.ip_address):
+        with pytest.raises(_names.InvalidValue) as caught:
+            parser('%s%%%s' % (address.compressed, zone))
+        assert 'zone id' in str(caught.value) or 'not an IP address' in str(caught.value)
+        assert '\n' not in str(caught.value)
+
+
+@pytest.mark.parametrize('value', ['fe80::1%eth0', '::1:8080%x#', '::ffff:7f00:7:8080%lo#',
+                                   'fe80::1%\nprogram p\n    command touch pwned\n#'])
+def test_the_zone_ids_of_the_reported_attacks_are_refused(value):
+    with pytest.raises(_names.InvalidValue, match='has an IPv6 zone id'):
+        _names.ip_address(value, 'bind address')
 
 
 @pytest.mark.parametrize('value', ['web\n', 'a b', 'web#1', 'Web', '-web', 'w' * 64, '', None, 7, 'we"b'])

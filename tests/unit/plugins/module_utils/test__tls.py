@@ -74,7 +74,7 @@ def test_refusals_name_the_secret_and_the_reason(shop_cert):
     assert 'HAProxy serves RSA and ECDSA keys' in refusal(secret(ed_cert, ed_key))
     weak_cert, weak_key, dummy = tls.certificate(['weak.example.com'], kind='rsa-1024')
     assert refusal(secret(weak_cert, weak_key)) == \
-        'Secret shop/web-tls: tls.key is an RSA key of 1024 bits; HAProxy needs at least 2048'
+        'Secret shop/web-tls: tls.key is an RSA key of 1024 bits; HAProxy needs 2048 to 8192'
     k1_cert, k1_key, dummy = tls.certificate(['k1.example.com'], kind='ec-k1')
     assert refusal(secret(k1_cert, k1_key)) == \
         'Secret shop/web-tls: tls.key is on curve secp256k1; use one of secp256r1, secp384r1, secp521r1'
@@ -96,9 +96,9 @@ def test_any_bytes_are_refused_with_a_reason_never_a_crash(crt, key, kind):
 def test_anything_the_library_cannot_handle_is_a_refusal_not_a_crash(shop_cert, monkeypatch):
     cert, key, leaf = shop_cert
 
-    def explode(certificate):
+    def explode(certificate, secret_id):
         raise ValueError('error parsing asn1 value: ' + key.decode())
-    monkeypatch.setattr(_tls, '_names', explode)
+    monkeypatch.setattr(_tls, 'certificate_names', explode)
     message = refusal(secret(cert, key))
     assert message == 'Secret shop/web-tls cannot be read as a certificate and key (ValueError)'
 
