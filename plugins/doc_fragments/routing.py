@@ -160,19 +160,6 @@ options:
     type: list
     elements: int
     default: []
-  tls_cert_dir:
-    description:
-      - A directory on the machine that runs the module (or the lookup) where the certificate and
-        private key of each TLS Secret the model uses are written, one PEM file per Secret named
-        C(<namespace>_<secret>.<version>.pem) (the version is a hash of the content), mode C(0600) in
-        a directory of mode C(0700). The
-        P(portico.k8s.haproxy_sync#role) role passes a temporary directory and copies the files to
-        the load balancers.
-      - Unset, the Secrets are still read and checked (a bad one excludes its service with the
-        reason), but nothing is written.
-      - Private keys never appear in the result; RV(portico.k8s.nodeport_info#module:model.certificates)
-        lists only public facts.
-    type: path
   allow_no_nodes:
     description:
       - Accept a model in which no node is eligible. By default that fails, because every

@@ -22,7 +22,6 @@ from ansible_collections.portico.k8s.plugins.module_utils._cluster import (
 from ansible_collections.portico.k8s.plugins.module_utils._annotations import DEFAULT_PREFIX, check_prefix
 from ansible_collections.portico.k8s.plugins.module_utils._model import allocate_range, build_model
 from ansible_collections.portico.k8s.plugins.module_utils._names import InvalidValue, port_number
-from ansible_collections.portico.k8s.plugins.module_utils._tls import write_bundles
 
 ADDRESS_TYPES = ['InternalIP', 'ExternalIP', 'Hostname', 'InternalDNS', 'ExternalDNS']
 
@@ -53,7 +52,6 @@ def model_argument_spec():
         port_conflict=dict(type='str', default='exclude', choices=['exclude', 'allocate']),
         allocate_range=dict(type='str', default='20000-29999'),
         reserved_ports=dict(type='list', elements='int', default=[]),
-        tls_cert_dir=dict(type='path'),
     )
 
 
@@ -66,6 +64,14 @@ MODEL_OPTIONS = ('address_types', 'address_family', 'frontend_port', 'include_co
 
 def collect_model(get):
     """Read the cluster and build the model; raises KubeError with an operator's message."""
+    return collect(get)[0]
+
+
+def collect(get):
+    """(model, bundles): the model, and {file: PEM bytes} of the TLS bundles its certificates name.
+
+    The bundles hold private keys: they are never part of the model, and never written here.
+    """
     # When reading began: the model is at least this fresh (the load balancers compare it).
     read_at = round(time.time(), 3)
     for name in ('api_timeout', 'page_size'):
@@ -101,10 +107,5 @@ def collect_model(get):
         raise KubeError('no node is eligible to receive traffic (%d nodes, all excluded%s), so every '
                         'backend would be empty; nothing was changed. Set allow_no_nodes to accept this.'
                         % (len(model['excluded_nodes']), ': ' + reasons if reasons else ''))
-    if get('tls_cert_dir') and model['certificates']:
-        bundles = dict((v['facts']['file'], v['bundle']) for v in secrets.values() if 'bundle' in v)
-        try:
-            write_bundles(get('tls_cert_dir'), dict((c['file'], bundles[c['file']]) for c in model['certificates']))
-        except (IOError, OSError) as exc:
-            raise KubeError('cannot write the TLS certificates to tls_cert_dir %s: %s' % (get('tls_cert_dir'), exc))
-    return model
+    bundles = dict((v['facts']['file'], v['bundle']) for v in secrets.values() if 'bundle' in v)
+    return model, dict((c['file'], bundles[c['file']]) for c in model['certificates'])

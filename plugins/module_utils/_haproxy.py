@@ -52,6 +52,9 @@ _PATTERNS = {
     'comment': r'[ -~]{0,100000}',
 }
 _SLOTS = dict((kind, re.compile(r'(?:%s)\Z' % pattern)) for kind, pattern in _PATTERNS.items())
+_IS_NAME = re.compile(r'(?:%s)\Z' % _DNS)
+_IS_IPV4 = re.compile(_IPV4 + r'\Z')
+_RESOLVE_LATER = ' init-addr last,libc,none'
 _NUMBERS = {'port': (1, 65535), 'number': (0, 1000000000), 'status': (100, 599)}
 
 
@@ -189,9 +192,12 @@ def _use_backend(route, fetch):
 
 
 def _server(node):
-    """'    server <name> <address>' of one node, both guarded once for every backend."""
+    """('    server <name> <address>', what ends the line) of one node, guarded once for every backend."""
     guard = _Section(node=node.get('name'))
-    return '    server %s %s' % (guard('name', node['name'], 'node name'), guard('address', node['address'], 'address'))
+    address = guard('address', node['address'], 'address')
+    # a name that does not resolve starts the server in maintenance instead of failing the whole file
+    ending = _RESOLVE_LATER if _IS_NAME.match(address) and not _IS_IPV4.match(address) else ''
+    return '    server %s %s' % (guard('name', node['name'], 'node name'), address), ending
 
 
 def _server_options(backend, guard):
@@ -228,15 +234,16 @@ def _backend(backend, servers, draining):
         if nodes != 'all':
             raise UnsafeValue('backend %s: nodes is %s, not "all" or a list' % (backend['name'], _show(nodes)),
                               service=backend.get('service'))
-        lines.extend(prefix + options for prefix in servers.values())
+        lines.extend(prefix + options + ending for prefix, ending in servers.values())
         # Nodes that left since the last run: no new connections, existing ones finish.
-        lines.extend(prefix + options + ' weight 0' for prefix in draining)
+        lines.extend(prefix + options + ' weight 0' + ending for prefix, ending in draining)
     else:
         for name in nodes:
             if name not in servers:
                 raise UnsafeValue('backend %s names node %s, which is not among the eligible nodes'
                                   % (backend['name'], _show(name)), service=backend.get('service'))
-            lines.append(servers[name] + options)
+            prefix, ending = servers[name]
+            lines.append(prefix + options + ending)
     return lines
 
 
@@ -254,7 +261,7 @@ def render(model, bind_address='*', cert_dir=DEFAULT_CERT_DIR):
     for backend in model['backends']:
         lines.extend(_backend(backend, servers, draining))
     text = '\n'.join(lines) + '\n'
-    verify(text, model)
+    verify(text, model, bind_address)
     return text
 
 
@@ -291,78 +298,127 @@ def refusals(model):
 
 
 # The shapes of every line render writes; verify reads the text back against them.
-_NAME, _PORT, _TIME, _NUMBER = r'(%s)' % _PATTERNS['name'], r'[0-9]{1,5}', _PATTERNS['time'], r'[0-9]{1,10}'
+_PORT, _TIME, _NUMBER = r'[0-9]{1,5}', _PATTERNS['time'], r'[0-9]{1,10}'
 _HOST = r'(?:str|end) (?:%s)' % _PATTERNS['host']
-_REDIRECT = r'    http-request redirect code 308 location https://%%\[var\(txn\.host\)\](?::%s)?%%\[pathq\] if ' % _PORT
+_REDIRECT = r'http-request redirect code 308 location https://%%\[var\(txn\.host\)\](?::%s)?%%\[pathq\] if ' % _PORT
 _VALID_HOST = r'\{ var\(txn\.host\) -m reg \^\[a-z0-9\.-\]\+\$ \}'
-_FRONTEND_LINES = re.compile('(?:' + '|'.join('(?:%s)' % shape for shape in (
-    r'    mode (?:tcp|http)',
-    r'    bind (?:%s):%s(?: accept-proxy)?(?: ssl(?: crt (?:%s)/(?:%s))+(?: alpn h2,http/1\.1)?)?' % (
-        _PATTERNS['bind'], _PORT, _PATTERNS['directory'], _PATTERNS['file']),
-    r'    maxconn ' + _NUMBER,
-    r'    timeout client ' + _TIME,
-    r'    http-request set-header X-Forwarded-Proto https?',
-    r'    http-request set-var\(txn\.host\) req\.hdr\(host\),field\(1,:\),lower',
-    _REDIRECT + _VALID_HOST,
-    _REDIRECT + r'\{ var\(txn\.host\) -m %s \} ' % _HOST + _VALID_HOST,
-    r'    use_backend %s if \{ (?:var\(txn\.host\)|ssl_fc_sni -i|req\.ssl_sni -i) -m %s \}' % (_NAME, _HOST),
-    r'    tcp-request inspect-delay 5s',
-    r'    tcp-request content accept if \{ req\.ssl_hello_type 1 \}',
-    r'    default_backend ' + _NAME,
-)) + r')\Z')
-_BACKEND_LINES = re.compile('(?:' + '|'.join('(?:%s)' % shape for shape in (
-    r'    mode (?:tcp|http)',
-    r'    balance (?:%s)' % _PATTERNS['balance'],
-    r'    timeout (?:connect|server|tunnel) ' + _TIME,
-    r'    option httpchk (?:GET|HEAD|OPTIONS) (?:%s)' % _PATTERNS['path'],
-    r'    http-check expect status [0-9]{3}',
-)) + r')\Z')
-_SERVER_LINE = re.compile(r'    server (?:%s) (?:%s):%s check(?: port %s)?(?: inter %s)?(?: rise %s)?(?: fall %s)?'
-                          r'(?: send-proxy(?:-v2)?(?: check-send-proxy)?)?(?: weight 0)?\Z'
+# (what a line is, its shape after the four spaces of indentation); a name in a group is a backend
+_FRONTEND_SHAPES = (
+    ('mode', r'mode (?:tcp|http)'),
+    ('bind', r'bind (%s):(%s)(?: accept-proxy)?(?: ssl(?: crt (?:%s)/(?:%s))+(?: alpn h2,http/1\.1)?)?' % (
+        _PATTERNS['bind'], _PORT, _PATTERNS['directory'], _PATTERNS['file'])),
+    ('maxconn', r'maxconn ' + _NUMBER),
+    ('timeout client', r'timeout client ' + _TIME),
+    ('forwarded proto', r'http-request set-header X-Forwarded-Proto https?'),
+    ('host variable', r'http-request set-var\(txn\.host\) req\.hdr\(host\),field\(1,:\),lower'),
+    ('redirect', _REDIRECT + r'(?:\{ var\(txn\.host\) -m %s \} )?' % _HOST + _VALID_HOST),
+    ('route', r'use_backend (%s) if \{ (?:var\(txn\.host\)|ssl_fc_sni -i|req\.ssl_sni -i) -m %s \}' % (
+        _PATTERNS['name'], _HOST)),
+    ('inspect delay', r'tcp-request inspect-delay 5s'),
+    ('accept hello', r'tcp-request content accept if \{ req\.ssl_hello_type 1 \}'),
+    ('default backend', r'default_backend (%s)' % _PATTERNS['name']),
+)
+_BACKEND_SHAPES = (
+    ('mode', r'mode (?:tcp|http)'),
+    ('balance', r'balance (?:%s)' % _PATTERNS['balance']),
+    ('timeout connect', r'timeout connect ' + _TIME),
+    ('timeout server', r'timeout server ' + _TIME),
+    ('timeout tunnel', r'timeout tunnel ' + _TIME),
+    ('option httpchk', r'option httpchk (?:GET|HEAD|OPTIONS) (?:%s)' % _PATTERNS['path']),
+    ('http-check', r'http-check expect status [0-9]{3}'),
+)
+_SHAPES = dict((kind, [(what, re.compile('    (?:%s)\\Z' % shape)) for what, shape in shapes])
+               for kind, shapes in (('frontend', _FRONTEND_SHAPES), ('backend', _BACKEND_SHAPES)))
+_SERVER_LINE = re.compile(r'    server (%s) (%s):(%s) check(?: port %s)?(?: inter %s)?(?: rise %s)?(?: fall %s)?'
+                          r'(?: send-proxy(?:-v2)?(?: check-send-proxy)?)?(?: weight 0)?(?: init-addr last,libc,none)?\Z'
                           % (_PATTERNS['name'], _PATTERNS['address'], _PORT, _PORT, _TIME, _NUMBER, _NUMBER))
 _COMMENT = re.compile(r'#[ -~]*\Z')
 _SECTION = re.compile(r'(frontend|backend) (%s)\Z' % _PATTERNS['name'])
 _STARTS_FORBIDDEN = re.compile(r'\s*(?:\.|(?:%s)(?:\s|\Z))' % '|'.join(re.escape(k) for k in FORBIDDEN_KEYWORDS))
+# Lines a section holds at most once (and mode and bind, or mode and balance, exactly once).
+_ONCE = ('mode', 'bind', 'maxconn', 'timeout client', 'forwarded proto', 'host variable', 'inspect delay',
+         'accept hello', 'default backend', 'balance', 'timeout connect', 'timeout server', 'timeout tunnel',
+         'option httpchk', 'http-check')
 
 
 class MalformedConfig(ValueError):
     """The generated text is not what the model predicts; str() says where."""
 
 
-def verify(text, model):
-    """Read the generated part back: exactly the model's sections, in order, each line a known shape.
-
-    Raises MalformedConfig naming the first line that is not; nothing is ever written then.
-    """
-    if not text.isascii() or '\r' in text or '\x00' in text:
-        raise MalformedConfig('the generated part holds a character outside printable ASCII')
-    expected = (['frontend ' + f['name'] for f in model['frontends']]
-                + ['backend ' + b['name'] for b in model['backends']])
-    backends = set(b['name'] for b in model['backends'])
-    sections, kind, targets = [], None, []
+def _read_sections(text):
+    """[(kind, name, [(what, match), ...])] of the text; MalformedConfig at the first odd line."""
+    sections, kind, lines = [], None, None
+    server = _SERVER_LINE.match
     for number, line in enumerate(text.split('\n'), 1):
-        if _STARTS_FORBIDDEN.match(line):
-            raise MalformedConfig('generated line %d starts a section, setting or block of its own: %r'
-                                  % (number, line[:80]))
-        if not line or _COMMENT.match(line):
+        # the common case first: a server line of a backend
+        if kind == 'backend' and line.startswith('    server '):
+            match = server(line)
+            if match:
+                lines.append(('server', match))
+                continue
+        elif not line or line[0] == '#' and _COMMENT.match(line):
             continue
         section = _SECTION.match(line)
         if section:
-            kind = section.group(1)
-            sections.append(line)
+            kind, lines = section.group(1), []
+            sections.append((kind, section.group(2), lines))
             continue
-        if kind == 'frontend':
-            shape = _FRONTEND_LINES.match(line)
-            if shape:
-                targets.extend(name for name in shape.groups() if name is not None)
-        elif kind == 'backend':
-            shape = _BACKEND_LINES.match(line) or _SERVER_LINE.match(line)
-        else:
-            shape = None
-        if not shape:
+        found = next(((what, m) for what, m in ((what, shape.match(line)) for what, shape in _SHAPES[kind])
+                      if m), None) if kind else None
+        if found is None:
+            if _STARTS_FORBIDDEN.match(line):
+                raise MalformedConfig('generated line %d starts a section, setting or block of its own: %r'
+                                      % (number, line[:80]))
             raise MalformedConfig('generated line %d is not one Portico writes: %r' % (number, line[:80]))
-    if sections != expected:
+        lines.append(found)
+    return sections
+
+
+def _count(section_name, lines, needed):
+    counts = {}
+    for what, dummy in lines:
+        counts[what] = counts.get(what, 0) + 1
+    for what in _ONCE:
+        if counts.get(what, 0) > 1 or (what in needed and counts.get(what, 0) != 1):
+            raise MalformedConfig('%s has %d "%s" lines' % (section_name, counts.get(what, 0), what))
+    return counts
+
+
+def verify(text, model, bind_address=None):
+    """Read the generated part back: exactly the model's sections in order, each line a known
+    shape, each bind on its frontend's port (and address), each backend's servers the nodes that
+    serve it. Raises MalformedConfig naming what differs; nothing is ever written then.
+    """
+    if not text.isascii() or '\r' in text or '\x00' in text:
+        raise MalformedConfig('the generated part holds a character outside printable ASCII')
+    sections = _read_sections(text)
+    expected = ([('frontend', f['name']) for f in model['frontends']]
+                + [('backend', b['name']) for b in model['backends']])
+    if [(kind, name) for kind, name, lines in sections] != expected:
         raise MalformedConfig('the generated sections are not the model\'s frontends and backends')
-    unknown = sorted(set(targets) - backends)
-    if unknown:
-        raise MalformedConfig('a frontend sends traffic to %s, which is not a backend of the model' % unknown[0])
+    backends = set(b['name'] for b in model['backends'])
+    for frontend, (kind, name, lines) in zip(model['frontends'], sections):
+        counts = _count('frontend ' + name, lines, ('mode', 'bind'))
+        routes = frontend.get('routes') or []
+        redirects = 1 if frontend.get('redirect_port') else sum(1 for r in routes if r.get('redirect_port'))
+        wanted = len(routes) if frontend.get('route_by') == 'sni' else sum(1 for r in routes if r.get('backend'))
+        if counts.get('redirect', 0) != redirects or counts.get('route', 0) != wanted:
+            raise MalformedConfig('frontend %s does not route as the model says' % name)
+        for what, match in lines:
+            if what == 'bind' and (int(match.group(2)) != frontend['port'] or (
+                    bind_address is not None and match.group(1) != (frontend.get('bind_address') or bind_address))):
+                raise MalformedConfig('frontend %s binds %s:%s, not what the model says'
+                                      % (name, match.group(1), match.group(2)))
+            if what in ('route', 'default backend') and match.group(1) not in backends:
+                raise MalformedConfig('frontend %s sends traffic to %s, which is not a backend of the model'
+                                      % (name, match.group(1)))
+    nodes = list(model['nodes']) + list(model.get('draining_nodes') or [])
+    address = dict((n['name'], n['address']) for n in nodes)
+    every = [n['name'] for n in nodes]
+    for backend, (kind, name, lines) in zip(model['backends'], sections[len(model['frontends']):]):
+        _count('backend ' + name, lines, ('mode', 'balance'))
+        servers = [match for what, match in lines if what == 'server']
+        port = '%d' % backend['node_port']
+        if ([m.group(1) for m in servers] != (every if backend['nodes'] == 'all' else list(backend['nodes']))
+                or any(m.group(2) != address[m.group(1)] or m.group(3) != port for m in servers)):
+            raise MalformedConfig('backend %s does not hold the servers the model says' % name)

@@ -6,7 +6,7 @@
 Private to this collection. ``read_tls_secret`` checks a Secret the way HAProxy would need
 it (PEM certificate chain, an unencrypted RSA or ECDSA key that belongs to the first
 certificate) and returns a clean PEM bundle plus facts that are safe to show. The bundle
-holds the private key: it is written to a file of mode 0600 and never returned to Ansible.
+holds the private key: it leaves the module only sealed (see _seal), never in the model.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -17,13 +17,10 @@ import base64
 import binascii
 import datetime
 import hashlib
-import os
 import re
-import stat
 import time
 import traceback
 
-from ansible_collections.portico.k8s.plugins.module_utils._files import replace_atomically
 from ansible_collections.portico.k8s.plugins.module_utils._names import InvalidValue, _show
 
 try:
@@ -104,8 +101,8 @@ def pem_blocks(pem, what):
 class _Budget:
     """Stops reading a Secret that takes longer than PARSE_SECONDS."""
 
-    def __init__(self, secret_id, seconds=PARSE_SECONDS):
-        self.secret_id, self.deadline = secret_id, time.monotonic() + seconds
+    def __init__(self, secret_id):
+        self.secret_id, self.deadline = secret_id, time.monotonic() + PARSE_SECONDS
 
     def check(self):
         if time.monotonic() > self.deadline:
@@ -254,28 +251,3 @@ def name_matches(host, names):
             if sep and rest == name[2:]:
                 return True
     return False
-
-
-def _private_directory(directory):
-    """Make directory (mode 0700), or accept it if it is a real directory of this user."""
-    parent = os.path.dirname(directory.rstrip('/'))
-    if parent and not os.path.isdir(parent):
-        os.makedirs(parent, 0o700)
-    try:
-        os.mkdir(directory, 0o700)
-    except FileExistsError:
-        # never write keys through a link or into someone else's directory
-        info = os.lstat(directory)
-        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
-            raise OSError('%s exists and is not a directory of this user' % directory)
-    os.chmod(directory, 0o700)
-
-
-def write_bundles(directory, bundles):
-    """Write each bundle to directory/<file> with mode 0600 (the directory is made 0700).
-
-    bundles: {file: bytes}. Each file is written to a temporary name, then renamed.
-    """
-    _private_directory(directory)
-    for file_name, bundle in sorted(bundles.items()):
-        replace_atomically(os.path.join(directory, file_name), lambda out, data=bundle: out.write(data), 0o600)

@@ -43,7 +43,21 @@ description:
     could be chosen for an older one's host is excluded), and C(http) ones are routed by the Host
     header, C(tcp) ones by SNI. C(tls-redirect-port) adds a plain-HTTP port that redirects to HTTPS.
   - Every value that comes from the cluster is checked against a strict allow-list before it
-    can reach the model; anything else is excluded with a reason.
+    can reach the model, and again by the guard of the renderer of C(haproxy.cfg); anything else
+    is excluded with a reason.
+  - The module changes nothing anywhere. Private keys never appear in its result: with
+    O(seal_key), the TLS bundles the model's certificates name are returned sealed in
+    RV(sealed_certificates) for the role to install, and without it they are not returned at all.
+options:
+  seal_key:
+    description:
+      - Text of at least 32 random characters. When given, RV(sealed_certificates) holds each TLS
+        bundle (certificate chain and private key) sealed with AES-256-GCM under this key, bound
+        to its file name.
+      - The P(portico.k8s.haproxy_sync#role) role makes a new key for every run and keeps it in
+        memory only, so a sealed bundle that outlives the run is of no use.
+    type: str
+    version_added: 0.2.0
 author:
   - Portico maintainers (@portico-k8s)
 extends_documentation_fragment:
@@ -191,6 +205,14 @@ model:
       description: Counts of the lists above.
       type: dict
       sample: {nodes: 2, excluded_nodes: 1, services: 3, frontends: 3, backends: 3, excluded_services: 1}
+sealed_certificates:
+  description:
+    - With O(seal_key), each certificate file of RV(model.certificates) and its TLS bundle
+      (chain then key, PEM) sealed under that key, as base64 text.
+  returned: when O(seal_key) is given
+  type: dict
+  sample: {shop_web-tls.3f2a9c1d0e4b.pem: "q3v...=="}
+  version_added: 0.2.0
 '''
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -206,14 +228,21 @@ from ansible_collections.portico.k8s.plugins.module_utils._cluster import (
     JMESPATH_IMPORT_ERROR,
 )
 from ansible_collections.portico.k8s.plugins.module_utils._collect import (
-    collect_model,
+    collect,
     model_argument_spec,
+)
+from ansible_collections.portico.k8s.plugins.module_utils._seal import (
+    CRYPTOGRAPHY_IMPORT_ERROR,
+    HAS_CRYPTOGRAPHY,
+    SealError,
+    seal_bundles,
 )
 
 
 def main():
     argument_spec = connection_argument_spec()
     argument_spec.update(model_argument_spec())
+    argument_spec.update(seal_key=dict(type='str', no_log=True))
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
 
     if not module.params['snapshot'] and not HAS_KUBERNETES:
@@ -221,11 +250,20 @@ def main():
     if module.params['filter'] and not HAS_JMESPATH:
         module.fail_json(msg=missing_required_lib('jmespath'), exception=JMESPATH_IMPORT_ERROR)
 
+    if module.params['seal_key'] is not None and not HAS_CRYPTOGRAPHY:
+        module.fail_json(msg=missing_required_lib('cryptography'), exception=CRYPTOGRAPHY_IMPORT_ERROR)
+
     try:
-        model = collect_model(module.params.get)
+        model, bundles = collect(module.params.get)
     except KubeError as exc:
         module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, model=model)
+    result = dict(changed=False, model=model)
+    if module.params['seal_key'] is not None:
+        try:
+            result['sealed_certificates'] = seal_bundles(module.params['seal_key'], bundles)
+        except SealError as exc:
+            module.fail_json(msg='seal_key: %s' % exc)
+    module.exit_json(**result)
 
 
 if __name__ == '__main__':

@@ -26,8 +26,9 @@ def key_pem(key, password=None):
 
 def _certificate(subject_cn, names, key, issuer_cn, issuer_key, not_after, ca=False):
     now = datetime.datetime.now(datetime.timezone.utc)
+    common_names = subject_cn if isinstance(subject_cn, (list, tuple)) else [subject_cn]
     builder = (x509.CertificateBuilder()
-               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject_cn)]))
+               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn) for cn in common_names]))
                .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_cn)]))
                .public_key(key.public_key())
                .serial_number(x509.random_serial_number())
@@ -40,15 +41,19 @@ def _certificate(subject_cn, names, key, issuer_cn, issuer_key, not_after, ca=Fa
     return builder.sign(issuer_key, algorithm)
 
 
-def certificate(names, kind='ec', days=30, chain=False):
-    """(certificate chain PEM, key PEM, leaf) for DNS names; chain adds an issuing CA after the leaf."""
+def certificate(names, kind='ec', days=30, chain=False, cn=None):
+    """(certificate chain PEM, key PEM, leaf) for DNS names; chain adds an issuing CA after the leaf.
+
+    cn: the subject's common name(s), by default the first name.
+    """
     key = private_key(kind)
     not_after = datetime.datetime.now(datetime.timezone.utc) + days * DAY
+    cn = cn or names[0]
     if not chain:
-        leaf = _certificate(names[0], names, key, names[0], key, not_after)
+        leaf = _certificate(cn, names, key, cn if isinstance(cn, str) else cn[0], key, not_after)
         return leaf.public_bytes(serialization.Encoding.PEM), key_pem(key), leaf
     ca_key = private_key('ec')
     ca = _certificate('Portico test CA', [], ca_key, 'Portico test CA', ca_key, not_after + DAY, ca=True)
-    leaf = _certificate(names[0], names, key, 'Portico test CA', ca_key, not_after)
+    leaf = _certificate(cn, names, key, 'Portico test CA', ca_key, not_after)
     pem = leaf.public_bytes(serialization.Encoding.PEM) + ca.public_bytes(serialization.Encoding.PEM)
     return pem, key_pem(key), leaf

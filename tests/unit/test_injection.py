@@ -1,8 +1,11 @@
 """Nothing a cluster user writes reaches haproxy.cfg unchecked.
 
-Hostile names, labels, ports and addresses go through the real collection code and the role's
-real template; the result always passes `haproxy -c`, holds exactly the lines the model
-predicts, and every rejected value is reported with a reason.
+Hostile names, labels, ports, annotations, hosts, Secret names and addresses go through the real
+collection code and the real renderer; the result always passes `haproxy -c`, holds exactly the
+lines the model predicts, and every rejected value is reported with a reason. The generators
+include what parsers accept but a human would not expect: IPv6 zone ids of any text, IPv4-mapped
+IPv6, line breaks of every kind, HAProxy's own syntax (``%[``, ``${``, ``.if``, ``program``),
+quotes and very long values.
 """
 
 import subprocess
@@ -15,7 +18,14 @@ from tests.support import tls
 from tests.support.render import render
 
 HOSTILE = ['web', 'db-1', 'a\nbind :1', 'x\r', 'nul\x00', 'sp ace', '#c', '"q"', "'q'", 'back\\slash',
-           'l' * 300, 'wеb', 'ｗｅｂ', 'server', 'frontend', 'listen x', '', '-x', 'x.y', 'UPPER']
+           'l' * 300, 'wеb', 'ｗｅｂ', 'server', 'frontend', 'listen x', '', '-x', 'x.y', 'UPPER',
+           'a\u2028b', 'a\x85b', 'a\u2029b', 'a\x0bb', 'a\x0cb', '%[src]', '${HOME}', '"${X}"', '.if 1', '.endif',
+           'program', 'program p\n    command touch pwned', 'global', 'setenv A b', 'lua-load x', 'x' * 5000,
+           'fe80::1%eth0', '::1:8080%x#', '::ffff:7f00:7:8080%lo#', '::ffff:10.0.0.1', '10.0.0.1%x',
+           'fe80::1%\nprogram p\n    command touch pwned\nfrontend tail\n    mode tcp#', 'a.example.com #x',
+           'a.example.com\n    use_backend x', '*.', '*.*.example.com', 'xn--e1awd7f.com', '10.0.0.1:80']
+ATTACKS = ['::1:1%x#\nprogram p\n    command touch pwned\n#', '::ffff:7f00:7:8080%x#', 'fe80::1%eth0',
+           'fd00::1%\u2028x', '::ffff:127.0.0.1', '127.0.0.1\n', '10.0.0.1 backup', '[::1]', '1.2.3.4:80']
 
 
 CERTIFICATE = _tls.read_tls_secret(objects.tls_secret(
@@ -30,7 +40,11 @@ def mostly(valid, hostile):
 text = mostly(st.sampled_from(['web', 'shop', 'db-1', 'api', 'w1', 'w2']),
               st.one_of(st.sampled_from(HOSTILE), st.text(max_size=12)))
 port = mostly(st.integers(1, 65535), st.one_of(st.integers(-5, 70000), st.sampled_from(['80', None, True, 1.5])))
-address = mostly(st.ip_addresses().map(str), st.one_of(text, st.sampled_from(['10.0.0.1 backup', '[::1]', '1.2.3.4:80'])))
+# an IPv6 address with a zone id: "%" and then any text, which Python's ipaddress accepts
+zoned = st.builds(lambda a, zone: '%s%%%s' % (a.compressed, zone), st.ip_addresses(v=6),
+                  st.one_of(st.text(max_size=20), st.sampled_from(HOSTILE)))
+mapped = st.ip_addresses(v=4).map(lambda a: '::ffff:%s' % a)
+address = mostly(st.ip_addresses().map(str), st.one_of(text, zoned, mapped, st.sampled_from(ATTACKS)))
 
 
 GOOD = {
@@ -45,8 +59,9 @@ GOOD = {
     'tls-secret': ['web-tls', 'shop-tls', 'missing-tls'], 'tls-redirect-port': ['80', '8080'],
     'host-default': ['true', 'false'],
 }
-annotation_values = st.one_of(st.sampled_from(HOSTILE), st.text(max_size=12),
-                              st.sampled_from(['10s\nbind :1', 'hdr(a b)', '/x y', '1 backup', 'a.com #x']))
+annotation_values = st.one_of(st.sampled_from(HOSTILE), st.text(max_size=12), zoned, mapped, st.sampled_from(ATTACKS),
+                              st.sampled_from(['10s\nbind :1', 'hdr(a b)', '/x y', '1 backup', 'a.com #x', '/%[src]',
+                                               '/a%zz', '/ok%2F', 'hdr(X-A)\n.if 1', '80,web\nprogram p']))
 
 
 @st.composite
@@ -60,8 +75,8 @@ def annotations(draw):
 def cluster(draw):
     nodes = [{'kind': 'Node', 'metadata': {'name': draw(text), 'labels': {draw(text): draw(text)}},
               'status': {'conditions': [{'type': 'Ready', 'status': 'True'}],
-                         'addresses': [{'type': draw(mostly(st.just('InternalIP'), st.just('Hostname'))),
-                                        'address': draw(address)}]}}
+                         'addresses': [{'type': draw(mostly(st.just('InternalIP'), st.sampled_from(
+                             ['Hostname', 'ExternalIP', 'InternalDNS']))), 'address': draw(address)}]}}
              for dummy in range(draw(st.integers(1, 4)))]
     services = [{'kind': 'Service',
                  'metadata': {'namespace': draw(text), 'name': draw(text),
@@ -75,6 +90,17 @@ def cluster(draw):
                                     for dummy in range(draw(st.integers(0, 3)))]}}
                 for dummy in range(draw(st.integers(0, 5)))]
     return nodes, services
+
+
+# The first word of every generated line.
+LINE_KEYWORDS = {'frontend', 'backend', 'mode', 'bind', 'maxconn', 'timeout', 'http-request', 'tcp-request',
+                 'use_backend', 'default_backend', 'balance', 'option', 'http-check', 'server'}
+
+
+def resolve_later(address):
+    """A node known by a DNS name starts in maintenance if the name does not resolve (not a failed file)."""
+    is_ip = address.startswith('[') or all(part.isdigit() for part in address.split('.'))
+    return '' if is_ip else ' init-addr last,libc,none'
 
 
 def redirect_port(port):
@@ -135,20 +161,32 @@ def expected_lines(model, cert_dir):
             if backend['proxy_protocol'] != 'none':
                 suffix += ' check-send-proxy'
         names = sorted(addresses) if backend['nodes'] == 'all' else backend['nodes']
-        lines += ['    server %s %s:%d%s' % (name, addresses[name], backend['node_port'], suffix) for name in names]
+        lines += ['    server %s %s:%d%s%s' % (name, addresses[name], backend['node_port'], suffix,
+                                              resolve_later(addresses[name])) for name in names]
+        if backend['nodes'] == 'all':
+            # nodes that left drain: no new connections
+            lines += ['    server %s %s:%d%s weight 0%s' % (n['name'], n['address'], backend['node_port'], suffix,
+                                                          resolve_later(n['address']))
+                      for n in model['draining_nodes']]
     return lines
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(cluster(), st.sampled_from(['exclude', 'allocate']))
-def test_hostile_values_never_reach_the_config(tmp_path_factory, state, port_conflict):
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(cluster(), st.sampled_from(['exclude', 'allocate']), st.lists(st.tuples(text, address), max_size=2))
+def test_hostile_values_never_reach_the_config(tmp_path_factory, state, port_conflict, drained):
     raw_nodes, raw_services = state
     nodes = [_cluster.slim_node(n) for n in raw_nodes]
     services = [s for s in (_cluster.ServiceFilter()(obj) for obj in raw_services) if s is not None]
-    options = {'include_control_plane': True, 'port_conflict': port_conflict, 'reserved_ports': [8404]}
+    options = {'include_control_plane': True, 'port_conflict': port_conflict, 'reserved_ports': [8404],
+               'address_types': ['InternalIP', 'ExternalIP', 'Hostname', 'InternalDNS'],
+               # nodes served last run come back from the controller's drain state file
+               'drain_state': {'nodes': [{'name': draw_name, 'address': draw_address}
+                                         for draw_name, draw_address in drained]}, 'drain_seconds': 60}
     model, config = model_and_config(nodes, services, options, tmp_path_factory)
     # every node and service port that is not in the model is reported with a reason
     assert len(model['nodes']) + len(model['excluded_nodes']) == len(nodes)
+    for node in model['nodes'] + model['draining_nodes']:
+        assert '%' not in node['address'] and not node['address'].startswith('[::ffff:')
     assert all(e['reason'] for e in model['excluded_nodes'] + model['excluded_services'])
     # every service is routed or excluded; a bad annotation value is excluded naming the annotation
     routed = {s for f in model['frontends'] for s in f['service'].split(', ')}
@@ -181,11 +219,16 @@ def model_and_config(nodes, services, options, tmp_path_factory):
         (cert_dir / certificate['file']).write_bytes(CERTIFICATE[0])
     config = render(model, cert_dir=str(cert_dir))
     generated = config.split('# Generated by portico.k8s.haproxy_sync')[1].split('\n', 1)[1]
-    lines = [line for line in generated.splitlines() if line and not line.startswith('#')]
+    # split on "\n" alone: str.splitlines would also split on U+2028, U+0085 and others
+    lines = [line for line in generated.split('\n') if line and not line.startswith('#')]
     assert lines == expected_lines(model, cert_dir)
-    for line in config.splitlines():
-        assert '\x00' not in line and '\r' not in line
-        assert line.isascii()
+    for line in config.split('\n'):
+        assert line.isascii() and (line == '' or line.isprintable())
+    for line in lines:
+        # only the fixed redirect text has "%" and "{"; no value brings quotes, "$", "#" or a keyword of its own
+        values = line.replace('%[var(txn.host)]', '').replace('%[pathq]', '').replace('^[a-z0-9.-]+$', '')
+        assert not any(c in values for c in '"\'\\$#`%')
+        assert line.split()[0] in LINE_KEYWORDS
     return model, config
 
 

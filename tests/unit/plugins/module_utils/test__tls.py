@@ -120,13 +120,6 @@ def test_host_names_match_like_tls_does():
     assert not _tls.name_matches('apps.example.com', names)
 
 
-def test_bundles_are_written_private(tmp_path):
-    target = tmp_path / 'stage'
-    _tls.write_bundles(str(target), {'shop_web-tls.pem': b'pem'})
-    assert stat.S_IMODE(os.stat(target).st_mode) == 0o700
-    assert stat.S_IMODE(os.stat(target / 'shop_web-tls.pem').st_mode) == 0o600
-    assert (target / 'shop_web-tls.pem').read_bytes() == b'pem'
-    assert os.listdir(target) == ['shop_web-tls.pem']
 
 
 # ---------------------------------------------------------------- the model
@@ -281,8 +274,8 @@ def test_secrets_are_read_by_name_and_checked(fakeapi, shop_cert, tmp_path):
         secret(cert, key), objects.secret('other', 'shop', data={'password': 'hunter2'}),
     ]))
     options = {'host': fakeapi.url, 'api_key': fakeapi.token, 'ca_cert': str(fakeapi.ca_path),
-               'tls_cert_dir': str(tmp_path / 'stage'), 'address_types': ['InternalIP']}
-    model = _collect.collect_model(options.get)
+               'address_types': ['InternalIP']}
+    model, bundles = _collect.collect(options.get)
     assert [f['service'] for f in model['frontends']] == ['shop/web']
     reasons = {e['service']: e['reason'] for e in model['excluded_services']}
     assert reasons['shop/api'] == 'annotation portico.io/tls-secret: Secret shop/nope not found'
@@ -291,8 +284,10 @@ def test_secrets_are_read_by_name_and_checked(fakeapi, shop_cert, tmp_path):
     asked = sorted(r.path for r in fakeapi.requests if '/secrets' in r.path)
     assert asked == ['/api/v1/namespaces/shop/secrets/nope', '/api/v1/namespaces/shop/secrets/web-tls']
     bundle, facts = _tls.read_tls_secret(secret(cert, key))
-    assert (tmp_path / 'stage' / facts['file']).read_bytes() == bundle
+    # the bundle comes back beside the model, never in it, and nothing is written anywhere
+    assert bundles == {facts['file']: bundle}
     assert b'PRIVATE KEY' not in json.dumps(model).encode()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_forbidden_secret_excludes_its_service_and_the_run_goes_on(fakeapi, shop_cert):
@@ -336,3 +331,112 @@ def test_a_snapshot_can_carry_the_secrets(tmp_path, shop_cert):
     nodes, services, slices, source, secrets = _cluster.read_snapshot(str(path), _cluster.ServiceFilter())
     assert set(secrets) == {('shop', 'web-tls')} and secrets[('shop', 'web-tls')]['facts']['names'] == [
         '*.shop.example.com', 'shop.example.com']
+
+
+# ---------------------------------------------------------------- what one Secret may cost
+
+def test_haproxy_selects_a_certificate_by_its_common_name_too():
+    cert, key, leaf = tls.certificate(['attacker.example.com'], cn='victim.example.com')
+    assert _tls.read_tls_secret(secret(cert, key))[1]['names'] == ['attacker.example.com', 'victim.example.com']
+    # every common name counts, and HAProxy reads each as a C string: a NUL ends it
+    cert, key, leaf = tls.certificate(['a.example.com'], cn=['b.example.com', 'victim.example.com\x00.evil.example'])
+    assert _tls.read_tls_secret(secret(cert, key))[1]['names'] == ['a.example.com', 'b.example.com',
+                                                                   'victim.example.com']
+    # a common name that is no DNS name (an organisation's name) can match no host, and is left out
+    cert, key, leaf = tls.certificate(['a.example.com'], cn='Example Corp Internal')
+    assert _tls.read_tls_secret(secret(cert, key))[1]['names'] == ['a.example.com']
+
+
+def test_a_certificate_with_too_many_names_is_refused():
+    cert, key, leaf = tls.certificate(['h%d.example.com' % i for i in range(_tls.MAX_NAMES)])
+    assert refusal(secret(cert, key)) == ('Secret shop/web-tls: the certificate names %d hosts; at most %d are '
+                                          'accepted' % (_tls.MAX_NAMES + 1, _tls.MAX_NAMES))
+
+
+def test_pem_blocks_are_read_in_one_pass():
+    block = b'-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n'
+    assert _tls.pem_blocks(b'junk\n' + block + b'more\n' + block, 'x') == [('CERTIFICATE', block.strip())] * 2
+    with pytest.raises(InvalidValue, match='x has a PEM block "CERTIFICATE" without its END line'):
+        _tls.pem_blocks(b'-----BEGIN CERTIFICATE-----\n' * 5000, 'x')
+    with pytest.raises(InvalidValue, match='x holds more than 16 PEM blocks'):
+        _tls.pem_blocks(block * 17, 'x')
+    with pytest.raises(InvalidValue, match='x has a malformed PEM "BEGIN" line'):
+        _tls.pem_blocks(b'-----BEGIN ' + b'A' * 1000, 'x')
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=400) | st.lists(st.sampled_from([b'-----BEGIN CERTIFICATE-----', b'-----END CERTIFICATE-----',
+                                                         b'-----BEGIN ', b'-----', b'\n', b'AAAA', b'-----END ']),
+                                          max_size=60).map(b''.join))
+def test_any_bytes_give_blocks_or_a_reason(data):
+    try:
+        blocks = _tls.pem_blocks(data, 'tls.crt')
+    except InvalidValue as exc:
+        assert str(exc).startswith('tls.crt ')
+        return
+    assert len(blocks) <= _tls.MAX_PEM_BLOCKS
+    for label, block in blocks:
+        assert block.startswith(b'-----BEGIN ' + label.encode() + b'-----')
+        assert block.endswith(b'-----END ' + label.encode() + b'-----')
+
+
+def test_a_secret_bomb_is_refused_unread(shop_cert):
+    cert, key, leaf = shop_cert
+    many = cert.split(b'-----END CERTIFICATE-----')[0] + b'-----END CERTIFICATE-----\n'
+    bombs = {
+        'unterminated': (b'-----BEGIN CERTIFICATE-----\n' * 2000, key,
+                         'Secret shop/web-tls: tls.crt has a PEM block "CERTIFICATE" without its END line'),
+        'oversized': (b'A' * (_tls.MAX_CERTIFICATE_BYTES + 1), key, 'Secret shop/web-tls: tls.crt is larger than 64 KiB'),
+        'long chain': (many * (_tls.MAX_CHAIN + 1), key,
+                       'Secret shop/web-tls: tls.crt holds 11 certificates; a chain of at most 10 is accepted'),
+        'many blocks': (b'-----BEGIN X-----\nA\n-----END X-----\n' * 17 + cert, key,
+                        'Secret shop/web-tls: tls.crt holds more than 16 PEM blocks'),
+        'big key': (cert, b'-----BEGIN PRIVATE KEY-----\n' + b'A' * _tls.MAX_KEY_BYTES,
+                    'Secret shop/web-tls: tls.key is larger than 16 KiB'),
+        'no key block': (cert, b'not a key', 'Secret shop/web-tls: tls.key is not a PEM private key'),
+    }
+    for name, (crt, tls_key, reason) in bombs.items():
+        assert refusal(secret(crt, tls_key)) == reason, name
+
+
+def test_the_limits_of_keys_and_time(shop_cert, monkeypatch):
+    cert, key, leaf = tls.certificate(['shop.example.com'], kind='rsa')
+    monkeypatch.setattr(_tls, 'MAX_RSA_BITS', 2047)
+    assert refusal(secret(cert, key)) == \
+        'Secret shop/web-tls: tls.key is an RSA key of 2048 bits; HAProxy needs 2048 to 2047'
+    monkeypatch.setattr(_tls, 'PARSE_SECONDS', -1)
+    assert refusal(secret(*shop_cert[:2])) == 'Secret shop/web-tls takes longer than -1.0 s to read; refused'
+
+
+def test_an_older_certificate_naming_a_younger_services_host_by_cn_excludes_the_younger():
+    attacker = tls.certificate(['attacker.example.com'], cn='victim.example.com')
+    victim = tls.certificate(['victim.example.com'])
+    secrets = {('evil', 'evil-tls'): _tls.read_tls_secret(secret(*attacker[:2], name='evil-tls', namespace='evil'))[1],
+               ('shop', 'web-tls'): _tls.read_tls_secret(secret(*victim[:2]))[1]}
+
+    def services(attacker_created, victim_created):
+        return [service('evil', 443, attacker_created, namespace='evil', mode='http', hosts='attacker.example.com',
+                        tls_secret='evil-tls'),
+                service('web', 443, victim_created, mode='http', hosts='victim.example.com', tls_secret='web-tls')]
+    older = _model.build_model([NODE], services('2026-01-01T00:00:00Z', '2026-02-01T00:00:00Z'), {}, {}, None, secrets)
+    assert [e['service'] for e in older['excluded_services']] == ['shop/web']
+    assert older['excluded_services'][0]['reason'] == (
+        'annotation portico.io/tls-secret: for host victim.example.com on port 443 HAProxy would serve the '
+        'certificate of the older service evil/evil')
+    younger = _model.build_model([NODE], services('2026-03-01T00:00:00Z', '2026-02-01T00:00:00Z'), {}, {}, None, secrets)
+    assert [e['service'] for e in younger['excluded_services']] == ['evil/evil']
+    assert 'also names host victim.example.com' in younger['excluded_services'][0]['reason']
+
+
+def test_one_bind_line_takes_at_most_29_certificates():
+    facts = dict(_tls.read_tls_secret(secret(*tls.certificate(['x.example.com'])[:2]))[1], names=[])
+    services, secrets = [], {}
+    for index in range(31):
+        services.append(service('s%02d' % index, 443, '2026-01-%02dT00:00:00Z' % (index % 28 + 1), mode='http',
+                                hosts='h%d.example.com' % index, tls_secret='t%d' % index))
+        secrets[('shop', 't%d' % index)] = dict(facts, secret='shop/t%d' % index, file='shop_t%d.0123456789ab.pem' % index)
+    model = _model.build_model([NODE], services, {}, {}, None, secrets)
+    frontend, = model['frontends']
+    assert len(frontend['tls']['certificates']) == 29
+    excluded = [e for e in model['excluded_services'] if 'as many as one HAProxy bind line takes' in e['reason']]
+    assert len(excluded) == 2
