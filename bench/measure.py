@@ -17,6 +17,7 @@ ru_maxrss again: peak_mb is the growth of the peak resident set caused by the wo
 import argparse
 import gc
 import json
+import os
 import resource
 import sys
 import time
@@ -219,6 +220,63 @@ def render_lines(args):
     return _render_run(synthetic_model(args.lines, args.nodes, args.backends))
 
 
+def secret_bombs(tenants=3):
+    """The Secrets of several tenants built to make reading them slow, and one good Secret each."""
+    from tests.fakeapi import objects
+    from tests.support import tls
+    good_cert, good_key, dummy = tls.certificate(['good.example.com'])
+    rsa_cert, rsa_key, dummy = tls.certificate(['rsa.example.com'], kind='rsa')
+    one = good_cert
+    bombs = {
+        # the reported cases: 0.1.0 spent 7 s on the first and 120 s on the second
+        'begin-128k': (b'-----BEGIN CERTIFICATE-----\n' * (128 * 1024 // 28), good_key),
+        'begin-512k': (b'-----BEGIN CERTIFICATE-----\n' * (512 * 1024 // 28), good_key),
+        'begin-60k': (b'-----BEGIN CERTIFICATE-----\n' * (60 * 1024 // 28), good_key),
+        'blocks': (b'-----BEGIN X-----\nAA==\n-----END X-----\n' * 2000 + one, good_key),
+        'garbage-blocks': (b'-----BEGIN CERTIFICATE-----\n' + b'QUFB' * 4000 + b'\n-----END CERTIFICATE-----\n', good_key),
+        'long-chain': (one * 10, good_key),
+        'rsa-chain': (rsa_cert * 10, rsa_key),
+        'big-key': (one, b'-----BEGIN PRIVATE KEY-----\n' + b'QUFB' * 4000 + b'\n-----END PRIVATE KEY-----\n'),
+        'bad-key-blocks': (one, b'-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n' * 300),
+    }
+    services, secrets = [], {}
+    for tenant in range(tenants):
+        namespace = 'tenant-%d' % tenant
+        for name, (crt, key) in sorted(bombs.items()) + [('good', (good_cert, good_key))]:
+            services.append({'namespace': namespace, 'name': name, 'annotations': {'tls-secret': name}})
+            secrets[(namespace, name)] = objects.tls_secret(name, namespace, cert_pem=crt, key_pem=key)
+    return services, secrets
+
+
+def secrets(args):
+    """What the Secret bombs of several tenants cost a whole collection (snapshot read, every Secret checked)."""
+    import tempfile
+    from ansible_collections.portico.k8s.plugins.module_utils import _collect
+    from tests.fakeapi import objects
+    services, objects_by_name = secret_bombs(args.tenants or 3)
+    items = [objects.node('node-1', internal_ips='10.0.0.1')]
+    for index, service in enumerate(services):
+        items.append(objects.service(service['name'], service['namespace'], type='NodePort',
+                                     annotations={'portico.io/tls-secret': service['name']},
+                                     ports=[objects.service_port(8000 + index, node_port=30000 + index)]))
+    items += list(objects_by_name.values())
+    handle, path = tempfile.mkstemp(suffix='.json')
+    with os.fdopen(handle, 'w') as out_file:
+        json.dump(objects.cluster_list(items), out_file)
+    options = {'snapshot': path, 'address_types': ['InternalIP']}
+    out = {}
+
+    def work():
+        out['model'] = _collect.collect(options.get)[0]
+
+    def extra():
+        os.unlink(path)
+        refused = [e for e in out['model']['excluded_services'] if 'tls-secret' in e['reason']]
+        return {'secrets': len(objects_by_name), 'refused': len(refused),
+                'bytes': sum(len(json.dumps(o)) for o in objects_by_name.values())}
+    return run(work, extra)
+
+
 def import_corev1api(args):
     """What the first use of kubernetes.client.CoreV1Api costs after `import kubernetes`."""
     import kubernetes
@@ -253,7 +311,7 @@ def run(work, extra):
 
 KINDS = {'floor': floor, 'module': module, 'naive': naive, 'render': render,
          'render_lines': render_lines, 'profile': profile, 'import': import_corev1api,
-         'playbook': playbook}
+         'playbook': playbook, 'secrets': secrets}
 
 
 def main(argv=None):
@@ -270,6 +328,7 @@ def main(argv=None):
     parser.add_argument('--profile-out')
     parser.add_argument('--nodes', type=int)
     parser.add_argument('--backends', type=int)
+    parser.add_argument('--tenants', type=int)
     parser.add_argument('--cwd')
     parser.add_argument('--env-json')
     argv = list(sys.argv[1:] if argv is None else argv)

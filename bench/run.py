@@ -40,7 +40,7 @@ RESULTS = REPO / 'bench' / 'results'
 LOAD_BALANCERS = {'lb-1': '127.0.3.1', 'lb-2': '127.0.3.2', 'lb-3': '127.0.3.3'}
 RECAP = re.compile(r'^(?P<host>\S+)\s+:\s+ok=\d+\s+changed=(?P<changed>\d+)\s+unreachable=\d+\s+failed=(?P<failed>\d+)', re.M)
 LARGE_PAGE = 100000
-SCENARIOS = ('collect', 'render', 'sync', 'eda')
+SCENARIOS = ('collect', 'render', 'secrets', 'sync', 'eda')
 # The event-driven scenario: its own loopback addresses, so that it can run next to the tests.
 EDA_LOAD_BALANCERS = {'lb-a': '127.0.4.1', 'lb-b': '127.0.4.2'}
 EDA_NODES = {'worker-1': '127.0.4.11', 'worker-2': '127.0.4.12'}
@@ -145,6 +145,23 @@ def bench_render_lines(reps):
                            'nodes': runs[0]['nodes']}
         out[shape] = rows
     return out
+
+
+def bench_secrets(reps):
+    say('== reading the Secret bombs of several tenants')
+    runs = [measure('secrets', '--tenants', '3') for unused in range(reps)]
+    return {'seconds': median_of(runs, 'seconds'), 'max_seconds': max(r['seconds'] for r in runs),
+            'peak_mb': median_of(runs, 'peak_mb'), 'secrets': runs[0]['secrets'], 'refused': runs[0]['refused'],
+            'megabytes': runs[0]['bytes'] / 1e6}
+
+
+def secrets_report(results):
+    r = results.get('secrets')
+    if not r:
+        return []
+    return ['', 'Secret bombs: %d Secrets of 3 tenants (%.1f MB, %d refused), read and checked in %.2f s '
+            '(median, slowest %.2f s), %.0f MB peak' % (r['secrets'], r['megabytes'], r['refused'], r['seconds'],
+                                                       r['max_seconds'], r['peak_mb'])]
 
 
 def _free_ports_needed(model_path):
@@ -491,6 +508,7 @@ def report(results):
     if results.get('render_lines'):
         lines.append('')
         lines += render_report(results)
+    lines += secrets_report(results)
     lines += sync_report(results)
     lines += eda_section(results)
     lines.append('')
@@ -591,7 +609,12 @@ def eda_verdicts(results):
 
 
 def verdicts(results):
-    return collection_verdicts(results) + eda_verdicts(results)
+    out = collection_verdicts(results) + eda_verdicts(results)
+    if results.get('secrets'):
+        r = results['secrets']
+        out.append(('Secret bombs of several tenants cost the sync under 2 s in total', '%.2f s (slowest %.2f s)'
+                    % (r['seconds'], r['max_seconds']), r['max_seconds'] < 2.0))
+    return out
 
 
 def collection_verdicts(results):
@@ -670,6 +693,8 @@ def main(argv=None):
             results['reps'][size] = {'reps': reps, 'naive_reps': naive_reps}
             results['sizes'][size] = bench_size(size, reps, naive_reps, certdir, tmp, args.profile)
         results['render_lines'] = bench_render_lines(3) if 'render' in wanted else {}
+        if 'secrets' in wanted:
+            results['secrets'] = bench_secrets(5)
         if 'sync' in wanted:
             try:
                 results['sync'] = bench_sync(args.sync_reps, certdir, tmp)

@@ -329,9 +329,10 @@ _BACKEND_SHAPES = (
 )
 _SHAPES = dict((kind, [(what, re.compile('    (?:%s)\\Z' % shape)) for what, shape in shapes])
                for kind, shapes in (('frontend', _FRONTEND_SHAPES), ('backend', _BACKEND_SHAPES)))
-_SERVER_LINE = re.compile(r'    server (%s) (%s):(%s) check(?: port %s)?(?: inter %s)?(?: rise %s)?(?: fall %s)?'
-                          r'(?: send-proxy(?:-v2)?(?: check-send-proxy)?)?(?: weight 0)?(?: init-addr last,libc,none)?\Z'
-                          % (_PATTERNS['name'], _PATTERNS['address'], _PORT, _PORT, _TIME, _NUMBER, _NUMBER))
+# What follows "<address>:<port>" on a server line; checked once per distinct text.
+_SERVER_OPTIONS = re.compile(r' check(?: port %s)?(?: inter %s)?(?: rise %s)?(?: fall %s)?'
+                             r'(?: send-proxy(?:-v2)?(?: check-send-proxy)?)?(?: weight 0)?(?: init-addr last,libc,none)?\Z'
+                             % (_PORT, _TIME, _NUMBER, _NUMBER))
 _COMMENT = re.compile(r'#[ -~]*\Z')
 _SECTION = re.compile(r'(frontend|backend) (%s)\Z' % _PATTERNS['name'])
 _STARTS_FORBIDDEN = re.compile(r'\s*(?:\.|(?:%s)(?:\s|\Z))' % '|'.join(re.escape(k) for k in FORBIDDEN_KEYWORDS))
@@ -348,15 +349,12 @@ class MalformedConfig(ValueError):
 def _read_sections(text):
     """[(kind, name, [(what, match), ...])] of the text; MalformedConfig at the first odd line."""
     sections, kind, lines = [], None, None
-    server = _SERVER_LINE.match
     for number, line in enumerate(text.split('\n'), 1):
-        # the common case first: a server line of a backend
+        # the common case first: a server line of a backend, compared with the model in verify
         if kind == 'backend' and line.startswith('    server '):
-            match = server(line)
-            if match:
-                lines.append(('server', match))
-                continue
-        elif not line or line[0] == '#' and _COMMENT.match(line):
+            lines.append(('server', line))
+            continue
+        if not line or line[0] == '#' and _COMMENT.match(line):
             continue
         section = _SECTION.match(line)
         if section:
@@ -413,12 +411,23 @@ def verify(text, model, bind_address=None):
                 raise MalformedConfig('frontend %s sends traffic to %s, which is not a backend of the model'
                                       % (name, match.group(1)))
     nodes = list(model['nodes']) + list(model.get('draining_nodes') or [])
-    address = dict((n['name'], n['address']) for n in nodes)
+    # '<name> <address>' of each node, as a server line starts after "    server "
+    start = dict((n['name'], '%s %s:' % (n['name'], n['address'])) for n in nodes)
     every = [n['name'] for n in nodes]
+    known_options = set()
     for backend, (kind, name, lines) in zip(model['backends'], sections[len(model['frontends']):]):
         _count('backend ' + name, lines, ('mode', 'balance'))
-        servers = [match for what, match in lines if what == 'server']
+        servers = [line for what, line in lines if what == 'server']
+        wanted = every if backend['nodes'] == 'all' else list(backend['nodes'])
         port = '%d' % backend['node_port']
-        if ([m.group(1) for m in servers] != (every if backend['nodes'] == 'all' else list(backend['nodes']))
-                or any(m.group(2) != address[m.group(1)] or m.group(3) != port for m in servers)):
+        if len(servers) != len(wanted):
             raise MalformedConfig('backend %s does not hold the servers the model says' % name)
+        for line, node in zip(servers, wanted):
+            head = start.get(node, '\n') + port
+            options = line[11 + len(head):]
+            if not line.startswith(head, 11) or options[:1] != ' ':
+                raise MalformedConfig('backend %s does not hold the servers the model says' % name)
+            if options not in known_options:
+                if not _SERVER_OPTIONS.match(options):
+                    raise MalformedConfig('a server line of backend %s is not one Portico writes: %r' % (name, line[:80]))
+                known_options.add(options)
