@@ -159,9 +159,9 @@ def secrets_report(results):
     r = results.get('secrets')
     if not r:
         return []
-    return ['', 'Secret bombs: %d Secrets of 3 tenants (%.1f MB, %d refused), read and checked in %.2f s '
-            '(median, slowest %.2f s), %.0f MB peak' % (r['secrets'], r['megabytes'], r['refused'], r['seconds'],
-                                                       r['max_seconds'], r['peak_mb'])]
+    text = ('Secret bombs: %d Secrets of 3 tenants (%.1f MB, %d refused), read and checked in %.2f s '
+            '(median, slowest %.2f s), %.0f MB peak')
+    return ['', text % (r['secrets'], r['megabytes'], r['refused'], r['seconds'], r['max_seconds'], r['peak_mb'])]
 
 
 def _free_ports_needed(model_path):

@@ -14,7 +14,7 @@ description:
   - Returns the PEM bundle (certificate chain then private key) of one entry of the
     C(sealed_certificates) result of M(portico.k8s.nodeport_info), sealed under its O(seal_key).
   - The P(portico.k8s.haproxy_sync#role) role uses it in C(no_log) tasks that install the files on
-    the load balancers. It holds a private key: never print it.
+    the load balancers. The result holds a private key, so never print it.
 options:
   _input:
     description: The sealed text.

@@ -122,7 +122,7 @@ def _redirect(guard, port):
 
 def _frontend(frontend, bind_address, cert_dir):
     # a shared port's settings are those of its oldest service, listed first
-    guard = _Section(service=str(frontend.get('service')).split(', ')[0])
+    guard = _Section(service=str(frontend.get('service')).split(', ', 1)[0])
     name = guard('name', frontend['name'], 'frontend name')
     mode = guard('mode', frontend['mode'], 'mode')
     route_by = frontend.get('route_by')
@@ -186,9 +186,9 @@ def _frontend(frontend, bind_address, cert_dir):
 
 def _use_backend(route, fetch):
     guard = _Section(service=route.get('service'))
-    return '    use_backend %s if { %s -m %s %s }' % (guard('name', route['backend'], 'backend'), fetch,
-                                                     guard('match', route['match'], 'host match'),
-                                                     guard('host', route['value'], 'host'))
+    return '    use_backend %s if { %s -m %s %s }' % (
+        guard('name', route['backend'], 'backend'), fetch, guard('match', route['match'], 'host match'),
+        guard('host', route['value'], 'host'))
 
 
 def _server(node):

@@ -45,9 +45,9 @@ description:
   - Every value that comes from the cluster is checked against a strict allow-list before it
     can reach the model, and again by the guard of the renderer of C(haproxy.cfg); anything else
     is excluded with a reason.
-  - The module changes nothing anywhere. Private keys never appear in its result: with
+  - The module changes nothing anywhere. Private keys never appear in its result. With
     O(seal_key), the TLS bundles the model's certificates name are returned sealed in
-    RV(sealed_certificates) for the role to install, and without it they are not returned at all.
+    RV(sealed_certificates) for the role to install; without it they are not returned at all.
 options:
   seal_key:
     description:

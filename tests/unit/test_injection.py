@@ -161,13 +161,13 @@ def expected_lines(model, cert_dir):
             if backend['proxy_protocol'] != 'none':
                 suffix += ' check-send-proxy'
         names = sorted(addresses) if backend['nodes'] == 'all' else backend['nodes']
-        lines += ['    server %s %s:%d%s%s' % (name, addresses[name], backend['node_port'], suffix,
-                                              resolve_later(addresses[name])) for name in names]
+        lines += ['    server %s %s:%d%s%s' % (name, addresses[name], backend['node_port'], suffix, resolve_later(addresses[name]))
+                  for name in names]
         if backend['nodes'] == 'all':
             # nodes that left drain: no new connections
-            lines += ['    server %s %s:%d%s weight 0%s' % (n['name'], n['address'], backend['node_port'], suffix,
-                                                          resolve_later(n['address']))
-                      for n in model['draining_nodes']]
+            lines += ['    server %s %s:%d%s weight 0%s' % (
+                n['name'], n['address'], backend['node_port'], suffix, resolve_later(n['address']))
+                for n in model['draining_nodes']]
     return lines
 
 

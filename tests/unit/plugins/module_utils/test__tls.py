@@ -3,8 +3,6 @@
 import base64
 import json
 import re
-import os
-import stat
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -118,8 +116,6 @@ def test_host_names_match_like_tls_does():
     assert _tls.name_matches('*.apps.example.com', names)
     assert not _tls.name_matches('a.b.apps.example.com', names)
     assert not _tls.name_matches('apps.example.com', names)
-
-
 
 
 # ---------------------------------------------------------------- the model
@@ -364,10 +360,12 @@ def test_pem_blocks_are_read_in_one_pass():
         _tls.pem_blocks(b'-----BEGIN ' + b'A' * 1000, 'x')
 
 
+PEM_PIECES = [b'-----BEGIN CERTIFICATE-----', b'-----END CERTIFICATE-----', b'-----BEGIN ', b'-----', b'\n', b'AAAA',
+              b'-----END ']
+
+
 @settings(max_examples=300)
-@given(st.binary(max_size=400) | st.lists(st.sampled_from([b'-----BEGIN CERTIFICATE-----', b'-----END CERTIFICATE-----',
-                                                         b'-----BEGIN ', b'-----', b'\n', b'AAAA', b'-----END ']),
-                                          max_size=60).map(b''.join))
+@given(st.binary(max_size=400) | st.lists(st.sampled_from(PEM_PIECES), max_size=60).map(b''.join))
 def test_any_bytes_give_blocks_or_a_reason(data):
     try:
         blocks = _tls.pem_blocks(data, 'tls.crt')
