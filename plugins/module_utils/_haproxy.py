@@ -342,6 +342,11 @@ _ONCE = ('mode', 'bind', 'maxconn', 'timeout client', 'forwarded proto', 'host v
          'option httpchk', 'http-check')
 
 
+def starts_own_block(line):
+    """Whether a line starts a section, a process setting or a conditional block (never a generated line)."""
+    return bool(_STARTS_FORBIDDEN.match(line))
+
+
 class MalformedConfig(ValueError):
     """The generated text is not what the model predicts; str() says where."""
 
@@ -364,7 +369,7 @@ def _read_sections(text):
         found = next(((what, m) for what, m in ((what, shape.match(line)) for what, shape in _SHAPES[kind])
                       if m), None) if kind else None
         if found is None:
-            if _STARTS_FORBIDDEN.match(line):
+            if starts_own_block(line):
                 raise MalformedConfig('generated line %d starts a section, setting or block of its own: %r'
                                       % (number, line[:80]))
             raise MalformedConfig('generated line %d is not one Portico writes: %r' % (number, line[:80]))

@@ -19,18 +19,16 @@ import json
 import os
 import signal
 import socket
-import ssl
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from cryptography import x509
 
 from tests.fakeapi import objects
 from tests.fakeapi.server import FakeKubeAPI
 from tests.support import tls
-from tests.support.clients import until
+from tests.support.clients import served_certificate, until
 from tests.support.haproxy import HAProxy, NodePortServer, free_ports, minimal_config, spread
 from tests.support.inventory import BIN, REPO, inventory, load_balancer, sync_env
 
@@ -49,14 +47,6 @@ def hexpath(path):
 def program(name, marker):
     """Configuration text that makes HAProxy's master run a command, as an injected zone id would carry it."""
     return '\nprogram %s\n    command touch %s\n' % (name, hexpath(marker))
-
-
-def served_certificate(port, servername):
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    with contextlib.closing(socket.create_connection((LB, port), timeout=3)) as raw:
-        with context.wrap_socket(raw, server_hostname=servername) as conn:
-            return x509.load_der_x509_certificate(conn.getpeercert(binary_form=True))
 
 
 def listeners():
@@ -225,7 +215,7 @@ def test_a_common_name_cannot_take_another_tenants_host(lab):
     assert reported(lab.output, 'evil/site 443/TCP: annotation portico.io/tls-secret: the certificate of Secret '
                     'evil/attacker-tls also names host victim.example.com, which port %d routes to the older service '
                     'shop/site' % lab.ports['site'], '')
-    assert served_certificate(lab.ports['site'], 'victim.example.com') == lab.certs['victim'][2]
+    assert served_certificate(LB, lab.ports['site'], 'victim.example.com') == lab.certs['victim'][2]
     assert 'evil_attacker-tls' not in lab.config.read_text()
     # the attacker came first: the later service whose host its certificate names is left out, with the reason
     assert reported(lab.output, 'shop/late 443/TCP: annotation portico.io/tls-secret: for host late.example.com on '

@@ -11,19 +11,16 @@ import json
 import os
 import re
 import shutil
-import socket
-import ssl
 import stat
 import subprocess
 
 import pytest
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from tests.fakeapi import objects
 from tests.fakeapi.server import FakeKubeAPI
 from tests.support import tls
-from tests.support.clients import OPENSSL, s_client, until
+from tests.support.clients import OPENSSL, s_client, served_certificate, until
 from tests.support.haproxy import HAProxy, NodePortServer, free_ports, minimal_config, well_known_ports
 from tests.support.inventory import BIN, REPO, inventory, load_balancer, sync_env
 
@@ -32,15 +29,6 @@ pytestmark = pytest.mark.e2e
 LB = '127.0.0.7'
 NODE, NODE_ADDRESS = 'worker-1', '127.0.1.1'
 CURL = shutil.which('curl')
-
-
-def served_certificate(port, servername):
-    """The leaf certificate HAProxy presents for servername, as a cryptography object."""
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    with contextlib.closing(socket.create_connection((LB, port), timeout=3)) as raw:
-        with context.wrap_socket(raw, server_hostname=servername) as conn:
-            return x509.load_der_x509_certificate(conn.getpeercert(binary_form=True))
 
 
 def curl(url, host, port, *extra):
@@ -128,13 +116,13 @@ def lab(tmp_path_factory):
 def test_each_host_gets_the_certificate_from_its_secret(lab):
     port = lab.ports['https']
     for name, host in (('shop', 'shop.example.com'), ('api', 'api.example.com')):
-        served = served_certificate(port, host)
+        served = served_certificate(LB, port, host)
         assert served == lab.certs[name][2]
         assert 'CN = %s' % host in until(lambda: s_client(LB, port, host), 'CN = %s' % host)
     # the chain of the shop Secret is sent too
     assert 'i:CN = Portico test CA' in s_client(LB, port, 'shop.example.com')
     # no matching SNI: the oldest service's certificate is the default
-    assert served_certificate(port, 'other.example.com') == lab.certs['shop'][2]
+    assert served_certificate(LB, port, 'other.example.com') == lab.certs['shop'][2]
 
 
 def test_requests_are_routed_by_host_and_told_they_came_over_https(lab):
@@ -158,7 +146,7 @@ def test_plain_http_is_redirected_to_https(lab):
 
 def test_a_tcp_service_gets_tls_offload(lab):
     port = lab.ports['raw']
-    assert served_certificate(port, 'raw.example.com') == lab.certs['raw'][2]
+    assert served_certificate(LB, port, 'raw.example.com') == lab.certs['raw'][2]
     answer = curl('https://raw.example.com:%d/' % port, 'raw.example.com', port)
     # mode tcp: HAProxy decrypts and passes the bytes on, it adds no header
     assert answer.startswith('node=worker-1 port=%d X-Forwarded-Proto=None status=200' % lab.np['raw'])
@@ -202,7 +190,7 @@ def test_a_renewed_certificate_is_served_after_the_next_sync_and_keys_stay_hidde
     assert 'New or renewed certificates: web/api-tls' in check.stdout
     for line in new_key.decode().splitlines()[1:-1]:
         assert line not in check.stdout + check.stderr
-    assert served_certificate(lab.ports['https'], 'api.example.com') == lab.certs['api'][2]
+    assert served_certificate(LB, lab.ports['https'], 'api.example.com') == lab.certs['api'][2]
     assert sorted(os.listdir(lab.cert_dir)) == old_files
     result, before = lab.sync()
     assert result.returncode == 0, result.stdout + result.stderr
@@ -211,7 +199,7 @@ def test_a_renewed_certificate_is_served_after_the_next_sync_and_keys_stay_hidde
     assert secrets_on_disk(lab) == ['web_api-tls', 'web_raw-tls', 'web_shop-tls'] and new_files != old_files
     assert [f for f in new_files if f.startswith('web_api-tls.')][0] in lab.config.read_text()
     lab.proxy.wait_reloaded(before)
-    assert until(lambda: 'ok' if served_certificate(lab.ports['https'], 'api.example.com') == new_leaf else 'old',
+    assert until(lambda: 'ok' if served_certificate(LB, lab.ports['https'], 'api.example.com') == new_leaf else 'old',
                  'ok') == 'ok'
     lab.certs['api'] = (new_cert, new_key, new_leaf)
 

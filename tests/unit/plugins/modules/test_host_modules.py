@@ -199,3 +199,19 @@ def test_a_good_reload_records_when_its_model_was_read_and_the_lock_compares(tmp
 def test_a_failed_reload_records_nothing(tmp_path, config):
     result = run('haproxy_reload', tmp_path, command='/bin/false', path=str(config), model_time=1000.5)
     assert result['failed'] and not os.path.exists(str(config) + '.portico-state')
+
+
+def test_lines_injected_into_an_older_generated_part_are_reported(tmp_path, config):
+    config.write_text(GENERATED + 'program pwn\n    command touch /tmp/pwned\n.if defined(X)\n')
+    result = run('haproxy_lock', tmp_path, path=str(config), cert_dir='/etc/certs/', state='present')
+    assert not result.get('failed'), result
+    warning, = result['warnings']
+    # ansible-core 2.19 returns a warning as a structure
+    text = warning['event']['msg'] if isinstance(warning, dict) else warning
+    assert "holds lines that Portico never writes in its generated part (line 17: 'program pwn', " \
+           "line 19: '.if defined(X)')" in text
+    assert run('haproxy_lock', tmp_path, path=str(config), state='absent', token=result['token'])['released']
+    # the base template above the marker is the operator's: a program section there is not reported
+    config.write_text('program mine\n    command /usr/local/bin/agent\n' + GENERATED)
+    result = run('haproxy_lock', tmp_path, path=str(config), cert_dir='/etc/certs/')
+    assert 'warnings' not in result, result
