@@ -49,11 +49,13 @@ _PATTERNS = {
     'method': r'GET|HEAD|OPTIONS',
     'match': r'str|end',
     # text of a comment line: printable ASCII, no line break
-    'comment': r'[ -~]{0,100000}',
+    'comment': r'[ -~]{0,2000}',
 }
 _SLOTS = dict((kind, re.compile(r'(?:%s)\Z' % pattern)) for kind, pattern in _PATTERNS.items())
 _IS_NAME = re.compile(r'(?:%s)\Z' % _DNS)
-_IS_IPV4 = re.compile(_IPV4 + r'\Z')
+_IS_IPV4 = re.compile(r'(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\Z')
+# A shared port's comment names this many services, then counts the others.
+_COMMENT_SERVICES = 10
 _RESOLVE_LATER = ' init-addr last,libc,none'
 _NUMBERS = {'port': (1, 65535), 'number': (0, 1000000000), 'status': (100, 599)}
 
@@ -127,7 +129,10 @@ def _frontend(frontend, bind_address, cert_dir):
     mode = guard('mode', frontend['mode'], 'mode')
     route_by = frontend.get('route_by')
     redirect_port = frontend.get('redirect_port')
-    service = guard('comment', frontend.get('service'), 'service')
+    members = str(frontend.get('service')).split(', ')
+    if len(members) > _COMMENT_SERVICES:
+        members = members[:_COMMENT_SERVICES] + ['%d more' % (len(members) - _COMMENT_SERVICES)]
+    service = guard('comment', ', '.join(members), 'service')
     if redirect_port:
         comment = '# Redirect to HTTPS on port %s: %s' % (guard('port', redirect_port, 'redirect port'), service)
     elif route_by:

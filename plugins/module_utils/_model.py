@@ -276,10 +276,16 @@ def _serves(names, host):
 
 
 def _competing_host(claimant, owner):
-    """A host of owner's for which HAProxy could pick claimant's certificate (a better or equal match)."""
+    """A host of owner's for which HAProxy could pick claimant's certificate.
+
+    HAProxy prefers an exact name to a wildcard only between certificates of one key type: it
+    takes the first ECDSA and the first RSA match of either kind, then ECDSA if the client can. So
+    any match competes when the two keys differ in type, and an equal or better one when not.
+    """
+    other_type = claimant['tls'].get('key_type') != owner['tls'].get('key_type')
     for host in owner['settings']['hosts']:
         mine = _serves(claimant['tls']['names'], host)
-        if mine and mine >= _serves(owner['tls']['names'], host):
+        if mine and (other_type or mine >= _serves(owner['tls']['names'], host)):
             return host
     return None
 

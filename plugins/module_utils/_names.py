@@ -99,6 +99,9 @@ def server_address(value, address_type):
         raise InvalidValue('%s address %s is not a string' % (address_type, _show(value)))
     if address_type == 'Hostname' or address_type in ('InternalDNS', 'ExternalDNS'):
         node_name(value.lower())
+        # no top-level domain is numeric: HAProxy would read "999.1.1.1" as a bad IPv4 address
+        if value.rsplit('.', 1)[-1].isdigit():
+            raise InvalidValue('%s address %s looks like an IP address, not a DNS name' % (address_type, _show(value)))
         return value.lower()
     address = ip_address(value, '%s address' % address_type)
     return '[%s]' % address if ':' in address else address

@@ -26,7 +26,7 @@ from ansible_collections.portico.k8s.plugins.module_utils._names import InvalidV
 try:
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
     HAS_CRYPTOGRAPHY = True
     CRYPTOGRAPHY_IMPORT_ERROR = None
 except ImportError:
@@ -126,6 +126,49 @@ def _certificates(pem, secret_id, budget):
     return certificates
 
 
+# The DER of the algorithm OIDs of the keys HAProxy serves, in a PKCS#8 "PRIVATE KEY".
+_KEY_ALGORITHMS = {bytes.fromhex('06092a864886f70d010101'): 'RSA', bytes.fromhex('06072a8648ce3d0201'): 'EC'}
+# Other key formats, by their PEM label: the label says the algorithm.
+_KEY_LABELS = {'RSA PRIVATE KEY': 'RSA', 'EC PRIVATE KEY': 'EC'}
+
+
+def _der_header(der, offset, tag):
+    """(start of the content, end of the element) of the DER element of this tag at offset, or None."""
+    if offset + 2 > len(der) or der[offset] != tag:
+        return None
+    length, offset = der[offset + 1], offset + 2
+    if length & 0x80:
+        count = length & 0x7f
+        if not 0 < count <= 4 or offset + count > len(der):
+            return None
+        length, offset = int.from_bytes(der[offset:offset + count], 'big'), offset + count
+    return (offset, offset + length) if offset + length <= len(der) else None
+
+
+def pkcs8_algorithm(der):
+    """The DER of the algorithm OID of a PKCS#8 PrivateKeyInfo, read without loading the key, or None."""
+    outer = _der_header(der, 0, 0x30)
+    version = _der_header(der, outer[0], 0x02) if outer else None
+    algorithm = _der_header(der, version[1], 0x30) if version else None
+    oid = _der_header(der, algorithm[0], 0x06) if algorithm else None
+    return der[algorithm[0]:oid[1]] if oid else None
+
+
+def _key_kind(label, block):
+    """'RSA' or 'EC' for a key block HAProxy could serve, 'other' or 'unreadable' if not; decided
+    before anything is loaded, since loading some keys (DSA with huge parameters) costs seconds."""
+    if label in _KEY_LABELS:
+        return _KEY_LABELS[label]
+    if label != 'PRIVATE KEY':
+        return 'other'
+    body = b''.join(line for line in block.splitlines()[1:-1] if b':' not in line)
+    try:
+        algorithm = pkcs8_algorithm(base64.b64decode(body, validate=False))
+    except (binascii.Error, ValueError):
+        algorithm = None
+    return 'unreadable' if algorithm is None else _KEY_ALGORITHMS.get(algorithm, 'other')
+
+
 def _load_key(pem):
     try:
         # The full RSA check costs seconds for a large key; the key is matched to the certificate instead.
@@ -137,11 +180,22 @@ def _load_key(pem):
 
 
 def _private_key(pem, secret_id):
-    labels = [label for label, block in pem_blocks(pem, 'Secret %s: tls.key' % secret_id)]
-    if not any(label.endswith('PRIVATE KEY') for label in labels):
+    keys = [(label, block) for label, block in pem_blocks(pem, 'Secret %s: tls.key' % secret_id)
+            if label.endswith('PRIVATE KEY')]
+    if not keys:
         raise InvalidValue('Secret %s: tls.key is not a PEM private key' % secret_id)
+    label, block = keys[0]
+    if label == 'ENCRYPTED PRIVATE KEY':
+        raise InvalidValue('Secret %s: tls.key is encrypted; HAProxy needs an unencrypted key' % secret_id)
+    kind = _key_kind(label, block)
+    if kind == 'unreadable':
+        raise InvalidValue('Secret %s: tls.key is not a PEM private key (its PKCS#8 structure cannot be read)'
+                           % secret_id)
+    if kind == 'other':
+        raise InvalidValue('Secret %s: tls.key is neither an RSA nor an ECDSA key; HAProxy serves RSA and ECDSA keys'
+                           % secret_id)
     try:
-        key = _load_key(pem)
+        key = _load_key(block)
     except TypeError:
         raise InvalidValue('Secret %s: tls.key is encrypted; HAProxy needs an unencrypted key' % secret_id)
     except ValueError as exc:
@@ -157,6 +211,29 @@ def _private_key(pem, secret_id):
         raise InvalidValue('Secret %s: tls.key is on curve %s; use one of %s'
                            % (secret_id, key.curve.name, ', '.join(_CURVES)))
     return key
+
+
+def _check_strength(certificate, secret_id, position):
+    """Refuse what HAProxy's OpenSSL (security level 2) refuses to load, so that one tenant's Secret
+    cannot make haproxy -c fail the whole configuration: weak keys anywhere in the chain, and
+    MD5 or SHA-1 signatures on certificates that are not self-signed."""
+    what = 'the leaf' if position == 0 else 'certificate %d of the chain' % (position + 1)
+    key = certificate.public_key()
+    if isinstance(key, (rsa.RSAPublicKey, dsa.DSAPublicKey)):
+        if not 2048 <= key.key_size <= 16384:
+            raise InvalidValue('Secret %s: %s has %s key of %d bits; HAProxy needs 2048 or more'
+                               % (secret_id, what, 'an RSA' if isinstance(key, rsa.RSAPublicKey) else 'a DSA', key.key_size))
+    elif isinstance(key, ec.EllipticCurvePublicKey):
+        if key.key_size < 224:
+            raise InvalidValue('Secret %s: %s has an EC key on curve %s; HAProxy needs 224 bits or more'
+                               % (secret_id, what, key.curve.name))
+    elif not isinstance(key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
+        raise InvalidValue('Secret %s: %s has a key HAProxy cannot use' % (secret_id, what))
+    if certificate.issuer != certificate.subject:
+        algorithm = certificate.signature_hash_algorithm
+        if algorithm is not None and algorithm.name in ('md5', 'sha1'):
+            raise InvalidValue('Secret %s: %s is signed with %s, which HAProxy refuses'
+                               % (secret_id, what, algorithm.name.upper().replace('SHA', 'SHA-')))
 
 
 def _public_der(public_key):
@@ -221,6 +298,8 @@ def _read(secret, secret_id, namespace, name, now):
     certificates = _certificates(_field(data, 'tls.crt', secret_id, MAX_CERTIFICATE_BYTES), secret_id, budget)
     key = _private_key(_field(data, 'tls.key', secret_id, MAX_KEY_BYTES), secret_id)
     budget.check()
+    for position, certificate in enumerate(certificates):
+        _check_strength(certificate, secret_id, position)
     if _public_der(key.public_key()) != _public_der(certificates[0].public_key()):
         raise InvalidValue('Secret %s: tls.key does not belong to the first certificate of tls.crt' % secret_id)
     not_after = _not_after(certificates[0])
@@ -237,6 +316,8 @@ def _read(secret, secret_id, namespace, name, now):
         'not_after': not_after.strftime('%Y-%m-%dT%H:%M:%SZ'),
         'expired': not_after < now,
         'fingerprint': hashlib.sha256(certificates[0].public_bytes(serialization.Encoding.DER)).hexdigest(),
+        # HAProxy picks an ECDSA certificate before an RSA one, whichever name matches better
+        'key_type': 'rsa' if isinstance(key, rsa.RSAPrivateKey) else 'ecdsa',
     }
     return bundle, facts
 

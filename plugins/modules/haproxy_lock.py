@@ -9,7 +9,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r'''
 module: haproxy_lock
-short_description: Take or release a load balancer's sync lock, and read what its configuration serves
+short_description: Take or release a load balancer's sync lock, read what its configuration serves, install certificates
 version_added: 0.1.0
 description:
   - One run at a time per load balancer. O(state=present) takes the lock, a directory beside
@@ -22,14 +22,22 @@ description:
   - The lock holds a token file naming this run; O(state=absent) with O(token) releases it only
     if it is still this run's. A stale lock is moved aside under a unique name before it is
     removed, so of two runs that find it stale only one takes it away.
-  - Used by the P(portico.k8s.haproxy_sync#role) role; it runs on the load balancer.
+  - With O(certificates), it then installs the TLS certificate files the new configuration names
+    in O(cert_dir) (mode C(0700), files mode C(0600), written atomically and only when they differ),
+    before the configuration is validated; in check mode it writes them to a new temporary
+    directory for the check instead (RV(check_cert_dir)) and the caller removes it.
+  - Used by the P(portico.k8s.haproxy_sync#role) role; it runs on the load balancer. The role runs it
+    with pipelining, so that the certificates in its arguments never pass through a temporary file
+    on the controller.
 author:
   - Portico maintainers (@portico-k8s)
 attributes:
   check_mode:
     description: Can run in check mode and return what a normal run would read.
     support: full
-    details: In check mode the lock is neither taken nor released; the current file is still read.
+    details:
+      - In check mode the lock is neither taken nor released; the current file is still read.
+      - O(certificates) go to a temporary directory for the check, not to O(cert_dir).
   diff_mode:
     description: Will return details on what has changed when in diff mode.
     support: N/A
@@ -53,8 +61,25 @@ options:
     type: int
     default: 1800
   cert_dir:
-    description: The directory whose certificate files (C(crt <cert_dir>/<file>.pem)) are reported.
+    description:
+      - The directory whose certificate files (C(crt <cert_dir>/<file>.pem)) are reported, and where
+        O(certificates) are installed.
     type: path
+  certificates:
+    description:
+      - TLS bundles to install, file name (C(<namespace>_<secret>.<version>.pem)) to PEM text (the
+        certificate chain, then the private key). Never logged.
+      - Not installed on a host that already has a newer model (RV(newer_installed)).
+    type: dict
+    version_added: 0.2.0
+  cert_owner:
+    description: Owner of O(cert_dir) and of the certificate files; unset, the user the module runs as.
+    type: str
+    version_added: 0.2.0
+  cert_group:
+    description: Group of O(cert_dir) and of the certificate files; unset, that user's group.
+    type: str
+    version_added: 0.2.0
   model_time:
     description:
       - When the model this run applies was read from the cluster (C(source.read_at) of the model,
@@ -140,6 +165,18 @@ certificates:
   type: list
   elements: str
   sample: [shop_web-tls.pem]
+certificates_changed:
+  description: The files of O(certificates) that were new or different in O(cert_dir) (in check mode, would be).
+  returned: when O(state=present)
+  type: list
+  elements: str
+  sample: [shop_web-tls.0123456789ab.pem]
+  version_added: 0.2.0
+check_cert_dir:
+  description: In check mode with O(certificates), the temporary directory that holds them; the caller removes it.
+  returned: when O(state=present)
+  type: str
+  version_added: 0.2.0
 '''
 
 import os
@@ -151,6 +188,7 @@ import uuid
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.portico.k8s.plugins.module_utils._certificates import FILE_NAME, CertificateError, install
 from ansible_collections.portico.k8s.plugins.module_utils._haproxy import MARKER, starts_own_block
 from ansible_collections.portico.k8s.plugins.module_utils._lock import (
     LOCK_SUFFIX,
@@ -162,8 +200,6 @@ from ansible_collections.portico.k8s.plugins.module_utils._lock import (
 
 _BACKEND = re.compile(r'^backend (\S+)')
 _FILE = r'([A-Za-z0-9][A-Za-z0-9._-]*[.]pem)'
-# <namespace>_<secret>.<version>.pem, as nodeport_info names them
-_STORED = re.compile(r'\A[a-z0-9-]+_[a-z0-9.-]+[.][0-9a-f]{12}[.]pem\Z')
 
 
 def read_generated(path, cert_dir):
@@ -219,7 +255,7 @@ def stored_certificates(cert_dir):
         names = os.listdir(cert_dir) if cert_dir else []
     except (IOError, OSError):
         return []
-    return sorted(name for name in names if _STORED.match(name))
+    return sorted(name for name in names if FILE_NAME.match(name))
 
 
 def take(module, lock):
@@ -258,6 +294,9 @@ def main():
             timeout=dict(type='int', default=300),
             stale_seconds=dict(type='int', default=1800),
             cert_dir=dict(type='path'),
+            certificates=dict(type='dict', no_log=True),
+            cert_owner=dict(type='str'),
+            cert_group=dict(type='str'),
             token=dict(type='str', no_log=False),
             model_time=dict(type='float'),
         ),
@@ -283,6 +322,22 @@ def main():
         if token:
             release(lock, token)
         module.fail_json(msg='cannot read %s: %s' % (module.params['path'], exc))
+    changed, check_cert_dir = [], ''
+    # a host that already has a newer model is left alone: its certificates too
+    if module.params['certificates'] and not newer:
+        if not module.params['cert_dir']:
+            if token:
+                release(lock, token)
+            module.fail_json(msg='certificates need cert_dir; nothing was changed here')
+        try:
+            changed, target = install(module.params['cert_dir'], module.params['certificates'],
+                                      module.params['cert_owner'], module.params['cert_group'], module.check_mode)
+        except CertificateError as exc:
+            if token:
+                release(lock, token)
+            module.fail_json(msg='cannot install the TLS certificates on this host: %s; haproxy.cfg was not changed'
+                                 % exc)
+        check_cert_dir = target if module.check_mode else ''
     if foreign:
         module.warn('%s holds lines that Portico never writes in its generated part (%s): the mark of a '
                     'configuration injected through cluster data into a file an older version wrote. This sync '
@@ -291,7 +346,8 @@ def main():
     module.exit_json(changed=False, lock=lock, taken=bool(token), token=token, stale_removed=stale_removed,
                      waited=waited, exists=exists, backends=backends, certificates=certificates,
                      stored_certificates=stored_certificates(module.params['cert_dir']),
-                     installed_model_time=installed, newer_installed=newer)
+                     installed_model_time=installed, newer_installed=newer,
+                     certificates_changed=changed, check_cert_dir=check_cert_dir)
 
 
 if __name__ == '__main__':

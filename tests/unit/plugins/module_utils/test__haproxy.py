@@ -175,3 +175,25 @@ def test_a_hand_made_model_renders_safely_or_not_at_all(hostile):
         assert line.isascii() and (not line or line.isprintable())
         if not line.startswith('#'):
             assert not DANGEROUS.search(line.replace(' ', '')) and '%[' not in line
+
+
+def test_a_server_known_by_name_may_start_unresolved():
+    good = model(service('web', 80))
+    for address, ending in (('10.0.0.1', ''), ('[fd00::1]', ''), ('node-1.example.com', ' init-addr last,libc,none'),
+                            ('999.1.1.1', ' init-addr last,libc,none'), ('1.2.3.08', ' init-addr last,libc,none')):
+        hand_made = copy.deepcopy(good)
+        hand_made['nodes'][0]['address'] = address
+        assert '    server w1 %s:30080 check%s\n' % (address, ending) in _haproxy.render(hand_made)
+
+
+def test_a_port_shared_by_many_services_names_ten_in_its_comment_and_leaves_out_none():
+    # long names, many members: the comment stays short and the oldest service keeps its port
+    services = [dict(service('s%03d' % index + 'x' * 59, 80, mode='http', hosts='h%d.example.com' % index),
+                     namespace='n' * 63, created='2026-01-01T00:%02d:%02dZ' % (index // 60, index % 60))
+                for index in range(300)]
+    result = model(*services)
+    assert result['excluded_services'] == []
+    frontend, = result['frontends']
+    comment, = [line for line in _haproxy.render(result).split('\n') if line.startswith('# Port 80')]
+    assert comment.endswith('and 290 more') or comment.endswith(', 290 more')
+    assert comment.count('/') == 10 and len(comment) < 2000

@@ -97,3 +97,10 @@ def test_section_name_joins_namespace_service_and_port():
     assert _names.section_name('shop', 'web', 8080) == 'shop.web.8080'
     with pytest.raises(_names.InvalidValue):
         _names.section_name('shop', 'web\nlisten x', 80)
+
+
+@pytest.mark.parametrize('value', ['999.1.1.1', '1.2.3.4', '1.2.3.08', '256.256.256.256', 'node.123'])
+def test_a_dns_address_that_looks_like_an_ip_address_is_refused(value):
+    with pytest.raises(_names.InvalidValue, match='looks like an IP address, not a DNS name'):
+        _names.server_address(value, 'Hostname')
+    assert _names.server_address('node-1.example.com', 'InternalDNS') == 'node-1.example.com'

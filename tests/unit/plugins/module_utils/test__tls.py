@@ -438,3 +438,107 @@ def test_one_bind_line_takes_at_most_29_certificates():
     assert len(frontend['tls']['certificates']) == 29
     excluded = [e for e in model['excluded_services'] if 'as many as one HAProxy bind line takes' in e['reason']]
     assert len(excluded) == 2
+
+
+# ---------------------------------------------------------------- what HAProxy would refuse to load
+
+def _signed(cn, public_key, issuer_cn, issuer_key, algorithm, ca=False):
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.x509.oid import NameOID
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+               .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_cn)])).public_key(public_key)
+               .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+               .not_valid_after(now + datetime.timedelta(days=30))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+               .add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]), critical=False))
+    return builder.sign(issuer_key, algorithm).public_bytes(serialization.Encoding.PEM)
+
+
+def test_a_chain_haproxy_would_refuse_to_load_is_refused():
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    for ca_key, name in ((rsa.generate_private_key(public_exponent=65537, key_size=1024), 'an RSA key of 1024 bits'),
+                         (dsa.generate_private_key(key_size=1024), 'a DSA key of 1024 bits')):
+        chain = (_signed('web.example.com', leaf_key.public_key(), 'weak CA', ca_key, hashes.SHA256())
+                 + _signed('weak CA', ca_key.public_key(), 'weak CA', ca_key, hashes.SHA256(), ca=True))
+        assert refusal(secret(chain, tls.key_pem(leaf_key))) == \
+            'Secret shop/web-tls: certificate 2 of the chain has %s; HAProxy needs 2048 or more' % name
+    assert refusal(secret(*_sha1_signed_leaf(leaf_key))) == \
+        'Secret shop/web-tls: the leaf is signed with SHA-1, which HAProxy refuses'
+
+
+def _sha1_signed_leaf(leaf_key):
+    """(leaf PEM, key PEM): a leaf a CA signed with SHA-1 (the openssl command line still signs so)."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / 'leaf.key').write_bytes(tls.key_pem(leaf_key))
+        for command in (['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout',
+                         'ca.key', '-out', 'ca.pem', '-subj', '/CN=CA', '-days', '2'],
+                        ['req', '-new', '-key', 'leaf.key', '-out', 'leaf.csr', '-subj', '/CN=web.example.com'],
+                        ['x509', '-req', '-in', 'leaf.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial',
+                         '-sha1', '-days', '2', '-out', 'leaf.pem']):
+            subprocess.run(['openssl'] + command, cwd=tmp, check=True, capture_output=True)
+        return (tmp / 'leaf.pem').read_bytes(), tls.key_pem(leaf_key)
+
+
+def _der(tag, body):
+    size = len(body)
+    head = bytes([size]) if size < 128 else bytes([0x80 | ((size.bit_length() + 7) // 8)]) + size.to_bytes(
+        (size.bit_length() + 7) // 8, 'big')
+    return bytes([tag]) + head + body
+
+
+def _integer(value):
+    return _der(0x02, value.to_bytes(value.bit_length() // 8 + 1, 'big'))
+
+
+def test_a_key_of_another_algorithm_is_refused_before_it_is_loaded(monkeypatch, shop_cert):
+    # a DSA key with a p of 20,000 bits: loading it computes g^x mod p, seconds of arithmetic
+    import random
+    rng = random.Random(7)
+    dsa_oid = bytes.fromhex('06072a8648ce380401')
+    params = _der(0x30, _integer(rng.getrandbits(20000) | 1) + _integer(rng.getrandbits(160) | 1) + _integer(2))
+    der = _der(0x30, _integer(0) + _der(0x30, dsa_oid + params) + _der(0x04, _integer(rng.getrandbits(10000))))
+    pem = b'-----BEGIN PRIVATE KEY-----\n' + base64.encodebytes(der) + b'-----END PRIVATE KEY-----\n'
+
+    def never(block):
+        raise AssertionError('the key was loaded')
+    monkeypatch.setattr(_tls, '_load_key', never)
+    assert refusal(secret(shop_cert[0], pem)) == \
+        'Secret shop/web-tls: tls.key is neither an RSA nor an ECDSA key; HAProxy serves RSA and ECDSA keys'
+    assert _tls.pkcs8_algorithm(der) == dsa_oid
+    assert _tls.pkcs8_algorithm(b'\x30\x82\xff') is None
+
+
+def test_the_first_private_key_block_is_the_key():
+    # "openssl ecparam -genkey" writes the curve's parameters before the key
+    cert, key, leaf = tls.certificate(['shop.example.com'])
+    params = b'-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n'
+    assert _tls.read_tls_secret(secret(cert, params + key))[1]['key_type'] == 'ecdsa'
+
+
+def test_an_ecdsa_wildcard_competes_with_an_rsa_exact_name():
+    # HAProxy takes the first ECDSA and the first RSA match, exact or wildcard, then ECDSA if it can
+    victim = tls.certificate(['a.example.com'], kind='rsa')
+    attacker = tls.certificate(['*.example.com'])
+    secrets = {('shop', 'victim'): _tls.read_tls_secret(secret(*victim[:2], name='victim'))[1],
+               ('evil', 'wild'): _tls.read_tls_secret(secret(*attacker[:2], name='wild', namespace='evil'))[1]}
+    assert (secrets[('shop', 'victim')]['key_type'], secrets[('evil', 'wild')]['key_type']) == ('rsa', 'ecdsa')
+    services = [service('a', 443, '2026-01-01T00:00:00Z', mode='http', hosts='a.example.com', tls_secret='victim'),
+                service('b', 443, '2026-02-01T00:00:00Z', namespace='evil', mode='http', hosts='b.example.com',
+                        tls_secret='wild')]
+    model = _model.build_model([NODE], services, {}, {}, None, secrets)
+    assert [e['service'] for e in model['excluded_services']] == ['evil/b']
+    assert 'also names host a.example.com' in model['excluded_services'][0]['reason']
+    # one key type: the exact name wins, and the two share the port
+    same = dict(secrets[('evil', 'wild')], key_type='rsa')
+    model = _model.build_model([NODE], services, {}, {}, None, {('shop', 'victim'): secrets[('shop', 'victim')],
+                                                               ('evil', 'wild'): same})
+    assert model['excluded_services'] == []
