@@ -215,3 +215,46 @@ def test_lines_injected_into_an_older_generated_part_are_reported(tmp_path, conf
     config.write_text('program mine\n    command /usr/local/bin/agent\n' + GENERATED)
     result = run('haproxy_lock', tmp_path, path=str(config), cert_dir='/etc/certs/')
     assert 'warnings' not in result, result
+
+
+BUNDLE = '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\nBBBB\n-----END PRIVATE KEY-----\n'
+
+
+def test_the_lock_step_installs_the_certificates_privately_and_only_when_they_differ(tmp_path, config):
+    certs = tmp_path / 'certs'
+    bundles = {'shop_web-tls.0123456789ab.pem': BUNDLE}
+    first = run('haproxy_lock', tmp_path, path=str(config), cert_dir=str(certs), certificates=bundles)
+    assert not first.get('failed'), first
+    assert first['certificates_changed'] == ['shop_web-tls.0123456789ab.pem'] and first['check_cert_dir'] == ''
+    assert stat.S_IMODE(os.stat(certs).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(certs / 'shop_web-tls.0123456789ab.pem').st_mode) == 0o600
+    assert (certs / 'shop_web-tls.0123456789ab.pem').read_text() == BUNDLE
+    # never in the result, not even as the module's arguments
+    assert 'BBBB' not in json.dumps(first)
+    run('haproxy_lock', tmp_path, path=str(config), state='absent', token=first['token'])
+    again = run('haproxy_lock', tmp_path, path=str(config), cert_dir=str(certs), certificates=bundles)
+    assert again['certificates_changed'] == []
+    run('haproxy_lock', tmp_path, path=str(config), state='absent', token=again['token'])
+
+
+def test_in_check_mode_the_certificates_go_to_a_temporary_directory(tmp_path, config):
+    certs = tmp_path / 'certs'
+    result = run('haproxy_lock', tmp_path, check_mode=True, path=str(config), cert_dir=str(certs),
+                 certificates={'shop_web-tls.0123456789ab.pem': BUNDLE})
+    assert not result.get('failed'), result
+    assert not certs.exists() and not result['taken']
+    check_dir = Path(result['check_cert_dir'])
+    assert stat.S_IMODE(os.stat(check_dir).st_mode) == 0o700
+    assert (check_dir / 'shop_web-tls.0123456789ab.pem').read_text() == BUNDLE
+    assert result['certificates_changed'] == ['shop_web-tls.0123456789ab.pem']
+    (check_dir / 'shop_web-tls.0123456789ab.pem').unlink()
+    check_dir.rmdir()
+
+
+@pytest.mark.parametrize('name', ['../evil.pem', 'shop_web-tls.pem', '/etc/passwd', 'a_b.0123456789ab.pem/x'])
+def test_a_certificate_name_not_of_the_collection_is_refused_and_the_lock_released(tmp_path, config, name):
+    result = run('haproxy_lock', tmp_path, path=str(config), cert_dir=str(tmp_path / 'certs'),
+                 certificates={name: BUNDLE})
+    assert result.get('failed') and 'is not a certificate file name of this collection' in result['msg']
+    assert 'BBBB' not in json.dumps(result)
+    assert not os.path.exists(str(config) + '.portico-lock') and not (tmp_path / 'certs').exists()
