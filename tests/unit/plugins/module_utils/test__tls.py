@@ -539,6 +539,6 @@ def test_an_ecdsa_wildcard_competes_with_an_rsa_exact_name():
     assert 'also names host a.example.com' in model['excluded_services'][0]['reason']
     # one key type: the exact name wins, and the two share the port
     same = dict(secrets[('evil', 'wild')], key_type='rsa')
-    model = _model.build_model([NODE], services, {}, {}, None, {('shop', 'victim'): secrets[('shop', 'victim')],
-                                                               ('evil', 'wild'): same})
+    secrets[('evil', 'wild')] = same
+    model = _model.build_model([NODE], services, {}, {}, None, secrets)
     assert model['excluded_services'] == []
