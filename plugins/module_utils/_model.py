@@ -459,14 +459,16 @@ def build_model(nodes, services, options=None, source=None, endpoint_slices=None
     that fits no slot of haproxy.cfg is left out with the reason, and the others are routed.
     """
     refused = {'services': {}, 'nodes': {}}
-    # Each round leaves out at least one more service or node, so this ends.
     while True:
         model = _build(nodes, services, options or {}, source, endpoint_slices, secrets, refused)
         found = refusals(model)
-        if not found['services'] and not found['nodes']:
+        new = dict((key, dict((k, v) for k, v in found[key].items() if k not in refused[key])) for key in found)
+        # Each round leaves out one more service or node, so this ends. A refusal naming none that
+        # can be left out stays in the model: rendering it then fails with the reason, writing nothing.
+        if not new['services'] and not new['nodes']:
             return model
         for key in ('services', 'nodes'):
-            refused[key].update(found[key])
+            refused[key].update(new[key])
 
 
 def _without_refused(eligible, excluded_nodes, draining, refused):

@@ -197,3 +197,8 @@ def test_a_port_shared_by_many_services_names_ten_in_its_comment_and_leaves_out_
     comment, = [line for line in _haproxy.render(result).split('\n') if line.startswith('# Port 80')]
     assert comment.endswith('and 290 more') or comment.endswith(', 290 more')
     assert comment.count('/') == 10 and len(comment) < 2000
+
+
+def test_a_refusal_that_names_nothing_to_leave_out_ends_the_rounds(monkeypatch):
+    monkeypatch.setattr(_model, 'refusals', lambda m: {'services': {'ghost/none': 'refused'}, 'nodes': {}})
+    assert [f['service'] for f in model(service('web', 80))['frontends']] == ['shop/web']
