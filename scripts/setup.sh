@@ -20,7 +20,8 @@ if ! command -v haproxy >/dev/null 2>&1; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy
 fi
 # Debian may start the packaged service; the demo and tests run their own instances.
-haproxy -v | head -n 1
+# sed reads all of it: head would close the pipe early, and pipefail would fail on the SIGPIPE
+haproxy -v | sed -n 1p
 
 # ansible-rulebook (the event-driven sync) runs on a Java 17+ runtime.
 if ! command -v java >/dev/null 2>&1; then
@@ -42,4 +43,4 @@ fi
 # The collections path of this checkout: collection/ansible_collections/portico/k8s is this tree.
 mkdir -p collection/ansible_collections/portico
 ln -sfn ../../.. collection/ansible_collections/portico/k8s
-say "ready: $("$venv/bin/ansible" --version | head -n 1)"
+say "ready: $("$venv/bin/ansible" --version | sed -n 1p)"
