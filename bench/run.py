@@ -320,7 +320,7 @@ def _timeline(change, run, hosts):
         mine = [r for r in run['tasks'] if r['host'] == host]
         if not mine:
             continue
-        reloads = [r for r in mine if r['task'].endswith('Install | reload where the file or a certificate changed, or put the previous file back')]
+        reloads = [r for r in mine if r['task'].endswith('Bring HAProxy on this load balancer to the routing model')]
         out['hosts'][host] = {
             'first_task': min(r['start'] for r in mine) - created,
             'last_task_end': max(r['end'] for r in mine) - created,

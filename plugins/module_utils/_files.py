@@ -10,7 +10,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import grp
 import os
+import pwd
 import tempfile
 
 
@@ -30,3 +32,20 @@ def replace_atomically(path, write, mode, owner=None):
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
+
+
+def owner_ids(path, owner=None, group=None):
+    """(uid, gid) a new version of path gets: the named owner and group, else the current file's;
+    None when there is nothing to set (no names given, and no file or not running as root)."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        info = None
+    if not owner and not group and (info is None or os.geteuid() != 0):
+        return None
+    try:
+        uid = pwd.getpwnam(owner).pw_uid if owner else (info.st_uid if info else os.geteuid())
+        gid = grp.getgrnam(group).gr_gid if group else (info.st_gid if info else os.getegid())
+    except KeyError as exc:
+        raise ValueError('no such user or group: %s' % exc)
+    return uid, gid

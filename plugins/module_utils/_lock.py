@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The per-host sync lock: a directory beside the configuration holding a token file.
 
-Private to this collection; shared by the haproxy_lock and haproxy_reload modules.
+Private to this collection; used by the haproxy_config module (and the deprecated haproxy_lock
+and haproxy_reload modules).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -12,6 +13,10 @@ __metaclass__ = type
 
 import json
 import os
+import shutil
+import socket
+import time
+import uuid
 
 from ansible_collections.portico.k8s.plugins.module_utils._files import replace_atomically
 
@@ -43,6 +48,59 @@ def release(lock, token=None):
     except (IOError, OSError):
         return False
     return True
+
+
+class LockError(Exception):
+    """The lock cannot be taken; str() says why and what to do."""
+
+
+def break_stale(lock):
+    """Move a stale lock aside (atomic: one run wins), then remove it; whether it was moved."""
+    seen = token_of(lock)
+    aside = '%s.stale-%s' % (lock, uuid.uuid4().hex)
+    try:
+        os.rename(lock, aside)
+    except OSError:
+        return False
+    if token_of(aside) != seen:
+        try:
+            os.rename(aside, lock)
+            return False
+        except OSError:
+            pass
+    shutil.rmtree(aside, ignore_errors=True)
+    return True
+
+
+def take(lock, timeout, stale_seconds, poll=0.5):
+    """Take the lock (mkdir is atomic), waiting up to timeout seconds; (token, stale_removed, waited).
+
+    A lock older than stale_seconds was left by a run that died and is taken away first.
+    """
+    started, stale_removed = time.time(), False
+    token = '%s %d %s' % (socket.gethostname(), os.getpid(), uuid.uuid4().hex)
+    while True:
+        try:
+            os.mkdir(lock, 0o700)
+            with open(os.path.join(lock, TOKEN_FILE), 'w') as handle:
+                handle.write(token + '\n')
+            return token, stale_removed, round(time.time() - started, 2)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise LockError('cannot take the lock %s: %s; nothing was changed here' % (lock, exc))
+        try:
+            age = time.time() - os.stat(lock).st_mtime
+        except OSError:
+            continue  # released meanwhile: try again at once
+        if age > stale_seconds and break_stale(lock):
+            stale_removed = True
+            continue
+        if time.time() - started >= timeout:
+            raise LockError('Another run holds %s and did not finish within %d seconds (haproxy_sync_lock_timeout); '
+                            'nothing was changed here. If no run is going on, remove that directory.'
+                            % (lock, timeout))
+        time.sleep(poll)
 
 
 def installed_model_time(path):

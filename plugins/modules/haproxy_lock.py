@@ -179,111 +179,17 @@ check_cert_dir:
   version_added: 0.2.0
 '''
 
-import os
-import re
-import shutil
-import socket
-import time
-import uuid
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.portico.k8s.plugins.module_utils._certificates import FILE_NAME, CertificateError, install
-from ansible_collections.portico.k8s.plugins.module_utils._haproxy import MARKER, starts_own_block
+from ansible_collections.portico.k8s.plugins.module_utils._certificates import CertificateError, install
+from ansible_collections.portico.k8s.plugins.module_utils._config import read_generated, stored_certificates
 from ansible_collections.portico.k8s.plugins.module_utils._lock import (
     LOCK_SUFFIX,
-    TOKEN_FILE,
+    LockError,
     installed_model_time,
     release,
-    token_of,
+    take,
 )
-
-_BACKEND = re.compile(r'^backend (\S+)')
-_FILE = r'([A-Za-z0-9][A-Za-z0-9._-]*[.]pem)'
-
-
-def read_generated(path, cert_dir):
-    """(exists, backends, certificate files, foreign lines) of the generated part of the file at path.
-
-    Foreign lines start a section, setting or block the renderer never writes (an injection
-    into a file an older version wrote): (line number, the line's start).
-    """
-    backends, certificates, foreign = [], [], []
-    crt = re.compile(r' crt %s/%s' % (re.escape(cert_dir.rstrip('/')), _FILE)) if cert_dir else None
-    try:
-        handle = open(path, 'r', errors='replace')
-    except (IOError, OSError):
-        return False, backends, certificates, foreign
-    with handle:
-        generated = False
-        for number, line in enumerate(handle, 1):
-            if not generated:
-                generated = line.startswith(MARKER)
-                continue
-            if starts_own_block(line) and len(foreign) < 5:
-                foreign.append((number, line.strip()[:40]))
-            match = _BACKEND.match(line)
-            if match:
-                backends.append(match.group(1))
-            elif crt is not None and ' crt ' in line:
-                certificates.extend(name for name in crt.findall(line) if name not in certificates)
-    return True, backends, certificates, foreign
-
-
-def _break_stale(lock):
-    """Move a stale lock aside (atomic: one run wins), then remove it; whether it was moved."""
-    seen = token_of(lock)
-    aside = '%s.stale-%s' % (lock, uuid.uuid4().hex)
-    try:
-        os.rename(lock, aside)
-    except OSError:
-        return False
-    if token_of(aside) != seen:
-        # another run broke the stale lock and took a fresh one in between: give it back
-        try:
-            os.rename(aside, lock)
-            return False
-        except OSError:
-            pass
-    shutil.rmtree(aside, ignore_errors=True)
-    return True
-
-
-def stored_certificates(cert_dir):
-    """The collection's certificate files in cert_dir, by their name pattern."""
-    try:
-        names = os.listdir(cert_dir) if cert_dir else []
-    except (IOError, OSError):
-        return []
-    return sorted(name for name in names if FILE_NAME.match(name))
-
-
-def take(module, lock):
-    """Take the lock; returns (token, stale_removed, waited) or fails the module."""
-    started, stale_removed = time.time(), False
-    token = '%s %d %s' % (socket.gethostname(), os.getpid(), uuid.uuid4().hex)
-    while True:
-        try:
-            os.mkdir(lock, 0o700)
-            with open(os.path.join(lock, TOKEN_FILE), 'w') as handle:
-                handle.write(token + '\n')
-            return token, stale_removed, round(time.time() - started, 2)
-        except FileExistsError:
-            pass
-        except OSError as exc:
-            module.fail_json(msg='cannot take the lock %s: %s; nothing was changed here' % (lock, exc))
-        try:
-            age = time.time() - os.stat(lock).st_mtime
-        except OSError:
-            continue  # released meanwhile: try again at once
-        if age > module.params['stale_seconds'] and _break_stale(lock):
-            stale_removed = True
-            continue
-        if time.time() - started >= module.params['timeout']:
-            module.fail_json(msg='Another run holds %s and did not finish within %d seconds (haproxy_sync_lock_timeout); '
-                                 'nothing was changed here. If no run is going on, remove that directory.'
-                                 % (lock, module.params['timeout']))
-        time.sleep(0.5)
 
 
 def main():
@@ -313,7 +219,10 @@ def main():
         module.exit_json(changed=False, lock=lock, taken=False, token='', released=released)
     token, stale_removed, waited = '', False, 0.0
     if not module.check_mode:
-        token, stale_removed, waited = take(module, lock)
+        try:
+            token, stale_removed, waited = take(lock, module.params['timeout'], module.params['stale_seconds'])
+        except LockError as exc:
+            module.fail_json(msg=str(exc))
     installed = installed_model_time(module.params['path'])
     newer = None not in (installed, module.params['model_time']) and installed > module.params['model_time']
     try:

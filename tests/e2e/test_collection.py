@@ -90,7 +90,7 @@ def test_the_sync_playbook_runs_from_the_installed_collection(installed):
         (root / 'inventory.json').write_text(json.dumps(inventory))
         before = proxy.state()
         result = run('ansible-playbook', '-i', str(root / 'inventory.json'), 'portico.k8s.sync', env=env, cwd=root)
-        assert 'TASK [portico.k8s.haproxy_sync : Install | reload where the file or a certificate changed, or put the previous file back]' in result.stdout
+        assert 'TASK [portico.k8s.haproxy_sync : Bring HAProxy on this load balancer to the routing model]' in result.stdout
         proxy.wait_reloaded(before)
     assert 'bind %s:%d' % (address, port) in config.read_text()
     assert check_config(config).returncode == 0

@@ -1,0 +1,79 @@
+# -*- coding: utf-8 -*-
+# Copyright: Portico contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The controller half of portico.k8s.haproxy_config: check the inputs, unseal the TLS bundles
+in memory, and run the module on the load balancer with pipelining (arguments on standard input)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.portico.k8s.plugins.module_utils._config import input_problem
+from ansible_collections.portico.k8s.plugins.module_utils._seal import SealError, unseal
+
+_MODULE = 'portico.k8s.haproxy_config'
+
+
+def plain(value):
+    """value as plain dicts, lists and scalars (templating hands over containers that resolve lazily)."""
+    return json.loads(json.dumps(value))
+
+
+def unseal_all(sealed, key):
+    """file -> PEM text of the sealed bundles, or AnsibleActionFail."""
+    if not isinstance(sealed, dict):
+        raise AnsibleActionFail('sealed_certificates must be the sealed_certificates result of portico.k8s.nodeport_info')
+    if sealed and not key:
+        raise AnsibleActionFail('sealed_certificates need seal_key, the key this run sealed them with')
+    try:
+        return dict((name, unseal(key, name, text).decode('ascii')) for name, text in sealed.items())
+    except (SealError, UnicodeDecodeError) as exc:
+        raise AnsibleActionFail('cannot unseal the TLS certificates: %s' % exc)
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ActionModule, self).run(tmp, task_vars)
+        del tmp
+        args = dict(self._task.args)
+        sealed, key = args.pop('sealed_certificates', None), args.pop('seal_key', None)
+        try:
+            args['model'] = plain(args.get('model'))
+            certificates = dict(args.pop('certificates', None) or {})
+            if sealed:
+                certificates.update(unseal_all(plain(sealed), key))
+            problem = input_problem(args['model'], args.get('base') or '', args.get('validate', 'haproxy -c -f %s'),
+                                    args.get('cert_dir', '/etc/haproxy/portico-certs'), certificates)
+            if problem:
+                raise AnsibleActionFail(problem)
+            wanted = set(c['file'] for c in args['model'].get('certificates') or [])
+            if wanted:
+                args['certificates'] = dict((name, pem) for name, pem in certificates.items() if name in wanted)
+                self._pipeline()
+        except AnsibleActionFail as exc:
+            result.update(failed=True, msg='%s: %s' % ((task_vars or {}).get('inventory_hostname', 'this host'), exc))
+            return result
+        args.setdefault('load_balancer', (task_vars or {}).get('inventory_hostname'))
+        result.update(self._execute_module(module_name=_MODULE, module_args=args, task_vars=task_vars))
+        # the one line that says what happened here is worth showing without -v
+        result['_ansible_verbose_always'] = True
+        return result
+
+    def _pipeline(self):
+        """Send this call's arguments on standard input: the certificates must never rest in a file."""
+        try:
+            self._connection.set_option('pipelining', True)
+        except KeyError:
+            pass
+        if not self._is_pipelining_enabled('new'):
+            raise AnsibleActionFail(
+                'the TLS certificates can only be sent with pipelining, and this connection cannot pipeline (%s, '
+                'become method %s, or ANSIBLE_KEEP_REMOTE_FILES set); nothing was changed'
+                % (self._connection.transport, getattr(self._connection.become, 'name', 'none')))

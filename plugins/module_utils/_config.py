@@ -1,0 +1,155 @@
+# -*- coding: utf-8 -*-
+# Copyright: Portico contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The decisions of the host step, as plain functions: what the current file serves, the new
+file's text, the safety valve, which certificates go, where to look for the new worker.
+
+Private to this collection; used by the haproxy_config module on the load balancer (and by the
+deprecated haproxy_lock module).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import re
+
+from ansible_collections.portico.k8s.plugins.module_utils._certificates import FILE_NAME
+from ansible_collections.portico.k8s.plugins.module_utils._haproxy import MARKER, starts_own_block
+
+_BACKEND = re.compile(r'^backend (\S+)')
+_FILE = r'([A-Za-z0-9][A-Za-z0-9._-]*[.]pem)'
+# A UNIX stats socket of the global section ("ipv4@", "abns@" and ports are not files to connect to).
+_STATS_SOCKET = re.compile(r'^[ \t]*stats[ \t]+socket[ \t]+(?:unix@)?(/[^\s#]+)', re.M)
+_BIND_PORTS = re.compile(r'(?m)^\s*bind\s+\S*:([0-9]+)')
+_WILDCARDS = ('*', '', '0.0.0.0', '::', '[::]')
+_SHOWN_BACKENDS = 20
+_CERT_DIR = re.compile(r'/[A-Za-z0-9._/-]+\Z')
+
+
+def compose(base, generated):
+    """The whole haproxy.cfg: the operator's base template (as rendered for this host), then the generated part."""
+    return base.strip() + '\n\n' + generated
+
+
+def generated_part(lines, cert_dir=None):
+    """(backends, certificate files, foreign lines) of the generated part among lines (after the marker).
+
+    Foreign lines start a section, setting or block the renderer never writes (an injection into
+    a file an older version wrote): up to five (line number, the line's start) pairs.
+    """
+    backends, certificates, foreign = [], [], []
+    crt = re.compile(r' crt %s/%s' % (re.escape(cert_dir.rstrip('/')), _FILE)) if cert_dir else None
+    generated = False
+    for number, line in enumerate(lines, 1):
+        if not generated:
+            generated = line.startswith(MARKER)
+            continue
+        if len(foreign) < 5 and starts_own_block(line):
+            foreign.append((number, line.strip()[:40]))
+        match = _BACKEND.match(line)
+        if match:
+            backends.append(match.group(1))
+        elif crt is not None and ' crt ' in line:
+            certificates.extend(name for name in crt.findall(line) if name not in certificates)
+    return backends, certificates, foreign
+
+
+def read_generated(path, cert_dir=None):
+    """(exists, backends, certificate files, foreign lines) of the generated part of the file at path."""
+    try:
+        handle = open(path, 'r', errors='replace')
+    except (IOError, OSError):
+        return (False, [], [], [])
+    with handle:
+        return (True,) + generated_part(handle, cert_dir)
+
+
+def removal_problem(path, current, wanted, max_ratio, force=False):
+    """Why the new file must not replace the current one (the safety valve), or None.
+
+    current: the backends of the current file's generated part; wanted: the new model's. A wrong
+    selector, a partial API answer or a rebuilt cluster must not empty the load balancers.
+    """
+    keep = set(wanted)
+    removed = [name for name in current if name not in keep]
+    if force or not current or len(removed) <= max_ratio * len(current):
+        return None
+    shown = ', '.join(removed[:_SHOWN_BACKENDS]) + (' ...' if len(removed) > _SHOWN_BACKENDS else '')
+    return ('Refusing to remove %d of the %d backends in %s (more than %s%%, haproxy_sync_max_removal_ratio). '
+            'A wrong selector, a partial API answer or a rebuilt cluster looks like this. Would go: %s. '
+            'If this is intended, run again with haproxy_sync_force=true.'
+            % (len(removed), len(current), path, ('%.1f' % (max_ratio * 100)).rstrip('0').rstrip('.'), shown))
+
+
+def stored_certificates(cert_dir):
+    """The collection's certificate files in cert_dir, by their name pattern."""
+    try:
+        names = os.listdir(cert_dir) if cert_dir else []
+    except (IOError, OSError):
+        return []
+    return sorted(name for name in names if FILE_NAME.match(name))
+
+
+def unused_certificates(stored, wanted):
+    """The collection's files in the certificate directory that the new file does not bind."""
+    keep = set(wanted)
+    return sorted(name for name in stored if name not in keep)
+
+
+def stats_socket(base):
+    """The first UNIX stats socket the base configuration declares, or None."""
+    match = _STATS_SOCKET.search(base)
+    return match.group(1) if match else None
+
+
+def base_ports(base):
+    """The ports the base configuration binds itself."""
+    return sorted(set(int(port) for port in _BIND_PORTS.findall(base)))
+
+
+def taken_ports(base, model):
+    """The model's frontend ports the base configuration binds too (haproxy -c would accept both)."""
+    ports = set(base_ports(base))
+    return sorted(set(f['port'] for f in model['frontends'] if f['port'] in ports))
+
+
+def probe_address(model, bind_address):
+    """(host, port) of a frontend to connect to when no stats socket tells the new worker apart, or None.
+
+    A frontend on the role's bind address if there is one: a bind-address annotation may name an
+    address this host does not answer on from here.
+    """
+    frontends = sorted(model['frontends'], key=lambda f: bool(f.get('bind_address')))
+    if not frontends:
+        return None
+    address = frontends[0].get('bind_address') or bind_address
+    return ('127.0.0.1' if address in _WILDCARDS else address.strip('[]')), frontends[0]['port']
+
+
+def input_problem(model, base, validate, cert_dir, certificates):
+    """Why these inputs cannot make a configuration (checked on the controller first), or None."""
+    if not isinstance(model, dict) or not isinstance(model.get('source'), dict) or not all(
+            isinstance(model.get(key), list) for key in ('nodes', 'frontends', 'backends')):
+        return ('haproxy_sync_model must be the \'model\' result of portico.k8s.nodeport_info (a dict with source, '
+                'nodes, frontends and backends); leave it unset to collect it.')
+    if '%s' not in validate:
+        return ('haproxy_sync_validate_command must contain %%s, which is replaced by the path of the candidate '
+                'file, for example \'haproxy -c -f %%s\' (it is %r).' % validate)
+    taken = taken_ports(base, model)
+    if taken:
+        return ('The base template binds port(s) %s, which generated frontends also want. Add them to '
+                'haproxy_sync_reserved_ports, so services that ask for them are excluded (or moved, with '
+                'haproxy_sync_port_conflict: allocate).' % ', '.join('%d' % port for port in taken))
+    wanted = model.get('certificates') or []
+    if wanted:
+        if not _CERT_DIR.match(cert_dir or ''):
+            return ('The model terminates TLS, so haproxy_sync_cert_dir must be an absolute path of letters, digits '
+                    'and ._/- (it is %r).' % (cert_dir,))
+        missing = [c.get('secret', c.get('file')) for c in wanted if c.get('file') not in (certificates or {})]
+        if missing:
+            return ('The model terminates TLS with %d certificate(s), but %s came without this run\'s sealed '
+                    'bundle: a haproxy_sync_model passed in cannot carry them. Leave haproxy_sync_model unset so '
+                    'the role collects the model.' % (len(wanted), ', '.join(str(m) for m in missing[:10])))
+    return None

@@ -1,0 +1,112 @@
+# -*- coding: utf-8 -*-
+# Copyright: Portico contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""HAProxy's runtime API on a UNIX stats socket: which worker answers, and what it serves.
+
+Private to this collection; runs on the load balancer. After a reload only the new worker
+listens on the stats socket (the old one hands its listeners over and finishes its
+connections), so a worker that answers with a new pid and the new file's backends proves that
+the new configuration serves; a TCP connect to a frontend could be answered by the old one.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import socket
+import time
+
+_LIMIT = 64 * 1024 * 1024
+
+
+class RuntimeAPIError(Exception):
+    """The runtime API could not be asked; str() says why."""
+
+
+def ask(path, command, timeout=2.0):
+    """The answer of HAProxy's runtime API at the UNIX socket path to one command (non-interactive)."""
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    connection.settimeout(timeout)
+    try:
+        connection.connect(path)
+        connection.sendall(command.encode('ascii') + b'\n')
+        parts, size = [], 0
+        while True:
+            part = connection.recv(65536)
+            if not part:
+                break
+            parts.append(part)
+            size += len(part)
+            if size > _LIMIT:
+                raise RuntimeAPIError('the answer to %r on %s is larger than %d bytes' % (command, path, _LIMIT))
+    except (OSError, socket.timeout) as exc:
+        raise RuntimeAPIError('%s: %s' % (path, exc))
+    finally:
+        connection.close()
+    return b''.join(parts).decode('utf-8', 'replace')
+
+
+def info(path, timeout=2.0):
+    """'show info' as a dict (Pid, Version, Uptime_sec ...)."""
+    fields = {}
+    for line in ask(path, 'show info', timeout).splitlines():
+        name, colon, value = line.partition(':')
+        if colon:
+            fields[name.strip()] = value.strip()
+    if 'Pid' not in fields:
+        raise RuntimeAPIError('%s did not answer "show info" as HAProxy does' % path)
+    return fields
+
+
+def backends(path, timeout=2.0):
+    """The backends of the configuration the answering worker runs ('show backend')."""
+    return set(line.strip() for line in ask(path, 'show backend', timeout).splitlines()
+               if line.strip() and not line.startswith('#'))
+
+
+def worker_pid(path):
+    """The pid of the worker answering on path, or None if none answers."""
+    try:
+        return info(path)['Pid']
+    except RuntimeAPIError:
+        return None
+
+
+def wait_for_new_worker(path, old_pid, wanted, timeout, poll=0.05):
+    """Wait until a worker other than old_pid answers on path and runs every backend of wanted.
+
+    Returns (pid, None) once it does, else (None, why not) after timeout seconds.
+    """
+    deadline, why = time.time() + timeout, 'nothing answered'
+    wanted = set(wanted)
+    while True:
+        try:
+            pid = info(path)['Pid']
+            if pid == old_pid:
+                why = 'the old worker (pid %s) still answers' % pid
+            else:
+                missing = wanted - backends(path)
+                if not missing:
+                    return pid, None
+                why = 'worker %s does not run %d of the new backends (%s)' % (
+                    pid, len(missing), ', '.join(sorted(missing)[:5]))
+        except RuntimeAPIError as exc:
+            why = str(exc)
+        if time.time() >= deadline:
+            return None, 'no new HAProxy worker served the new configuration on %s within %d seconds (%s)' % (
+                path, timeout, why)
+        time.sleep(poll)
+
+
+def wait_for_port(host, port, timeout, poll=0.1):
+    """None once host:port accepts a TCP connection, else why not (after timeout seconds)."""
+    deadline, last = time.time() + timeout, None
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return None
+        except OSError as exc:
+            last = exc
+        if time.time() >= deadline:
+            return 'port %d on %s did not accept connections within %d seconds (%s)' % (port, host, timeout, last)
+        time.sleep(poll)

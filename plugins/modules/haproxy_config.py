@@ -1,0 +1,544 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Portico contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: haproxy_config
+short_description: Bring one load balancer's HAProxy to a routing model in one call, hitlessly
+version_added: 0.3.0
+description:
+  - The whole host step of a sync, on one load balancer, in one call; the
+    P(portico.k8s.haproxy_sync#role) role runs it once per load balancer.
+  - "In order: wait for and take this host's lock (a directory beside the file,
+    C(<path>.portico-lock)); leave the host alone if a run that read the cluster later already
+    updated it; render the generated part from O(model) (C(portico.k8s.haproxy_generated_config));
+    the safety valve (O(max_removal_ratio)); install the TLS certificates the new file binds; write
+    the candidate (O(base) and the generated part) beside the file and validate it (O(validate));
+    keep a backup and rename the candidate over the file (atomic); reload (O(reload_command)); check
+    that a new HAProxy worker serves the new file; remove the certificate files no longer bound;
+    record when the model was read; release the lock."
+  - The new worker is recognised on HAProxy's stats socket (O(runtime_socket)), where only it
+    answers after a reload: its pid differs from the worker's before the reload, and
+    C(show backend) lists every backend of the new file. A TCP connect to a frontend is not
+    enough, as the old worker may still answer it.
+  - If the reload fails or no new worker serves the new file within O(reload_timeout), the
+    previous file is put back (also with O(backup=false): it is kept in memory), HAProxy is
+    reloaded again, and the module fails saying what happened.
+  - Nothing changes when the new file equals the current one and every certificate file is
+    already in place: no write, no validation, no reload.
+  - The action plugin runs on the controller; it unseals O(sealed_certificates) in memory and
+    sends them with pipelining (on the connection's standard input), never through a file.
+author:
+  - Portico maintainers (@portico-k8s)
+attributes:
+  action:
+    description: An action plugin runs on the controller first.
+    support: full
+  check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
+    support: full
+    details:
+      - Nothing is locked, written, reloaded or removed. The candidate is validated in a temporary
+        directory with the certificates it binds, which is removed afterwards.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+    details:
+      - The difference of the configuration file, and the certificate files by name (never their content).
+  platform:
+    description: Target OS/families that can be operated against.
+    support: full
+    platforms: posix
+options:
+  path:
+    description: The HAProxy configuration file.
+    type: path
+    default: /etc/haproxy/haproxy.cfg
+  base:
+    description:
+      - The operator's part of the file (C(global), C(defaults), own sections), already rendered
+        for this host; the role renders O(role=portico.k8s.haproxy_sync:haproxy_sync_base_template)
+        with the host's variables.
+    type: str
+    required: true
+  model:
+    description: The routing model, the C(model) result of M(portico.k8s.nodeport_info).
+    type: dict
+    required: true
+  bind_address:
+    description: The address frontends bind, unless a service names its own; V(*) is every address.
+    type: str
+    default: '*'
+  cert_dir:
+    description:
+      - Directory of the TLS certificate files (mode C(0700); each file C(0600)).
+    type: path
+    default: /etc/haproxy/portico-certs
+  certificates:
+    description:
+      - The TLS bundles the model's certificates need, file name to PEM text (chain, then key).
+        Never logged or returned.
+      - With the action plugin, give O(sealed_certificates) and O(seal_key) instead.
+    type: dict
+  sealed_certificates:
+    description:
+      - The C(sealed_certificates) result of M(portico.k8s.nodeport_info); the action plugin unseals
+        them with O(seal_key) on the controller and passes them as O(certificates).
+    type: dict
+  seal_key:
+    description: The key O(sealed_certificates) were sealed with (the module's O(portico.k8s.nodeport_info#module:seal_key)).
+    type: str
+  owner:
+    description: Owner of the file and of the certificate files; unset, the current file's (or the user the module runs as).
+    type: str
+  group:
+    description: Group of the file and of the certificate files; unset, the current file's (or that user's group).
+    type: str
+  mode:
+    description: Mode of the file, as an octal string.
+    type: str
+    default: '0644'
+  backup:
+    description: Keep a copy of the previous file beside it (C(<path>.<pid>.<time>~)) when it changes.
+    type: bool
+    default: true
+  validate:
+    description: The command that validates the candidate; C(%s) is replaced by its path. Run without a shell.
+    type: str
+    default: haproxy -c -f %s
+  reload_command:
+    description: The command that reloads HAProxy, split like a shell would split it but run without one.
+    type: str
+    default: systemctl reload haproxy
+  runtime_socket:
+    description:
+      - HAProxy's stats socket (a UNIX socket path), asked after the reload which worker serves.
+      - Unset, the first C(stats socket) of O(base). If there is none, the module only waits until a
+        frontend accepts connections, and warns that the old worker could have answered.
+    type: path
+  reload_timeout:
+    description: Seconds to wait for the new worker after the reload.
+    type: int
+    default: 30
+  lock_timeout:
+    description: Seconds to wait for another run to release this host's lock before failing.
+    type: int
+    default: 300
+  lock_stale_seconds:
+    description: A lock older than this many seconds was left by a run that died and is taken away.
+    type: int
+    default: 1800
+  max_removal_ratio:
+    description: Refuse to remove more than this share of the backends of the current file's generated part.
+    type: float
+    default: 0.5
+  force:
+    description: Skip the safety valve, and install this model even where a newer one is installed.
+    type: bool
+    default: false
+  load_balancer:
+    description: The name of this host in messages; the action plugin sets it to the inventory name.
+    type: str
+notes:
+  - Certificates travel in the module's arguments; the action plugin turns pipelining on for
+    this call and refuses to run without it (for example with C(ANSIBLE_KEEP_REMOTE_FILES) or a
+    become method that cannot pipeline) when there are certificates to send.
+seealso:
+  - module: portico.k8s.nodeport_info
+  - role: portico.k8s.haproxy_sync
+'''
+
+EXAMPLES = r'''
+- name: Read the routing model once, on the controller
+  portico.k8s.nodeport_info:
+    seal_key: "{{ seal_key }}"
+  register: routing
+  delegate_to: localhost
+  run_once: true
+
+- name: Bring HAProxy to it on each load balancer
+  portico.k8s.haproxy_config:
+    base: "{{ lookup('ansible.builtin.template', 'base.cfg.j2') }}"
+    model: "{{ routing.model }}"
+    sealed_certificates: "{{ routing.sealed_certificates }}"
+    seal_key: "{{ seal_key }}"
+    reload_command: systemctl reload haproxy
+  become: true
+'''
+
+RETURN = r'''
+msg:
+  description: What happened on this host, in one sentence.
+  returned: always
+  type: str
+  sample: lb-a: /etc/haproxy/haproxy.cfg is up to date; nothing was changed.
+path:
+  description: The configuration file.
+  returned: always
+  type: str
+reloaded:
+  description: Whether HAProxy was reloaded with the new file.
+  returned: always
+  type: bool
+worker:
+  description: The pid of the HAProxy worker that serves the new file, when the stats socket said so.
+  returned: when reloaded
+  type: str
+restored:
+  description: Whether the previous file was put back after a failed reload.
+  returned: always
+  type: bool
+backup_file:
+  description: The copy of the previous file.
+  returned: when the file changed and O(backup) is true
+  type: str
+outdated:
+  description: Whether this host already had a model read later than this one, and was left alone.
+  returned: always
+  type: bool
+installed_model_time:
+  description: When the model installed here before this call was read from the cluster, or null.
+  returned: always
+  type: float
+backends_removed:
+  description: Backends of the current file's generated part that the new file does not have.
+  returned: always
+  type: list
+  elements: str
+certificates_changed:
+  description: Certificate files that were new or different (in check mode, would be).
+  returned: always
+  type: list
+  elements: str
+certificates_removed:
+  description: Certificate files removed after the reload because the new file does not bind them (in check mode, would be).
+  returned: always
+  type: list
+  elements: str
+validation:
+  description: Output of the validate command.
+  returned: when the candidate was validated
+  type: str
+lock_waited:
+  description: Seconds spent waiting for another run's lock.
+  returned: always
+  type: float
+stale_lock_removed:
+  description: Whether a lock left by a run that died was taken away first.
+  returned: always
+  type: bool
+'''
+
+import os
+import shlex
+import shutil
+import socket
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.portico.k8s.plugins.module_utils._certificates import CertificateError, install
+from ansible_collections.portico.k8s.plugins.module_utils._config import (
+    compose,
+    generated_part,
+    probe_address,
+    removal_problem,
+    stats_socket,
+    stored_certificates,
+    unused_certificates,
+)
+from ansible_collections.portico.k8s.plugins.module_utils._files import owner_ids, replace_atomically
+from ansible_collections.portico.k8s.plugins.module_utils._haproxy import MalformedConfig, UnsafeValue, render
+from ansible_collections.portico.k8s.plugins.module_utils._lock import (
+    LOCK_SUFFIX,
+    LockError,
+    installed_model_time,
+    record_model_time,
+    release,
+    take,
+)
+from ansible_collections.portico.k8s.plugins.module_utils._runtime import wait_for_new_worker, wait_for_port, worker_pid
+
+
+class StepFailed(Exception):
+    """The host step stops here; str() is the whole message."""
+
+
+class HostStep(object):
+    """One load balancer's sync; run() returns the result, or raises StepFailed with it in .result."""
+
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.check = module.check_mode
+        self.path = self.params['path']
+        self.name = self.params['load_balancer'] or socket.gethostname()
+        self.result = dict(changed=False, path=self.path, reloaded=False, restored=False, outdated=False,
+                           backends_removed=[], certificates_changed=[], certificates_removed=[],
+                           lock_waited=0.0, stale_lock_removed=False, installed_model_time=None)
+        self.temporary = []
+
+    def fail(self, message):
+        raise StepFailed('%s: %s' % (self.name, message))
+
+    def run(self):
+        token, lock = None, self.path + LOCK_SUFFIX
+        try:
+            if not self.check:
+                try:
+                    token, self.result['stale_lock_removed'], self.result['lock_waited'] = take(
+                        lock, self.params['lock_timeout'], self.params['lock_stale_seconds'])
+                except LockError as exc:
+                    self.fail(str(exc))
+            self.result['msg'] = self.sync()
+            return self.result
+        finally:
+            for path in self.temporary:
+                shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.unlink(path)
+            if token:
+                release(lock, token)
+
+    def render(self, cert_dir):
+        try:
+            return compose(self.params['base'], render(self.params['model'], self.params['bind_address'], cert_dir))
+        except (UnsafeValue, MalformedConfig) as exc:
+            self.fail('the model was refused, so %s was not changed: %s' % (self.path, exc))
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            self.fail('the model is not one portico.k8s.nodeport_info returns (%s: %s); %s was not changed'
+                      % (type(exc).__name__, exc, self.path))
+
+    def sync(self):
+        model, params = self.params['model'], self.params
+        read_at = (model.get('source') or {}).get('read_at')
+        installed = self.result['installed_model_time'] = installed_model_time(self.path)
+        if not params['force'] and None not in (installed, read_at) and installed > read_at:
+            self.result['outdated'] = True
+            return ('%s already has a model read from the cluster at %.3f, later than this run\'s (%.3f); nothing '
+                    'is changed here (haproxy_sync_force=true installs this run\'s model anyway).'
+                    % (self.name, installed, read_at))
+        try:
+            with open(self.path, 'rb') as handle:
+                current = handle.read()
+        except FileNotFoundError:
+            current = None
+        except (IOError, OSError) as exc:
+            self.fail('cannot read %s: %s; nothing was changed' % (self.path, exc))
+        candidate = self.render(params['cert_dir']).encode('utf-8')
+        certificates = self.certificates()
+        wanted = [c['file'] for c in model.get('certificates') or []]
+        stored = stored_certificates(params['cert_dir'])
+        self.result['certificates_removed'] = unused_certificates(stored, wanted)
+        changed_certificates = sorted(name for name in wanted if not _same(os.path.join(params['cert_dir'], name),
+                                                                            certificates[name]))
+        self.result['certificates_changed'] = changed_certificates
+        if candidate == current and not changed_certificates:
+            self.result['certificates_removed'] = []
+            return '%s: %s is up to date; nothing was changed.' % (self.name, self.path)
+        current_text = (current or b'').decode('utf-8', 'replace')
+        old_backends, dummy, foreign = generated_part(current_text.split('\n'), None)
+        new_backends = [b['name'] for b in model['backends']]
+        keep = set(new_backends)
+        self.result['backends_removed'] = [name for name in old_backends if name not in keep]
+        problem = removal_problem(self.path, old_backends, new_backends, params['max_removal_ratio'], params['force'])
+        if problem:
+            self.fail(problem)
+        if foreign:
+            self.module.warn('%s holds lines that Portico never writes in its generated part (%s): the mark of a '
+                             'configuration injected through cluster data into a file an older version wrote. This '
+                             'sync replaces them; check the host for what they may have run.'
+                             % (self.path, ', '.join('line %d: %r' % item for item in foreign)))
+        self.result['changed'] = True
+        if self.module._diff:
+            self.result['diff'] = self.diff(current, candidate, stored, wanted)
+        renewed = self.renewed(changed_certificates)
+        if self.check:
+            return '%s: %s%s' % (self.name, self.check_candidate(candidate, current, certificates), renewed)
+        return '%s: %s%s' % (self.name, self.apply(candidate, current, certificates), renewed)
+
+    def certificates(self):
+        """file -> PEM bytes of every certificate the model binds, or a failure naming the missing ones."""
+        given = self.params['certificates'] or {}
+        wanted = self.params['model'].get('certificates') or []
+        missing = [c.get('secret', c['file']) for c in wanted if c['file'] not in given]
+        if missing:
+            self.fail('the model terminates TLS with %s, but no certificate bundle was given for it; %s was not '
+                      'changed' % (', '.join(missing), self.path))
+        return dict((c['file'], given[c['file']].encode('ascii')) for c in wanted)
+
+    def renewed(self, changed):
+        if not changed:
+            return ''
+        names = [c.get('secret', c['file']) for c in self.params['model'].get('certificates') or [] if c['file'] in changed]
+        return ' New or renewed certificates: %s.' % ', '.join(names)
+
+    def diff(self, current, candidate, stored, wanted):
+        diffs = []
+        if current != candidate:
+            diffs.append(dict(before_header=self.path, after_header=self.path,
+                              before=(current or b'').decode('utf-8', 'replace'), after=candidate.decode('utf-8')))
+        if sorted(stored) != sorted(wanted):
+            header = '%s (certificate files, by name)' % self.params['cert_dir']
+            diffs.append(dict(before_header=header, after_header=header,
+                              before=''.join(name + '\n' for name in sorted(stored)),
+                              after=''.join(name + '\n' for name in sorted(wanted))))
+        return diffs
+
+    def validate(self, candidate_path):
+        """(rc, output) of the validate command on the candidate file."""
+        argv = [word.replace('%s', candidate_path) for word in shlex.split(self.params['validate'])]
+        rc, out, err = _run(self.module, argv)
+        self.result['validation'] = (out + err).strip()
+        return rc, (err or out).strip()
+
+    def check_candidate(self, candidate, current, certificates):
+        """Check mode: validate the candidate with its certificates in a temporary directory."""
+        directory = tempfile.mkdtemp(prefix='portico-check.')
+        self.temporary.append(directory)
+        try:
+            install(os.path.join(directory, 'certs'), dict((n, t.decode('ascii')) for n, t in certificates.items()))
+        except CertificateError as exc:
+            self.fail('cannot put the TLS certificates in place for the check: %s' % exc)
+        text = self.render(os.path.join(directory, 'certs'))
+        path = os.path.join(directory, 'haproxy.cfg')
+        with open(path, 'wb') as handle:
+            handle.write(text.encode('utf-8'))
+        rc, output = self.validate(path)
+        if rc != 0:
+            self.fail('the new configuration would be refused by \'%s\' (exit %d), and a real run would leave the '
+                      'current one in place: %s' % (self.params['validate'], rc, output))
+        return 'the new %s passes the validate command: %s.' % (self.path, self.result['validation'])
+
+    def apply(self, candidate, current, certificates):
+        params = self.params
+        ids = owner_ids(self.path, params['owner'], params['group'])
+        try:
+            self.result['certificates_changed'], dummy = install(
+                params['cert_dir'], dict((n, t.decode('ascii')) for n, t in certificates.items()),
+                params['owner'], params['group'])
+        except CertificateError as exc:
+            self.fail('cannot install the TLS certificates: %s; %s was not changed' % (exc, self.path))
+        directory = os.path.dirname(self.path) or '.'
+        handle, candidate_path = tempfile.mkstemp(dir=directory, prefix='.portico-candidate.')
+        self.temporary.append(candidate_path)
+        with os.fdopen(handle, 'wb') as out:
+            out.write(candidate)
+        os.chmod(candidate_path, int(params['mode'], 8))
+        if ids is not None:
+            os.chown(candidate_path, *ids)
+        rc, output = self.validate(candidate_path)
+        if rc != 0:
+            self.fail('the new %s failed to validate with \'%s\' (exit %d), so the current file stays in place and '
+                      'HAProxy was not reloaded: %s' % (self.path, params['validate'], rc, output))
+        runtime = params['runtime_socket'] or stats_socket(params['base'])
+        old_worker = worker_pid(runtime) if runtime else None
+        if current is not None and params['backup']:
+            self.result['backup_file'] = self.module.backup_local(self.path)
+        os.rename(candidate_path, self.path)
+        self.temporary.remove(candidate_path)
+        problem = self.reload(runtime, old_worker, [b['name'] for b in params['model']['backends']],
+                              probe_address(params['model'], params['bind_address']))
+        if problem is None:
+            self.result['reloaded'] = True
+            read_at = (params['model'].get('source') or {}).get('read_at')
+            if read_at is not None:
+                record_model_time(self.path, read_at)
+            for name in self.result['certificates_removed']:
+                os.unlink(os.path.join(params['cert_dir'], name))
+            served = ('worker %s serves it' % self.result['worker']) if self.result.get('worker') else 'it serves'
+            return 'installed the new %s and reloaded HAProxy; %s.' % (self.path, served)
+        self.result['certificates_removed'] = []
+        self.fail(self.restore(current, ids, runtime, problem))
+
+    def reload(self, runtime, old_worker, backends, probe):
+        """None once a new worker serves the new file, else why not."""
+        rc, out, err = _run(self.module, shlex.split(self.params['reload_command']))
+        if rc != 0:
+            return 'the reload command exited %d: %s' % (rc, (err or out).strip())
+        if runtime:
+            pid, problem = wait_for_new_worker(runtime, old_worker, backends, self.params['reload_timeout'])
+            self.result['worker'] = pid
+            return problem
+        if probe is None:
+            return None
+        self.module.warn('No stats socket in the base configuration (and runtime_socket unset): only a TCP connect '
+                         'to port %d checked the reload, which the old HAProxy worker could have answered.' % probe[1])
+        return wait_for_port(probe[0], probe[1], self.params['reload_timeout'])
+
+    def restore(self, current, ids, runtime, problem):
+        """Put the previous file back and reload again; the failure message."""
+        if current is None:
+            return ('Reloading HAProxy failed (%s). There was no previous %s to put back, so the new file stays in '
+                    'place. The rollout stops here; the load balancers after this one were not changed.'
+                    % (problem, self.path))
+        info = os.stat(self.path)
+        replace_atomically(self.path, lambda out: out.write(current), info.st_mode & 0o7777, ids)
+        self.result['restored'] = True
+        old_worker = worker_pid(runtime) if runtime else None
+        again = self.reload(runtime, old_worker, [], None)
+        then = ('The previous configuration was put back and reloaded.' if again is None else
+                'The previous configuration was put back, but reloading it failed too (%s); check HAProxy on this '
+                'host now.' % again)
+        return ('Reloading HAProxy failed (%s). %s The rollout stops here; the load balancers after this one were '
+                'not changed.' % (problem, then))
+
+
+def _same(path, data):
+    try:
+        with open(path, 'rb') as handle:
+            return handle.read() == data
+    except (IOError, OSError):
+        return False
+
+
+def _run(module, argv):
+    """(rc, stdout, stderr) of argv; a command that cannot start is a failure like any other."""
+    try:
+        return module.run_command(argv, handle_exceptions=False)
+    except (OSError, IOError) as exc:
+        return 127, '', 'cannot run %s: %s' % (argv[0] if argv else '(empty command)', exc)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type='path', default='/etc/haproxy/haproxy.cfg'),
+            base=dict(type='str', required=True),
+            model=dict(type='dict', required=True),
+            bind_address=dict(type='str', default='*'),
+            cert_dir=dict(type='path', default='/etc/haproxy/portico-certs'),
+            certificates=dict(type='dict', no_log=True),
+            sealed_certificates=dict(type='dict', no_log=True),
+            seal_key=dict(type='str', no_log=True),
+            owner=dict(type='str'),
+            group=dict(type='str'),
+            mode=dict(type='str', default='0644'),
+            backup=dict(type='bool', default=True),
+            validate=dict(type='str', default='haproxy -c -f %s'),
+            reload_command=dict(type='str', default='systemctl reload haproxy'),
+            runtime_socket=dict(type='path'),
+            reload_timeout=dict(type='int', default=30),
+            lock_timeout=dict(type='int', default=300),
+            lock_stale_seconds=dict(type='int', default=1800),
+            max_removal_ratio=dict(type='float', default=0.5),
+            force=dict(type='bool', default=False),
+            load_balancer=dict(type='str'),
+        ),
+        supports_check_mode=True,
+    )
+    step = HostStep(module)
+    try:
+        result = step.run()
+    except StepFailed as exc:
+        module.fail_json(msg=str(exc), **step.result)
+    except (OSError, IOError, ValueError) as exc:
+        module.fail_json(msg='%s: the sync of %s stopped: %s' % (step.name, step.path, exc), **step.result)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
