@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: haproxy_config
 short_description: Bring one load balancer's HAProxy to a routing model in one call, hitlessly
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - The whole host step of a sync, on one load balancer, in one call; the
     P(portico.k8s.haproxy_sync#role) role runs it once per load balancer.
@@ -23,14 +23,14 @@ description:
     that a new HAProxy worker serves the new file; remove the certificate files no longer bound;
     record when the model was read; release the lock."
   - The new worker is recognised on HAProxy's stats socket (O(runtime_socket)), where only it
-    answers after a reload: its pid differs from the worker's before the reload, and
+    answers after a reload. Its pid differs from the worker's before the reload, and
     C(show backend) lists every backend of the new file. A TCP connect to a frontend is not
     enough, as the old worker may still answer it.
   - If the reload fails or no new worker serves the new file within O(reload_timeout), the
-    previous file is put back (also with O(backup=false): it is kept in memory), HAProxy is
+    previous file is put back (also with O(backup=false), as it is kept in memory), HAProxy is
     reloaded again, and the module fails saying what happened.
   - Nothing changes when the new file equals the current one and every certificate file is
-    already in place: no write, no validation, no reload.
+    already in place; then nothing is written, validated or reloaded.
   - The action plugin runs on the controller; it unseals O(sealed_certificates) in memory and
     sends them with pipelining (on the connection's standard input), never through a file.
 author:
@@ -176,7 +176,7 @@ msg:
   description: What happened on this host, in one sentence.
   returned: always
   type: str
-  sample: lb-a: /etc/haproxy/haproxy.cfg is up to date; nothing was changed.
+  sample: 'lb-a: /etc/haproxy/haproxy.cfg is up to date; nothing was changed.'
 path:
   description: The configuration file.
   returned: always

@@ -11,6 +11,10 @@ DOCUMENTATION = r'''
 module: haproxy_lock
 short_description: Take or release a load balancer's sync lock, read what its configuration serves, install certificates
 version_added: 0.1.0
+deprecated:
+  removed_in: 1.0.0
+  why: "The host step is one call now: M(portico.k8s.haproxy_config) takes and releases the lock itself."
+  alternative: Use M(portico.k8s.haproxy_config).
 description:
   - One run at a time per load balancer. O(state=present) takes the lock, a directory beside
     the configuration file (C(<path>.portico-lock); C(mkdir) is atomic), waiting up to O(timeout)

@@ -11,6 +11,10 @@ DOCUMENTATION = r'''
 module: haproxy_reload
 short_description: Reload HAProxy, check that it serves, and put the previous configuration back if not
 version_added: 0.1.0
+deprecated:
+  removed_in: 1.0.0
+  why: "The host step is one call now: M(portico.k8s.haproxy_config) reloads, checks the new worker and restores on failure itself."
+  alternative: Use M(portico.k8s.haproxy_config).
 description:
   - Runs O(command) (without a shell), then waits until O(wait_port) on O(wait_host) accepts TCP
     connections.

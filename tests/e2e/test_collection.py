@@ -43,7 +43,8 @@ def installed(tmp_path_factory):
 def test_the_tarball_holds_the_plugins_role_and_playbook_and_nothing_local(installed):
     names = set(tarfile.open(installed[2]).getnames())
     for wanted in ('plugins/modules/nodeport_info.py', 'plugins/lookup/nodeports.py',
-                   'plugins/module_utils/_model.py', 'roles/haproxy_sync/templates/haproxy.cfg.j2',
+                   'plugins/module_utils/_model.py', 'plugins/modules/haproxy_config.py',
+                   'plugins/action/haproxy_config.py',
                    'roles/haproxy_sync/templates/base.cfg.j2', 'roles/haproxy_sync/meta/argument_specs.yml',
                    'playbooks/sync.yml', 'meta/runtime.yml', 'LICENSE'):
         assert wanted in names
@@ -54,6 +55,8 @@ def test_the_tarball_holds_the_plugins_role_and_playbook_and_nothing_local(insta
     (['portico.k8s.nodeport_info'], 'api_key'),
     (['-t', 'lookup', 'portico.k8s.nodeports'], 'K8S_AUTH_HOST'),
     (['-t', 'role', 'portico.k8s.haproxy_sync'], 'haproxy_sync_config_path'),
+    (['portico.k8s.haproxy_config'], 'runtime_socket'),
+    (['portico.k8s.haproxy_lock'], 'DEPRECATED'),
 ])
 def test_ansible_doc_renders_from_the_installed_collection(installed, args, expected):
     root, env, unused = installed

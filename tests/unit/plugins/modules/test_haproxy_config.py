@@ -1,0 +1,214 @@
+"""portico.k8s.haproxy_config run as Ansible runs a module (a separate process reading its
+arguments from a JSON file) against a real HAProxy in master-worker mode on 127.0.0.0/8."""
+
+import contextlib
+import glob
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.portico.k8s.plugins.module_utils import _config, _haproxy, _model
+from tests.support.haproxy import HAProxy, free_ports, minimal_config
+
+MODULE = Path(__file__).resolve().parents[4] / 'plugins' / 'modules' / 'haproxy_config.py'
+COLLECTIONS = Path(__file__).resolve().parents[4] / 'collection'
+LB = '127.0.0.31'
+NODE_ADDRESS = '127.0.2.31'
+
+
+def node(name, address):
+    return {'name': name, 'ready': 'True', 'addresses': [['InternalIP', address]], 'labels': {}, 'taints': [],
+            'unschedulable': False, 'deleting': False}
+
+
+def service(name, port, node_port):
+    return {'namespace': 'shop', 'name': name, 'created': '2026-01-01T00:00:00Z', 'type': 'NodePort',
+            'ports': [{'name': 'web', 'protocol': 'TCP', 'port': port, 'node_port': node_port}],
+            'external_traffic_policy': 'Cluster', 'health_check_node_port': None, 'annotations': {}}
+
+
+def model(ports, read_at=1000.0):
+    built = _model.build_model([node('w1', NODE_ADDRESS)], [service('s%d' % i, port, 30000 + i)
+                                                            for i, port in enumerate(ports)],
+                               {}, {'kind': 'snapshot', 'snapshot': 'c.json'})
+    built['source']['read_at'] = read_at
+    return built
+
+
+class Host:
+    """One load balancer: its directory, a running HAProxy and a way to call the module on it."""
+
+    def __init__(self, root, proxy):
+        self.root, self.proxy = root, proxy
+        self.config = root / 'haproxy.cfg'
+        self.socket = root / 'admin.sock'
+        self.base = minimal_config(self.socket)
+
+    def call(self, the_model, check_mode=False, diff=False, **args):
+        params = dict(path=str(self.config), base=self.base, model=the_model, bind_address=LB,
+                      reload_command='/bin/kill -USR2 %d' % self.proxy.master_pid, reload_timeout=5,
+                      cert_dir=str(self.root / 'certs'), load_balancer='lb-test', lock_timeout=1)
+        params.update(args)
+        params.update(_ansible_check_mode=check_mode, _ansible_diff=diff)
+        path = self.root / ('args-%d.json' % time.monotonic_ns())
+        path.write_text(json.dumps({'ANSIBLE_MODULE_ARGS': params}))
+        done = subprocess.run([sys.executable, str(MODULE), str(path)], capture_output=True, text=True, timeout=120,
+                              env=dict(os.environ, PYTHONPATH=str(COLLECTIONS)), check=False)
+        path.unlink()
+        return json.loads(done.stdout)
+
+    def expected(self, the_model):
+        return _config.compose(self.base, _haproxy.render(the_model, LB, str(self.root / 'certs')))
+
+    def files(self):
+        return dict((p.name, p.read_bytes()) for p in self.root.iterdir() if p.is_file() and p.suffix != '.log')
+
+
+@pytest.fixture
+def host(tmp_path):
+    root = tmp_path / 'lb'
+    root.mkdir()
+    (root / 'haproxy.cfg').write_text(minimal_config(root / 'admin.sock'))
+    with HAProxy(root / 'haproxy.cfg', root / 'haproxy.pid') as proxy:
+        yield Host(root, proxy)
+
+
+@pytest.fixture
+def ports():
+    return free_ports(3, 21000, 21999, [LB])
+
+
+def test_a_sync_installs_reloads_and_names_the_new_worker_and_the_next_changes_nothing(host, ports):
+    before = host.proxy.state()
+    result = host.call(model(ports[:2]))
+    assert not result.get('failed'), result
+    assert result['changed'] and result['reloaded'] and not result['restored']
+    assert int(result['worker']) in host.proxy.state().workers and int(result['worker']) not in before.workers
+    assert result['msg'] == 'lb-test: installed the new %s and reloaded HAProxy; worker %s serves it.' % (
+        host.config, result['worker'])
+    assert host.config.read_text() == host.expected(model(ports[:2]))
+    assert Path(result['backup_file']).read_text() == host.base
+    assert json.loads(Path(str(host.config) + '.portico-state').read_text()) == {'model_read_at': 1000.0}
+    assert not Path(str(host.config) + '.portico-lock').exists()
+    socket.create_connection((LB, ports[0]), timeout=2).close()  # the new worker binds the new frontend
+    files, state = host.files(), host.proxy.state()
+    again = host.call(model(ports[:2], read_at=2000.0))
+    assert not again['changed'] and not again['reloaded'], again
+    assert again['msg'] == 'lb-test: %s is up to date; nothing was changed.' % host.config
+    assert host.files() == files and host.proxy.state() == state
+
+
+def test_a_reload_the_old_worker_survives_counts_as_failed_and_the_previous_file_comes_back(host, ports):
+    host.call(model(ports[:1]))
+    previous, state = host.config.read_bytes(), host.proxy.state()
+    # the command succeeds, but HAProxy never loads the new file: the old worker keeps answering
+    result = host.call(model(ports[:2]), reload_command='/bin/true', reload_timeout=1)
+    assert result['failed'] and result['restored'] and not result['reloaded']
+    assert 'no new HAProxy worker served the new configuration' in result['msg']
+    assert 'the old worker (pid %d) still answers' % min(state.workers) in result['msg']
+    assert 'The previous configuration was put back, but reloading it failed too' in result['msg']
+    assert result['msg'].startswith('lb-test: Reloading HAProxy failed')
+    assert host.config.read_bytes() == previous and host.proxy.state() == state
+    assert not Path(str(host.config) + '.portico-lock').exists()
+
+
+def test_a_failed_reload_command_restores_even_without_a_backup_and_reloads_it(host, ports):
+    host.call(model(ports[:1]))
+    previous, state = host.config.read_bytes(), host.proxy.state()
+    mark = host.root / 'failed-once'
+    script = host.root / 'reload.sh'
+    # fails the first time, reloads the second
+    script.write_text('#!/bin/sh\nif [ ! -e %s ]; then touch %s; exit 3; fi\nexec /bin/kill -USR2 %d\n'
+                      % (mark, mark, host.proxy.master_pid))
+    script.chmod(0o755)
+    result = host.call(model(ports[:2]), reload_command=str(script), backup=False)
+    assert result['failed'] and result['restored'] and 'backup_file' not in result
+    assert 'the reload command exited 3' in result['msg']
+    assert 'The previous configuration was put back and reloaded.' in result['msg']
+    assert host.config.read_bytes() == previous
+    host.proxy.wait_reloaded(state)
+
+
+def test_a_refused_candidate_changes_nothing_and_says_why(host, ports):
+    host.call(model(ports[:1]))
+    files, state = host.files(), host.proxy.state()
+    result = host.call(model(ports[:2]), base=host.base + '    no-such-keyword-here\n')
+    assert result['failed'] and 'failed to validate' in result['msg'] and 'no-such-keyword-here' in result['msg']
+    assert 'the current file stays in place and HAProxy was not reloaded' in result['msg']
+    assert host.files() == files and host.proxy.state() == state
+    assert not glob.glob(str(host.root / '.portico-*'))
+
+
+def test_check_mode_validates_shows_the_diff_and_changes_nothing(host, ports):
+    host.call(model(ports[:1]))
+    files, state = host.files(), host.proxy.state()
+    leftovers = set(glob.glob(os.path.join(tempfile.gettempdir(), 'portico-check.*')))
+    result = host.call(model(ports[:2]), check_mode=True, diff=True)
+    assert result['changed'] and not result.get('failed'), result
+    assert 'passes the validate command: Configuration file is valid' in result['msg']
+    assert '+backend shop.s1.%d' % ports[1] not in result['diff'][0]['before']
+    assert 'backend shop.s1.%d' % ports[1] in result['diff'][0]['after']
+    assert host.files() == files and host.proxy.state() == state
+    assert set(glob.glob(os.path.join(tempfile.gettempdir(), 'portico-check.*'))) == leftovers
+    refused = host.call(model(ports[:2]), check_mode=True, base=host.base + '    no-such-keyword-here\n')
+    assert refused['failed'] and 'would be refused' in refused['msg'] and 'no-such-keyword-here' in refused['msg']
+
+
+def test_a_host_that_has_a_newer_model_is_left_alone_unless_forced(host, ports):
+    host.call(model(ports[:1], read_at=5000.0))
+    files = host.files()
+    result = host.call(model(ports[:2], read_at=4000.0))
+    assert result['outdated'] and not result['changed']
+    assert result['msg'].startswith('lb-test already has a model read from the cluster at 5000.000')
+    assert host.files() == files
+    forced = host.call(model(ports[:2], read_at=4000.0), force=True)
+    assert forced['changed'] and forced['reloaded']
+
+
+def test_the_safety_valve_refuses_to_remove_most_backends(host, ports):
+    host.call(model(ports))
+    files, state = host.files(), host.proxy.state()
+    result = host.call(model(ports[:1]))
+    assert result['failed'] and 'Refusing to remove 2 of the 3 backends in %s' % host.config in result['msg']
+    assert host.files() == files and host.proxy.state() == state
+    assert host.call(model(ports[:1]), max_removal_ratio=0.7)['reloaded']
+
+
+def test_a_held_lock_fails_cleanly_and_is_left_alone(host, ports):
+    lock = Path(str(host.config) + '.portico-lock')
+    lock.mkdir()
+    try:
+        result = host.call(model(ports[:1]))
+        assert result['failed'] and 'Another run holds %s' % lock in result['msg']
+        assert 'nothing was changed here' in result['msg'] and lock.is_dir()
+        assert host.config.read_text() == host.base
+    finally:
+        lock.rmdir()
+
+
+def test_without_a_stats_socket_a_frontend_is_probed_and_the_module_warns(host, ports):
+    base = host.base.replace('    stats socket %s mode 660 level admin expose-fd listeners\n' % host.socket, '')
+    assert 'stats socket' not in base
+    result = host.call(model(ports[:1]), base=base)
+    assert result['reloaded'] and 'worker' not in result or result['worker'] is None
+    assert 'only a TCP connect' in json.dumps(result['warnings'])
+
+
+def test_the_file_gets_its_mode_and_a_model_the_renderer_refuses_is_never_written(host, ports):
+    result = host.call(model(ports[:1]), mode='0640')
+    assert stat.S_IMODE(os.stat(host.config).st_mode) == 0o640 and result['reloaded']
+    bad = model(ports[:2])
+    bad['nodes'][0]['address'] = '127.0.2.31\n    program x'
+    files = host.files()
+    refused = host.call(bad)
+    assert refused['failed'] and 'the model was refused' in refused['msg'] and host.files() == files
+    with contextlib.suppress(FileNotFoundError):
+        assert not os.listdir(host.root / 'certs')
