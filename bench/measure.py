@@ -149,13 +149,16 @@ def naive(args):
 
 # ---------------------------------------------------------------- rendering
 
-def _templar(model, overrides=None):
-    """The role's haproxy.cfg.j2 through Ansible's templar, set up as the template action does."""
+def _renderer(model, overrides=None):
+    """haproxy.cfg as portico.k8s.haproxy_config makes it: the role's base template through Ansible's
+    templar (set up as the template lookup does), then the generated part in Python."""
     import yaml
     from ansible.parsing.dataloader import DataLoader
     from ansible.plugins.loader import init_plugin_loader
     from ansible.template import Templar, trust_as_template
     init_plugin_loader([str(REPO / 'collection')])
+    from ansible_collections.portico.k8s.plugins.module_utils._config import compose
+    from ansible_collections.portico.k8s.plugins.module_utils._haproxy import render as render_generated
     variables = yaml.safe_load((ROLE / 'defaults' / 'main.yml').read_text())
     variables.update({
         'haproxy_sync_model': model, 'ansible_search_path': [str(ROLE)],
@@ -165,7 +168,7 @@ def _templar(model, overrides=None):
     variables.update(overrides or {})
     loader = DataLoader()
     loader.set_basedir(str(ROLE))
-    source = ROLE / 'templates' / 'haproxy.cfg.j2'
+    source = ROLE / 'templates' / 'base.cfg.j2'
     text = trust_as_template(source.read_text())
     searchpath = [str(ROLE / 'templates'), str(ROLE)]
     templar = Templar(loader=loader, variables=variables).copy_with_new_env(
@@ -173,12 +176,14 @@ def _templar(model, overrides=None):
     jinja_overrides = dict(trim_blocks=True, lstrip_blocks=False, newline_sequence='\n')
 
     def render():
-        return templar.template(text, escape_backslashes=False, overrides=jinja_overrides)
+        base = templar.template(text, escape_backslashes=False, overrides=jinja_overrides)
+        return compose(base, render_generated(model, variables['haproxy_sync_bind_address'],
+                                              variables['haproxy_sync_cert_dir']))
     return render
 
 
 def _render_run(model):
-    render = _templar(model)
+    render = _renderer(model)
     out = {}
 
     def work():

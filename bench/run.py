@@ -557,7 +557,7 @@ def size_report(results):
 
 
 def render_report(results):
-    lines = ['Rendering N server lines (Ansible templar, role template), median seconds']
+    lines = ['Rendering N server lines (base template through the templar, generated part in Python, as haproxy_config does), median seconds']
     lines += ['| shape | 25,000 | 50,000 | 100,000 | 100k / 25k |', '|---|---:|---:|---:|---:|']
     for shape, rows in results['render_lines'].items():
         s = [rows[n]['seconds'] for n in (25000, 50000, 100000)]
