@@ -13,14 +13,20 @@ import json
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.portico.k8s.plugins.module_utils._config import input_problem
+from ansible_collections.portico.k8s.plugins.module_utils._config import input_problem, slim
 from ansible_collections.portico.k8s.plugins.module_utils._seal import SealError, unseal
 
 _MODULE = 'portico.k8s.haproxy_config'
 
 
 def plain(value):
-    """value as plain dicts, lists and scalars (templating hands over containers that resolve lazily)."""
+    """value as plain dicts, lists and scalars: JSON text is parsed, and containers that templating
+    hands over (which resolve lazily) are copied."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError as exc:
+            raise AnsibleActionFail('model is text but not JSON: %s' % exc)
     return json.loads(json.dumps(value))
 
 
@@ -45,21 +51,23 @@ class ActionModule(ActionBase):
         args = dict(self._task.args)
         sealed, key = args.pop('sealed_certificates', None), args.pop('seal_key', None)
         try:
-            args['model'] = plain(args.get('model'))
+            model = plain(args.get('model'))
             certificates = dict(args.pop('certificates', None) or {})
             if sealed:
                 certificates.update(unseal_all(plain(sealed), key))
-            problem = input_problem(args['model'], args.get('base') or '', args.get('validate', 'haproxy -c -f %s'),
+            problem = input_problem(model, args.get('base') or '', args.get('validate', 'haproxy -c -f %s'),
                                     args.get('cert_dir', '/etc/haproxy/portico-certs'), certificates)
             if problem:
                 raise AnsibleActionFail(problem)
-            wanted = set(c['file'] for c in args['model'].get('certificates') or [])
+            wanted = set(c['file'] for c in model.get('certificates') or [])
             if wanted:
                 args['certificates'] = dict((name, pem) for name, pem in certificates.items() if name in wanted)
                 self._pipeline()
         except AnsibleActionFail as exc:
             result.update(failed=True, msg='%s: %s' % ((task_vars or {}).get('inventory_hostname', 'this host'), exc))
             return result
+        # JSON text: the module's dict option parses it, and it costs nothing to template or copy
+        args['model'] = json.dumps(slim(model), separators=(',', ':'))
         args.setdefault('load_balancer', (task_vars or {}).get('inventory_hostname'))
         result.update(self._execute_module(module_name=_MODULE, module_args=args, task_vars=task_vars))
         # the one line that says what happened here is worth showing without -v

@@ -28,6 +28,20 @@ _SHOWN_BACKENDS = 20
 _CERT_DIR = re.compile(r'/[A-Za-z0-9._/-]+\Z')
 
 
+# What the host step reads of a model; the lists of what is left out travel as counts only.
+_HOST_KEYS = ('source', 'nodes', 'draining_nodes', 'frontends', 'backends', 'certificates')
+_COUNTED = ('excluded_nodes', 'excluded_services')
+
+
+def slim(model):
+    """The model as the host step needs it: the same rendering, without the lists of excluded
+    nodes and services (often most of a large cluster's model), which the header only counts."""
+    out = dict((key, model[key]) for key in _HOST_KEYS if key in model)
+    for key in _COUNTED:
+        out[key + '_count'] = model[key + '_count'] if key + '_count' in model else len(model.get(key) or [])
+    return out
+
+
 def compose(base, generated):
     """The whole haproxy.cfg: the operator's base template (as rendered for this host), then the generated part."""
     return base.strip() + '\n\n' + generated

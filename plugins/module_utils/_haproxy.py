@@ -96,6 +96,13 @@ class _Section:
             raise UnsafeValue('%s: %s' % (what, exc), service=self.service, node=self.node)
 
 
+def _how_many(model, key):
+    """len(model[key]), or the count a slimmed model carries instead of the list (see _config.slim)."""
+    if key + '_count' in model:
+        return model[key + '_count']
+    return len(model.get(key) or [])
+
+
 def _header(model):
     source = model.get('source') or {}
     if source.get('kind') == 'snapshot':
@@ -110,7 +117,7 @@ def _header(model):
         '# Source: %s' % origin,
         '# Frontends: %d, backends: %d, eligible nodes: %d, excluded nodes: %d, excluded service ports: %d' % (
             len(model['frontends']), len(model['backends']), len(model['nodes']),
-            len(model.get('excluded_nodes') or []), len(model.get('excluded_services') or [])),
+            _how_many(model, 'excluded_nodes'), _how_many(model, 'excluded_services')),
         _RULE,
     ]
 

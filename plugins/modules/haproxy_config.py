@@ -265,6 +265,9 @@ from ansible_collections.portico.k8s.plugins.module_utils._lock import (
 from ansible_collections.portico.k8s.plugins.module_utils._runtime import wait_for_new_worker, wait_for_port, worker_pid
 
 
+_NOT_ECHOED = ('model', 'base', 'certificates', 'sealed_certificates', 'seal_key')
+
+
 class StepFailed(Exception):
     """The host step stops here; str() is the whole message."""
 
@@ -531,13 +534,16 @@ def main():
         supports_check_mode=True,
     )
     step = HostStep(module)
+    # the model and the base template are large, and the caller has them: not echoed back
+    invocation = {'module_args': dict((k, v) for k, v in module.params.items() if k not in _NOT_ECHOED)}
     try:
         result = step.run()
     except StepFailed as exc:
-        module.fail_json(msg=str(exc), **step.result)
+        module.fail_json(msg=str(exc), invocation=invocation, **step.result)
     except (OSError, IOError, ValueError) as exc:
-        module.fail_json(msg='%s: the sync of %s stopped: %s' % (step.name, step.path, exc), **step.result)
-    module.exit_json(**result)
+        module.fail_json(msg='%s: the sync of %s stopped: %s' % (step.name, step.path, exc), invocation=invocation,
+                         **step.result)
+    module.exit_json(invocation=invocation, **result)
 
 
 if __name__ == '__main__':

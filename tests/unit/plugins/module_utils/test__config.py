@@ -110,3 +110,13 @@ def test_the_controller_refuses_inputs_that_cannot_make_a_configuration():
     assert 'shop/web-tls came without' in _config.input_problem(tls, BASE, 'haproxy -c -f %s', '/c', {})
     assert 'absolute path' in _config.input_problem(tls, BASE, 'haproxy -c -f %s', 'c d', {})
     assert _config.input_problem(tls, BASE, 'haproxy -c -f %s', '/c', {'shop_web.0123456789ab.pem': 'x'}) is None
+
+
+def test_a_slimmed_model_renders_the_same_bytes():
+    full = model(service('web', 80), service('api', 81))
+    full['excluded_nodes'] = [{'name': 'n%d' % i, 'reason': 'NotReady'} for i in range(7)]
+    full['excluded_services'] = [{'service': 'shop/x', 'port': None, 'reason': 'ClusterIP'}]
+    small = _config.slim(full)
+    assert 'excluded_nodes' not in small and small['excluded_nodes_count'] == 7
+    assert _haproxy.render(small) == _haproxy.render(full) and _config.slim(small) == small
+    assert 'excluded nodes: 7, excluded service ports: 1' in _haproxy.render(small)
