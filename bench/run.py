@@ -52,6 +52,7 @@ def eda_load_balancers(count):
     """lb-a, lb-b ... on 127.0.4.1, 127.0.4.2 ..."""
     return dict(('lb-%s' % chr(ord('a') + i), '127.0.4.%d' % (i + 1)) for i in range(count))
 
+
 # kind -> measure.py arguments (the server's are added)
 KINDS = {
     'floor': ['floor'],

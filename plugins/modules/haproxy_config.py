@@ -62,8 +62,8 @@ options:
   base:
     description:
       - The operator's part of the file (C(global), C(defaults), own sections), already rendered
-        for this host; the role renders O(role=portico.k8s.haproxy_sync:haproxy_sync_base_template)
-        with the host's variables.
+        for this host; the P(portico.k8s.haproxy_sync#role) role renders its
+        C(haproxy_sync_base_template) with the host's variables.
     type: str
     required: true
   model:
@@ -150,7 +150,6 @@ notes:
     become method that cannot pipeline) when there are certificates to send.
 seealso:
   - module: portico.k8s.nodeport_info
-  - role: portico.k8s.haproxy_sync
 '''
 
 EXAMPLES = r'''
@@ -336,8 +335,8 @@ class HostStep(object):
         wanted = [c['file'] for c in model.get('certificates') or []]
         stored = stored_certificates(params['cert_dir'])
         self.result['certificates_removed'] = unused_certificates(stored, wanted)
-        changed_certificates = sorted(name for name in wanted if not _same(os.path.join(params['cert_dir'], name),
-                                                                            certificates[name]))
+        changed_certificates = sorted(
+            name for name in wanted if not _same(os.path.join(params['cert_dir'], name), certificates[name]))
         self.result['certificates_changed'] = changed_certificates
         if candidate == current and not changed_certificates:
             self.result['certificates_removed'] = []

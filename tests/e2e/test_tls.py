@@ -48,9 +48,9 @@ class Lab:
         self.stage_parent = root / 'tmp-controller'
         self.stage_parent.mkdir()
 
-    def sync(self, *args):
+    def sync(self, *args, **extra_env):
         before = self.proxy.state()
-        env = dict(sync_env(self.api, None, self.root / 'tmp'), TMPDIR=str(self.stage_parent))
+        env = dict(sync_env(self.api, None, self.root / 'tmp'), TMPDIR=str(self.stage_parent), **extra_env)
         result = subprocess.run([str(BIN / 'ansible-playbook'), '-i', str(self.root / 'inventory.json'),
                                  'playbooks/sync.yml', *args],
                                 cwd=REPO, env=env, capture_output=True, text=True, timeout=240, check=False)
@@ -219,6 +219,23 @@ def test_a_certificate_no_longer_used_is_removed(lab):
     again, before = lab.sync()
     assert again.returncode == 0 and lab.proxy.state() == before
     assert re.search(r'^lb\s+: ok=\d+\s+changed=0 ', again.stdout, re.M), again.stdout
+
+
+def test_certificates_are_never_sent_through_a_file_on_the_load_balancer(lab):
+    # Keeping remote files turns pipelining off: the module's arguments would rest in a file there.
+    new_cert, new_key, new_leaf = tls.certificate(['api.example.com'])
+    lab.api.apply(objects.tls_secret('api-tls', 'web', cert_pem=new_cert, key_pem=new_key))
+    files, config = sorted(os.listdir(lab.cert_dir)), lab.config.read_bytes()
+    result, before = lab.sync(ANSIBLE_KEEP_REMOTE_FILES='1')
+    assert result.returncode != 0
+    assert 'lb: the TLS certificates can only be sent with pipelining' in result.stdout, result.stdout[-2000:]
+    assert sorted(os.listdir(lab.cert_dir)) == files and lab.config.read_bytes() == config
+    assert lab.proxy.state() == before
+    kept = [p for p in (lab.root / 'tmp').rglob('*') if p.is_file()]
+    assert not [p for p in kept if b'PRIVATE KEY' in p.read_bytes()]
+    result, before = lab.sync()
+    assert result.returncode == 0, result.stdout + result.stderr
+    lab.certs['api'] = (new_cert, new_key, new_leaf)
 
 
 def test_the_key_material_matches_what_haproxy_loads(lab):
