@@ -50,7 +50,8 @@ def _directory(path, ids):
     os.chown(path, *ids)
 
 
-def _same(path, data):
+def same_content(path, data):
+    """Whether the file at path holds exactly data (bytes)."""
     try:
         with open(path, 'rb') as handle:
             return handle.read() == data
@@ -68,7 +69,7 @@ def install(directory, bundles, owner=None, group=None, check_mode=False):
         if not FILE_NAME.match(name):
             raise CertificateError('%r is not a certificate file name of this collection' % (name,))
     changed = sorted(name for name, text in bundles.items()
-                     if not _same(os.path.join(directory, name), text.encode('ascii')))
+                     if not same_content(os.path.join(directory, name), text.encode('ascii')))
     if check_mode:
         target, ids = tempfile.mkdtemp(prefix='portico-check-certs.'), None
     else:

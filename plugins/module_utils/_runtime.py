@@ -110,3 +110,11 @@ def wait_for_port(host, port, timeout, poll=0.1):
         if time.time() >= deadline:
             return 'port %d on %s did not accept connections within %d seconds (%s)' % (port, host, timeout, last)
         time.sleep(poll)
+
+
+def run_command(module, argv):
+    """(rc, stdout, stderr) of argv run by the module (no shell); a command that cannot start is a failure like any other."""
+    try:
+        return module.run_command(argv, handle_exceptions=False)
+    except (OSError, IOError) as exc:
+        return 127, '', 'cannot run %s: %s' % (argv[0] if argv else '(empty command)', exc)

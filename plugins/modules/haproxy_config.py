@@ -241,7 +241,7 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.portico.k8s.plugins.module_utils._certificates import CertificateError, install
+from ansible_collections.portico.k8s.plugins.module_utils._certificates import CertificateError, install, same_content
 from ansible_collections.portico.k8s.plugins.module_utils._config import (
     compose,
     generated_part,
@@ -261,7 +261,12 @@ from ansible_collections.portico.k8s.plugins.module_utils._lock import (
     release,
     take,
 )
-from ansible_collections.portico.k8s.plugins.module_utils._runtime import wait_for_new_worker, wait_for_port, worker_pid
+from ansible_collections.portico.k8s.plugins.module_utils._runtime import (
+    run_command,
+    wait_for_new_worker,
+    wait_for_port,
+    worker_pid,
+)
 
 
 _NOT_ECHOED = ('model', 'base', 'certificates', 'sealed_certificates', 'seal_key')
@@ -336,7 +341,7 @@ class HostStep(object):
         stored = stored_certificates(params['cert_dir'])
         self.result['certificates_removed'] = unused_certificates(stored, wanted)
         changed_certificates = sorted(
-            name for name in wanted if not _same(os.path.join(params['cert_dir'], name), certificates[name]))
+            name for name in wanted if not same_content(os.path.join(params['cert_dir'], name), certificates[name]))
         self.result['certificates_changed'] = changed_certificates
         if candidate == current and not changed_certificates:
             self.result['certificates_removed'] = []
@@ -393,7 +398,7 @@ class HostStep(object):
     def validate(self, candidate_path):
         """(rc, output) of the validate command on the candidate file."""
         argv = [word.replace('%s', candidate_path) for word in shlex.split(self.params['validate'])]
-        rc, out, err = _run(self.module, argv)
+        rc, out, err = run_command(self.module, argv)
         self.result['validation'] = (out + err).strip()
         return rc, (err or out).strip()
 
@@ -458,7 +463,7 @@ class HostStep(object):
 
     def reload(self, runtime, old_worker, backends, probe):
         """None once a new worker serves the new file, else why not."""
-        rc, out, err = _run(self.module, shlex.split(self.params['reload_command']))
+        rc, out, err = run_command(self.module, shlex.split(self.params['reload_command']))
         if rc != 0:
             return 'the reload command exited %d: %s' % (rc, (err or out).strip())
         if runtime:
@@ -487,22 +492,6 @@ class HostStep(object):
                 'host now.' % again)
         return ('Reloading HAProxy failed (%s). %s The rollout stops here; the load balancers after this one were '
                 'not changed.' % (problem, then))
-
-
-def _same(path, data):
-    try:
-        with open(path, 'rb') as handle:
-            return handle.read() == data
-    except (IOError, OSError):
-        return False
-
-
-def _run(module, argv):
-    """(rc, stdout, stderr) of argv; a command that cannot start is a failure like any other."""
-    try:
-        return module.run_command(argv, handle_exceptions=False)
-    except (OSError, IOError) as exc:
-        return 127, '', 'cannot run %s: %s' % (argv[0] if argv else '(empty command)', exc)
 
 
 def main():

@@ -119,27 +119,12 @@ stderr:
 import os
 import shlex
 import shutil
-import socket
-import time
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.portico.k8s.plugins.module_utils._files import replace_atomically
 from ansible_collections.portico.k8s.plugins.module_utils._lock import record_model_time, release
-
-
-def wait_for_port(host, port, timeout):
-    """None once host:port accepts a connection, else why not."""
-    deadline, last = time.time() + timeout, None
-    while True:
-        try:
-            with socket.create_connection((host, port), timeout=1):
-                return None
-        except OSError as exc:
-            last = exc
-        if time.time() >= deadline:
-            return 'port %d on %s did not accept connections within %d seconds (%s)' % (port, host, timeout, last)
-        time.sleep(0.1)
+from ansible_collections.portico.k8s.plugins.module_utils._runtime import run_command, wait_for_port
 
 
 def restore(source, path):
@@ -151,14 +136,6 @@ def restore(source, path):
             shutil.copyfileobj(original, out)
     replace_atomically(path, copy, info.st_mode & 0o7777,
                        (info.st_uid, info.st_gid) if os.geteuid() == 0 else None)
-
-
-def run(module, argv):
-    """(rc, stdout, stderr) of argv; a command that cannot start is a failure like any other."""
-    try:
-        return module.run_command(argv, handle_exceptions=False)
-    except (OSError, IOError) as exc:
-        return 127, '', 'cannot run %s: %s' % (argv[0] if argv else '(empty command)', exc)
 
 
 def main():
@@ -190,7 +167,7 @@ def main():
 
     try:
         argv = shlex.split(params['command'])
-        rc, result['stdout'], result['stderr'] = run(module, argv)
+        rc, result['stdout'], result['stderr'] = run_command(module, argv)
         problem = None
         if rc != 0:
             problem = 'the reload command exited %d: %s' % (rc, (result['stderr'] or result['stdout']).strip())
@@ -207,7 +184,7 @@ def main():
         if params['restore_from']:
             restore(params['restore_from'], params['path'])
             result['restored'] = True
-            again, dummy, error = run(module, argv)
+            again, dummy, error = run_command(module, argv)
             then = ('The previous configuration was put back and reloaded.' if again == 0 else
                     'The previous configuration was put back, but reloading it failed too (exit %d: %s); '
                     'check HAProxy on this host now.' % (again, error.strip()))
