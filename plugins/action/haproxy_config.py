@@ -42,6 +42,10 @@ def unseal_all(sealed, key):
         raise AnsibleActionFail('cannot unseal the TLS certificates: %s' % exc)
 
 
+def _host(task_vars):
+    return (task_vars or {}).get('inventory_hostname', 'this host')
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
 
@@ -52,6 +56,8 @@ class ActionModule(ActionBase):
         sealed, key = args.pop('sealed_certificates', None), args.pop('seal_key', None)
         try:
             model = plain(args.get('model'))
+            if not isinstance(args.get('base'), str):
+                raise AnsibleActionFail('base must be the text of the base configuration')
             certificates = dict(args.pop('certificates', None) or {})
             if sealed:
                 certificates.update(unseal_all(plain(sealed), key))
@@ -63,12 +69,16 @@ class ActionModule(ActionBase):
             if wanted:
                 args['certificates'] = dict((name, pem) for name, pem in certificates.items() if name in wanted)
                 self._pipeline()
+        except (TypeError, KeyError, AttributeError) as exc:
+            result.update(failed=True, msg='%s: the model or the certificates are not what portico.k8s.nodeport_info '
+                          'returns (%s: %s); nothing was changed' % (_host(task_vars), type(exc).__name__, exc))
+            return result
         except AnsibleActionFail as exc:
-            result.update(failed=True, msg='%s: %s' % ((task_vars or {}).get('inventory_hostname', 'this host'), exc))
+            result.update(failed=True, msg='%s: %s' % (_host(task_vars), exc))
             return result
         # JSON text: the module's dict option parses it, and it costs nothing to template or copy
         args['model'] = json.dumps(slim(model), separators=(',', ':'))
-        args.setdefault('load_balancer', (task_vars or {}).get('inventory_hostname'))
+        args.setdefault('load_balancer', _host(task_vars))
         result.update(self._execute_module(module_name=_MODULE, module_args=args, task_vars=task_vars))
         # the one line that says what happened here is worth showing without -v
         result['_ansible_verbose_always'] = True

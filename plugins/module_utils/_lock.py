@@ -82,13 +82,18 @@ def take(lock, timeout, stale_seconds, poll=0.5):
     while True:
         try:
             os.mkdir(lock, 0o700)
-            with open(os.path.join(lock, TOKEN_FILE), 'w') as handle:
-                handle.write(token + '\n')
-            return token, stale_removed, round(time.time() - started, 2)
         except FileExistsError:
             pass
         except OSError as exc:
             raise LockError('cannot take the lock %s: %s; nothing was changed here' % (lock, exc))
+        else:
+            try:
+                with open(os.path.join(lock, TOKEN_FILE), 'w') as handle:
+                    handle.write(token + '\n')
+            except OSError as exc:
+                shutil.rmtree(lock, ignore_errors=True)
+                raise LockError('cannot take the lock %s: %s; nothing was changed here' % (lock, exc))
+            return token, stale_removed, round(time.time() - started, 2)
         try:
             age = time.time() - os.stat(lock).st_mtime
         except OSError:
@@ -103,17 +108,32 @@ def take(lock, timeout, stale_seconds, poll=0.5):
         time.sleep(poll)
 
 
-def installed_model_time(path):
-    """When the model installed in the file at path was read (seconds since the epoch), or None."""
+def installed_state(path):
+    """What is recorded beside the file at path: model_read_at, and unverified (the digest of a file
+    installed but not yet seen served by a new HAProxy worker); {} if nothing is."""
     try:
         with open(path + STATE_SUFFIX) as handle:
-            value = json.load(handle).get('model_read_at')
-    except (IOError, OSError, ValueError, AttributeError):
-        return None
-    return float(value) if isinstance(value, (int, float)) else None
+            state = json.load(handle)
+    except (IOError, OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def installed_model_time(path):
+    """When the model installed in the file at path was read (seconds since the epoch), or None."""
+    value = installed_state(path).get('model_read_at')
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def record_state(path, model_time, unverified=None):
+    """Record (atomically) when the model installed in path was read, and whether it is unverified."""
+    state = {'model_read_at': model_time}
+    if unverified:
+        state['unverified'] = unverified
+    content = (json.dumps(state, sort_keys=True) + '\n').encode('utf-8')
+    replace_atomically(path + STATE_SUFFIX, lambda out: out.write(content), 0o644)
 
 
 def record_model_time(path, model_time):
-    """Record (atomically) when the model just installed in path was read."""
-    content = (json.dumps({'model_read_at': model_time}) + '\n').encode('utf-8')
-    replace_atomically(path + STATE_SUFFIX, lambda out: out.write(content), 0o644)
+    """Record (atomically) when the model just installed in path was read (and that it was verified)."""
+    record_state(path, model_time)

@@ -64,12 +64,16 @@ def backends(path, timeout=2.0):
                if line.strip() and not line.startswith('#'))
 
 
-def worker_pid(path):
-    """The pid of the worker answering on path, or None if none answers."""
-    try:
-        return info(path)['Pid']
-    except RuntimeAPIError:
-        return None
+def worker_pid(path, tries=3, poll=0.1):
+    """The pid of the worker answering on path, or None if none answers (after a few tries: a
+    busy worker must not pass for none, or the old one could pass for a new one)."""
+    for attempt in range(tries):
+        try:
+            return info(path)['Pid']
+        except RuntimeAPIError:
+            if attempt + 1 < tries:
+                time.sleep(poll)
+    return None
 
 
 def wait_for_new_worker(path, old_pid, wanted, timeout, poll=0.05):

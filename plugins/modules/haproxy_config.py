@@ -233,6 +233,7 @@ stale_lock_removed:
   type: bool
 '''
 
+import hashlib
 import os
 import shlex
 import shutil
@@ -257,7 +258,8 @@ from ansible_collections.portico.k8s.plugins.module_utils._lock import (
     LOCK_SUFFIX,
     LockError,
     installed_model_time,
-    record_model_time,
+    installed_state,
+    record_state,
     release,
     take,
 )
@@ -305,10 +307,15 @@ class HostStep(object):
             self.result['msg'] = self.sync()
             return self.result
         finally:
-            for path in self.temporary:
-                shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.unlink(path)
-            if token:
-                release(lock, token)
+            try:
+                if token:
+                    release(lock, token)
+            finally:
+                for path in self.temporary:
+                    if os.path.isdir(path):
+                        shutil.rmtree(path, ignore_errors=True)
+                    elif os.path.lexists(path):
+                        os.unlink(path)
 
     def render(self, cert_dir):
         try:
@@ -343,7 +350,7 @@ class HostStep(object):
         changed_certificates = sorted(
             name for name in wanted if not same_content(os.path.join(params['cert_dir'], name), certificates[name]))
         self.result['certificates_changed'] = changed_certificates
-        if candidate == current and not changed_certificates:
+        if candidate == current and not changed_certificates and installed_state(self.path).get('unverified') is None:
             self.result['certificates_removed'] = []
             return '%s: %s is up to date; nothing was changed.' % (self.name, self.path)
         current_text = (current or b'').decode('utf-8', 'replace')
@@ -422,13 +429,34 @@ class HostStep(object):
 
     def apply(self, candidate, current, certificates):
         params = self.params
+        try:
+            reload_argv = shlex.split(params['reload_command'])
+        except ValueError as exc:
+            self.fail('haproxy_sync_reload_command cannot be split into words (%s); %s was not changed' % (exc, self.path))
         ids = owner_ids(self.path, params['owner'], params['group'])
+        before = set(stored_certificates(params['cert_dir']))
         try:
             self.result['certificates_changed'], dummy = install(
                 params['cert_dir'], dict((n, t.decode('ascii')) for n, t in certificates.items()),
-                params['owner'], params['group'])
+                params['owner'], params['group']) if certificates else ([], None)
         except CertificateError as exc:
             self.fail('cannot install the TLS certificates: %s; %s was not changed' % (exc, self.path))
+        # key files this call brought: they go again if the new file does not stay
+        self.brought = [name for name in self.result['certificates_changed'] if name not in before]
+        try:
+            return self.install(candidate, current, ids, reload_argv)
+        except StepFailed:
+            self.remove_brought()
+            raise
+
+    def remove_brought(self):
+        for name in getattr(self, 'brought', []):
+            path = os.path.join(self.params['cert_dir'], name)
+            if os.path.lexists(path):
+                os.unlink(path)
+
+    def install(self, candidate, current, ids, reload_argv):
+        params = self.params
         directory = os.path.dirname(self.path) or '.'
         handle, candidate_path = tempfile.mkstemp(dir=directory, prefix='.portico-candidate.')
         self.temporary.append(candidate_path)
@@ -444,26 +472,37 @@ class HostStep(object):
         runtime = params['runtime_socket'] or stats_socket(params['base'])
         old_worker = worker_pid(runtime) if runtime else None
         if current is not None and params['backup']:
-            self.result['backup_file'] = self.module.backup_local(self.path)
-        os.rename(candidate_path, self.path)
-        self.temporary.remove(candidate_path)
-        problem = self.reload(runtime, old_worker, [b['name'] for b in params['model']['backends']],
-                              probe_address(params['model'], params['bind_address']))
+            try:
+                self.result['backup_file'] = self.module.backup_local(self.path)
+            except Exception as exc:  # backup_local raises a bare Exception
+                self.fail('cannot keep a backup of %s (%s); it was not changed' % (self.path, exc))
+        mode = os.stat(self.path).st_mode & 0o7777 if current is not None else None
+        # until a new worker is seen serving it, the file is marked unverified: a run that finds it
+        # in place does not take it for done
+        record_state(self.path, installed_model_time(self.path), unverified=_digest(candidate))
+        try:
+            os.rename(candidate_path, self.path)
+            self.temporary.remove(candidate_path)
+            problem = self.reload(reload_argv, runtime, old_worker, [b['name'] for b in params['model']['backends']],
+                                  probe_address(params['model'], params['bind_address']))
+        except StepFailed:
+            raise
+        except BaseException as exc:
+            problem = 'the reload stopped: %s' % exc
         if problem is None:
             self.result['reloaded'] = True
             read_at = (params['model'].get('source') or {}).get('read_at')
-            if read_at is not None:
-                record_model_time(self.path, read_at)
+            record_state(self.path, read_at if read_at is not None else installed_model_time(self.path))
             for name in self.result['certificates_removed']:
                 os.unlink(os.path.join(params['cert_dir'], name))
             served = ('worker %s serves it' % self.result['worker']) if self.result.get('worker') else 'it serves'
             return 'installed the new %s and reloaded HAProxy; %s.' % (self.path, served)
         self.result['certificates_removed'] = []
-        self.fail(self.restore(current, ids, runtime, problem))
+        self.fail(self.restore(current, ids, mode, reload_argv, runtime, problem))
 
-    def reload(self, runtime, old_worker, backends, probe):
+    def reload(self, argv, runtime, old_worker, backends, probe):
         """None once a new worker serves the new file, else why not."""
-        rc, out, err = run_command(self.module, shlex.split(self.params['reload_command']))
+        rc, out, err = run_command(self.module, argv)
         if rc != 0:
             return 'the reload command exited %d: %s' % (rc, (err or out).strip())
         if runtime:
@@ -476,22 +515,37 @@ class HostStep(object):
                          'to port %d checked the reload, which the old HAProxy worker could have answered.' % probe[1])
         return wait_for_port(probe[0], probe[1], self.params['reload_timeout'])
 
-    def restore(self, current, ids, runtime, problem):
+    def restore(self, current, ids, mode, argv, runtime, problem):
         """Put the previous file back and reload again; the failure message."""
         if current is None:
+            self.brought = []  # the new file stays, and binds them
             return ('Reloading HAProxy failed (%s). There was no previous %s to put back, so the new file stays in '
-                    'place. The rollout stops here; the load balancers after this one were not changed.'
-                    % (problem, self.path))
-        info = os.stat(self.path)
-        replace_atomically(self.path, lambda out: out.write(current), info.st_mode & 0o7777, ids)
+                    'place, marked unverified (the next run reloads it again). The rollout stops here; the load '
+                    'balancers after this one were not changed.' % (problem, self.path))
+        try:
+            replace_atomically(self.path, lambda out: out.write(current), mode, ids)
+        except OSError as exc:
+            self.brought = []
+            return ('Reloading HAProxy failed (%s), and putting the previous %s back failed too (%s): the new file is '
+                    'in place, marked unverified%s. Check HAProxy on this host now.'
+                    % (problem, self.path, exc, ', the previous one is %s' % self.result['backup_file']
+                       if self.result.get('backup_file') else ''))
         self.result['restored'] = True
+        self.remove_brought()
+        self.brought = []
         old_worker = worker_pid(runtime) if runtime else None
-        again = self.reload(runtime, old_worker, [], None)
+        again = self.reload(argv, runtime, old_worker, [], None)
+        if again is None:
+            record_state(self.path, installed_model_time(self.path))
         then = ('The previous configuration was put back and reloaded.' if again is None else
                 'The previous configuration was put back, but reloading it failed too (%s); check HAProxy on this '
                 'host now.' % again)
         return ('Reloading HAProxy failed (%s). %s The rollout stops here; the load balancers after this one were '
                 'not changed.' % (problem, then))
+
+
+def _digest(data):
+    return hashlib.sha256(data).hexdigest()
 
 
 def main():

@@ -212,3 +212,28 @@ def test_the_file_gets_its_mode_and_a_model_the_renderer_refuses_is_never_writte
     assert refused['failed'] and 'the model was refused' in refused['msg'] and host.files() == files
     with contextlib.suppress(FileNotFoundError):
         assert not os.listdir(host.root / 'certs')
+
+
+def test_a_file_left_in_place_by_a_failed_first_reload_is_reloaded_by_the_next_run(host, ports):
+    host.config.unlink()
+    failed = host.call(model(ports[:1]), reload_command='/bin/false')
+    assert failed['failed'] and 'no previous' in failed['msg'] and 'marked unverified' in failed['msg']
+    state = host.proxy.state()
+    # the same model again: the file is in place, but no worker was seen serving it
+    again = host.call(model(ports[:1]))
+    assert again['changed'] and again['reloaded'], again
+    host.proxy.wait_reloaded(state)
+    assert 'unverified' not in json.loads(Path(str(host.config) + '.portico-state').read_text())
+    assert not host.call(model(ports[:1]))['changed']
+
+
+def test_a_reload_command_that_cannot_be_split_changes_nothing(host, ports):
+    files = host.files()
+    result = host.call(model(ports[:1]), reload_command='kill "')
+    assert result['failed'] and 'cannot be split into words' in result['msg'] and host.files() == files
+
+
+def test_the_previous_file_comes_back_with_its_own_mode(host, ports):
+    host.call(model(ports[:1]), mode='0640')
+    result = host.call(model(ports[:2]), mode='0600', reload_command='/bin/false')
+    assert result['restored'] and stat.S_IMODE(os.stat(host.config).st_mode) == 0o640
