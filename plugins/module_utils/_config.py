@@ -80,14 +80,19 @@ def read_generated(path, cert_dir=None):
         return (True,) + generated_part(handle, cert_dir)
 
 
+def left_out(current, wanted):
+    """The items of current that wanted does not have, in current's order."""
+    keep = set(wanted)
+    return [name for name in current if name not in keep]
+
+
 def removal_problem(path, current, wanted, max_ratio, force=False):
     """Why the new file must not replace the current one (the safety valve), or None.
 
     current: the backends of the current file's generated part; wanted: the new model's. A wrong
     selector, a partial API answer or a rebuilt cluster must not empty the load balancers.
     """
-    keep = set(wanted)
-    removed = [name for name in current if name not in keep]
+    removed = left_out(current, wanted)
     if force or not current or len(removed) <= max_ratio * len(current):
         return None
     shown = ', '.join(removed[:_SHOWN_BACKENDS]) + (' ...' if len(removed) > _SHOWN_BACKENDS else '')
@@ -108,8 +113,7 @@ def stored_certificates(cert_dir):
 
 def unused_certificates(stored, wanted):
     """The collection's files in the certificate directory that the new file does not bind."""
-    keep = set(wanted)
-    return sorted(name for name in stored if name not in keep)
+    return sorted(left_out(stored, wanted))
 
 
 def stats_socket(base):

@@ -246,6 +246,7 @@ from ansible_collections.portico.k8s.plugins.module_utils._certificates import C
 from ansible_collections.portico.k8s.plugins.module_utils._config import (
     compose,
     generated_part,
+    left_out,
     probe_address,
     removal_problem,
     stats_socket,
@@ -345,7 +346,7 @@ class HostStep(object):
         candidate = self.render(params['cert_dir']).encode('utf-8')
         certificates = self.certificates()
         wanted = [c['file'] for c in model.get('certificates') or []]
-        stored = stored_certificates(params['cert_dir'])
+        stored = self.stored = stored_certificates(params['cert_dir'])
         self.result['certificates_removed'] = unused_certificates(stored, wanted)
         changed_certificates = sorted(
             name for name in wanted if not same_content(os.path.join(params['cert_dir'], name), certificates[name]))
@@ -356,8 +357,7 @@ class HostStep(object):
         current_text = (current or b'').decode('utf-8', 'replace')
         old_backends, dummy, foreign = generated_part(current_text.split('\n'), None)
         new_backends = [b['name'] for b in model['backends']]
-        keep = set(new_backends)
-        self.result['backends_removed'] = [name for name in old_backends if name not in keep]
+        self.result['backends_removed'] = left_out(old_backends, new_backends)
         problem = removal_problem(self.path, old_backends, new_backends, params['max_removal_ratio'], params['force'])
         if problem:
             self.fail(problem)
@@ -434,7 +434,7 @@ class HostStep(object):
         except ValueError as exc:
             self.fail('haproxy_sync_reload_command cannot be split into words (%s); %s was not changed' % (exc, self.path))
         ids = owner_ids(self.path, params['owner'], params['group'])
-        before = set(stored_certificates(params['cert_dir']))
+        before = set(self.stored)
         try:
             self.result['certificates_changed'], dummy = install(
                 params['cert_dir'], dict((n, t.decode('ascii')) for n, t in certificates.items()),
