@@ -16,6 +16,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
+import zlib
 
 from ansible_collections.portico.k8s.plugins.module_utils._names import _show
 
@@ -60,6 +61,11 @@ _IS_IPV4 = re.compile(r'(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}
 _COMMENT_SERVICES = 10
 _RESOLVE_LATER = ' init-addr last,libc,none'
 _NUMBERS = {'port': (1, 65535), 'number': (0, 1000000000), 'status': (100, 599)}
+# Hash balances take servers at runtime only with consistent hashing (HAProxy 2.6).
+HASH_BALANCES = ('source', 'uri', 'hdr(')
+# A server's place on a consistent-hash ring follows its id: fixed ids keep it the same after
+# a reload and after an "add server", and whatever other nodes come and go.
+_MAX_SERVER_ID = 2 ** 31 - 1
 
 
 class UnsafeValue(ValueError):
@@ -209,8 +215,25 @@ def _server(node):
     return '    server %s %s' % (guard('name', node['name'], 'node name'), address), ending
 
 
+def is_hashed(balance):
+    """Whether a backend's balance hashes (and so is written with hash-type consistent)."""
+    return str(balance).startswith(HASH_BALANCES)
+
+
+def server_ids(names):
+    """{node name: server id}: a stable id from each name (CRC-32), the next free one on a clash."""
+    ids, taken = {}, set()
+    for name in sorted(set(names)):
+        number = zlib.crc32(name.encode('utf-8')) % _MAX_SERVER_ID + 1
+        while number in taken:
+            number = number % _MAX_SERVER_ID + 1
+        taken.add(number)
+        ids[name] = number
+    return ids
+
+
 def _server_options(backend, guard):
-    """What follows the address on each server line of a backend."""
+    """What follows the address on each server line of a backend (before weight, slowstart and id)."""
     check = backend.get('check') or {}
     options = ':' + guard('port', backend['node_port'], 'nodePort') + ' check'
     for key, word, kind in (('port', 'port', 'port'), ('interval', 'inter', 'time'),
@@ -223,11 +246,14 @@ def _server_options(backend, guard):
     return options + proxy
 
 
-def _backend(backend, servers, draining):
+def _backend(backend, servers, draining, ids=None, slowstart=None):
     guard = _Section(service=backend.get('service'))
     lines = ['', 'backend ' + guard('name', backend['name'], 'backend name'),
              '    mode ' + guard('mode', backend['mode'], 'mode'),
              '    balance ' + guard('balance', backend['balance'], 'balance')]
+    hashed = is_hashed(backend['balance'])
+    if hashed:
+        lines.append('    hash-type consistent')
     for name in ('connect', 'server', 'tunnel'):
         if backend.get('timeout_' + name):
             lines.append('    timeout %s %s' % (name, guard('time', backend['timeout_' + name], 'timeout ' + name)))
@@ -237,27 +263,36 @@ def _backend(backend, servers, draining):
                                                 guard('path', check['path'], 'check path')),
                   '    http-check expect status ' + guard('status', check.get('status', 200), 'check status')]
     options = _server_options(backend, guard)
+    start = (' slowstart ' + guard('time', slowstart, 'slowstart')) if slowstart else ''
+    ids = ids if hashed else None
     nodes = backend['nodes']
     # nodes is "all" or a list of node names
     if isinstance(nodes, str):
         if nodes != 'all':
             raise UnsafeValue('backend %s: nodes is %s, not "all" or a list' % (backend['name'], _show(nodes, 60)),
                               service=backend.get('service'))
-        lines.extend(prefix + options + ending for prefix, ending in servers.values())
+        if ids is None:
+            lines.extend(prefix + options + start + ending for prefix, ending in servers.values())
+        else:
+            lines.extend(prefix + options + start + ids[name] + ending for name, (prefix, ending) in servers.items())
         # Nodes that left since the last run: no new connections, existing ones finish.
-        lines.extend(prefix + options + ' weight 0' + ending for prefix, ending in draining)
+        lines.extend(prefix + options + ' weight 0' + start + (ids[name] if ids else '') + ending
+                     for name, (prefix, ending) in draining.items())
     else:
         for name in nodes:
             if name not in servers:
                 raise UnsafeValue('backend %s names node %s, which is not among the eligible nodes'
                                   % (backend['name'], _show(name, 60)), service=backend.get('service'))
             prefix, ending = servers[name]
-            lines.append(prefix + options + ending)
+            lines.append(prefix + options + start + (ids[name] if ids else '') + ending)
     return lines
 
 
-def render(model, bind_address='*', cert_dir=DEFAULT_CERT_DIR):
+def render(model, bind_address='*', cert_dir=DEFAULT_CERT_DIR, slowstart=None):
     """The generated part of haproxy.cfg (the header, then frontends, then backends).
+
+    slowstart: the time a server that comes up (a node that joins) takes to reach its full
+    weight, on every server line; None for none.
 
     Raises UnsafeValue naming the section, and the service or node, for a value that fits no
     slot; the text is then never produced, so it cannot be written.
@@ -266,9 +301,12 @@ def render(model, bind_address='*', cert_dir=DEFAULT_CERT_DIR):
     for frontend in model['frontends']:
         lines.extend(_frontend(frontend, bind_address, cert_dir))
     servers = dict((node['name'], _server(node)) for node in model['nodes'])
-    draining = [_server(node) for node in model.get('draining_nodes') or []]
+    draining = dict((node['name'], _server(node)) for node in model.get('draining_nodes') or [])
+    ids = None
+    if any(is_hashed(backend['balance']) for backend in model['backends']):
+        ids = dict((name, ' id %d' % number) for name, number in server_ids(set(servers) | set(draining)).items())
     for backend in model['backends']:
-        lines.extend(_backend(backend, servers, draining))
+        lines.extend(_backend(backend, servers, draining, ids, slowstart))
     text = '\n'.join(lines) + '\n'
     verify(text, model, bind_address)
     return text
@@ -300,7 +338,7 @@ def refusals(model):
     for backend in model['backends']:
         try:
             # every value of the backend but its server lines, which are the nodes' own
-            _backend(dict(backend, nodes=[]), {}, [])
+            _backend(dict(backend, nodes=[]), {}, {})
         except UnsafeValue as exc:
             note(exc)
     return found
@@ -330,6 +368,7 @@ _FRONTEND_SHAPES = (
 _BACKEND_SHAPES = (
     ('mode', r'mode (?:tcp|http)'),
     ('balance', r'balance (?:%s)' % _PATTERNS['balance']),
+    ('hash-type', r'hash-type consistent'),
     ('timeout connect', r'timeout connect ' + _TIME),
     ('timeout server', r'timeout server ' + _TIME),
     ('timeout tunnel', r'timeout tunnel ' + _TIME),
@@ -340,14 +379,14 @@ _SHAPES = dict((kind, [(what, re.compile('    (?:%s)\\Z' % shape)) for what, sha
                for kind, shapes in (('frontend', _FRONTEND_SHAPES), ('backend', _BACKEND_SHAPES)))
 # What follows "<address>:<port>" on a server line; checked once per distinct text.
 _SERVER_OPTIONS = re.compile(r' check(?: port %s)?(?: inter %s)?(?: rise %s)?(?: fall %s)?'
-                             r'(?: send-proxy(?:-v2)?(?: check-send-proxy)?)?(?: weight 0)?(?: init-addr last,libc,none)?\Z'
-                             % (_PORT, _TIME, _NUMBER, _NUMBER))
+                             r'(?: send-proxy(?:-v2)?(?: check-send-proxy)?)?(?: weight 0)?(?: slowstart %s)?(?: id %s)?'
+                             r'(?: init-addr last,libc,none)?\Z' % (_PORT, _TIME, _NUMBER, _NUMBER, _TIME, _NUMBER))
 _COMMENT = re.compile(r'#[ -~]*\Z')
 _SECTION = re.compile(r'(frontend|backend) (%s)\Z' % _PATTERNS['name'])
 _STARTS_FORBIDDEN = re.compile(r'\s*(?:\.|(?:%s)(?:\s|\Z))' % '|'.join(re.escape(k) for k in FORBIDDEN_KEYWORDS))
 # Lines a section holds at most once (and mode and bind, or mode and balance, exactly once).
 _ONCE = ('mode', 'bind', 'maxconn', 'timeout client', 'forwarded proto', 'host variable', 'inspect delay',
-         'accept hello', 'default backend', 'balance', 'timeout connect', 'timeout server', 'timeout tunnel',
+         'accept hello', 'default backend', 'balance', 'hash-type', 'timeout connect', 'timeout server', 'timeout tunnel',
          'option httpchk', 'http-check')
 
 
@@ -430,7 +469,9 @@ def verify(text, model, bind_address=None):
     every = [n['name'] for n in nodes]
     known_options = set()
     for backend, (kind, name, lines) in zip(model['backends'], sections[len(model['frontends']):]):
-        _count('backend ' + name, lines, ('mode', 'balance'))
+        counts = _count('backend ' + name, lines, ('mode', 'balance'))
+        if counts.get('hash-type', 0) != (1 if is_hashed(backend['balance']) else 0):
+            raise MalformedConfig('backend %s does not hash as the model says' % name)
         servers = [line for what, line in lines if what == 'server']
         wanted = every if backend['nodes'] == 'all' else list(backend['nodes'])
         port = '%d' % backend['node_port']

@@ -46,6 +46,62 @@ def ask(path, command, timeout=2.0):
     return b''.join(parts).decode('utf-8', 'replace')
 
 
+class Session(object):
+    """One connection to the runtime API in interactive mode: many commands, one answer each.
+
+    Use as a context manager; ``send`` returns the answer to one command (without the prompt).
+    """
+
+    _PROMPT = b'\n> '
+
+    def __init__(self, path, timeout=5.0):
+        self.path, self.timeout, self.connection = path, timeout, None
+
+    def __enter__(self):
+        self.connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.connection.settimeout(self.timeout)
+        try:
+            self.connection.connect(self.path)
+            self.connection.sendall(b'prompt\n')
+            self._answer('prompt')
+        except (OSError, socket.timeout) as exc:
+            self.connection.close()
+            raise RuntimeAPIError('%s: %s' % (self.path, exc))
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.connection.sendall(b'quit\n')
+        except (OSError, socket.timeout):
+            pass
+        self.connection.close()
+
+    def _answer(self, command):
+        parts, size = [], 0
+        while True:
+            part = self.connection.recv(65536)
+            if not part:
+                raise RuntimeAPIError('%s closed the connection after %r' % (self.path, command))
+            parts.append(part)
+            size += len(part)
+            if size > _LIMIT:
+                raise RuntimeAPIError('the answer to %r on %s is larger than %d bytes' % (command, self.path, _LIMIT))
+            # the prompt ends every answer; it may arrive split across reads
+            if part.endswith(self._PROMPT) or (len(part) < 3 and b''.join(parts[-2:]).endswith(self._PROMPT)):
+                break
+        return b''.join(parts)[:-len(self._PROMPT)].decode('utf-8', 'replace')
+
+    def send(self, command):
+        """The answer to one command (ASCII, one line)."""
+        if '\n' in command or ';' in command or not command.isascii():
+            raise RuntimeAPIError('refusing to send %r: one plain command per line' % command[:80])
+        try:
+            self.connection.sendall(command.encode('ascii') + b'\n')
+            return self._answer(command)
+        except (OSError, socket.timeout) as exc:
+            raise RuntimeAPIError('%s: %s (after %r)' % (self.path, exc, command))
+
+
 def info(path, timeout=2.0):
     """'show info' as a dict (Pid, Version, Uptime_sec ...)."""
     fields = {}

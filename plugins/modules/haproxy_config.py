@@ -26,6 +26,19 @@ description:
     answers after a reload. Its pid differs from the worker's before the reload, and
     C(show backend) lists every backend of the new file. A TCP connect to a frontend is not
     enough, as the old worker may still answer it.
+  - When the new file differs from the installed one in server lines only (a node joins, leaves,
+    starts or stops draining, or a Local-policy backend's set of nodes moves), no reload is needed.
+    The module reads what HAProxy runs (C(show servers state)), checks that it is what the installed
+    file says, applies the changes through the runtime API (C(add server), C(enable health),
+    C(set server ... state ready), C(set server ... weight), C(set server ... state maint),
+    C(del server)), reads the running state again and compares it with the new file, and only then
+    installs the new file, without a reload. A refused command or any difference falls back to the
+    validated reload, and RV(reload_reason) says why.
+  - A removed server that still has connections stays in maintenance (no new connections) until
+    they finish; a later sync deletes it, and a reload or restart never brings it back, as the file
+    does not have it.
+  - Everything else (frontends, backends, their settings, certificates, the base configuration, a
+    node with a DNS name as its address) is validated and reloaded.
   - If the reload fails or no new worker serves the new file within O(reload_timeout), the
     previous file is put back (also with O(backup=false), as it is kept in memory), HAProxy is
     reloaded again, and the module fails saying what happened.
@@ -141,6 +154,21 @@ options:
     description: Skip the safety valve, and install this model even where a newer one is installed.
     type: bool
     default: false
+  runtime_changes:
+    description:
+      - Apply changes of servers only through HAProxy's runtime API, without a reload (see above).
+        Needs the stats socket at C(level admin).
+      - V(false) reloads for every change.
+    type: bool
+    default: true
+    version_added: 0.2.0
+  slowstart:
+    description:
+      - The time a server that comes up (a node that joins, or one whose health check passes again)
+        takes to reach its full weight, written on every server line (C(slowstart)); unset, at once.
+      - A number with an optional unit (C(us), C(ms), C(s), C(m), C(h), C(d)); milliseconds without one.
+    type: str
+    version_added: 0.2.0
   load_balancer:
     description: The name of this host in messages; the action plugin sets it to the inventory name.
     type: str
@@ -184,6 +212,28 @@ reloaded:
   description: Whether HAProxy was reloaded with the new file.
   returned: always
   type: bool
+applied_at_runtime:
+  description: Whether the new file's server changes were applied through the runtime API, without a reload.
+  returned: always
+  type: bool
+  version_added: 0.2.0
+runtime_changes:
+  description: How many server changes (added, removed, reweighted) were applied through the runtime API (in check mode, would be).
+  returned: always
+  type: int
+  version_added: 0.2.0
+reload_reason:
+  description: Why the change needed a reload rather than the runtime API (in check mode, would need); null without a reload.
+  returned: always
+  type: str
+  sample: 'frontends, backends or their settings changed (at backend shop.web.http)'
+  version_added: 0.2.0
+leaving:
+  description: Removed servers (C(backend/server)) that still finish their connections in maintenance; a later sync deletes them.
+  returned: always
+  type: list
+  elements: str
+  version_added: 0.2.0
 worker:
   description: The pid of the HAProxy worker that serves the new file, when the stats socket said so.
   returned: when reloaded
@@ -265,11 +315,16 @@ from ansible_collections.portico.k8s.plugins.module_utils._lock import (
     take,
 )
 from ansible_collections.portico.k8s.plugins.module_utils._runtime import (
+    RuntimeAPIError,
+    Session,
+    ask,
+    backends as running_backends,
     run_command,
     wait_for_new_worker,
     wait_for_port,
     worker_pid,
 )
+from ansible_collections.portico.k8s.plugins.module_utils import _servers
 
 
 _NOT_ECHOED = ('model', 'base', 'certificates', 'sealed_certificates', 'seal_key')
@@ -290,7 +345,8 @@ class HostStep(object):
         self.name = self.params['load_balancer'] or socket.gethostname()
         self.result = dict(changed=False, path=self.path, reloaded=False, restored=False, outdated=False,
                            backends_removed=[], certificates_changed=[], certificates_removed=[],
-                           lock_waited=0.0, stale_lock_removed=False, installed_model_time=None)
+                           lock_waited=0.0, stale_lock_removed=False, installed_model_time=None,
+                           applied_at_runtime=False, runtime_changes=0, reload_reason=None, leaving=[])
         self.temporary = []
 
     def fail(self, message):
@@ -320,7 +376,8 @@ class HostStep(object):
 
     def render(self, cert_dir):
         try:
-            return compose(self.params['base'], render(self.params['model'], self.params['bind_address'], cert_dir))
+            return compose(self.params['base'], render(self.params['model'], self.params['bind_address'], cert_dir,
+                                                       self.params['slowstart'] or None))
         except (UnsafeValue, MalformedConfig) as exc:
             self.fail('the model was refused, so %s was not changed: %s' % (self.path, exc))
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
@@ -370,6 +427,7 @@ class HostStep(object):
         if self.module._diff:
             self.result['diff'] = self.diff(current, candidate, stored, wanted)
         renewed = self.renewed(changed_certificates)
+        self.runtime = params['runtime_socket'] or stats_socket(params['base'])
         if self.check:
             return '%s: %s%s' % (self.name, self.check_candidate(candidate, current, certificates), renewed)
         return '%s: %s%s' % (self.name, self.apply(candidate, current, certificates), renewed)
@@ -425,7 +483,94 @@ class HostStep(object):
         if rc != 0:
             self.fail('the new configuration would be refused by \'%s\' (exit %d), and a real run would leave the '
                       'current one in place: %s' % (self.params['validate'], rc, output))
-        return 'the new %s passes the validate command: %s.' % (self.path, self.result['validation'])
+        changes, why = self.runtime_plan(current, candidate)
+        if changes is not None:
+            try:
+                why = self.disagreement(self.running(), current.decode('utf-8'))
+            except (RuntimeAPIError, _servers.StateError) as exc:
+                why = 'the runtime API failed: %s' % exc
+        if why is None:
+            self.result['runtime_changes'] = len(changes)
+            way = ('it would be applied through the runtime API without a reload: %s' % _count(changes)
+                   if changes else 'only its comments change, so it would be installed without a reload')
+        else:
+            self.result['reload_reason'] = why
+            way = 'HAProxy would be reloaded, because %s' % why
+        return 'the new %s passes the validate command: %s; %s.' % (self.path, self.result['validation'], way)
+
+    def runtime_plan(self, current, candidate):
+        """(server changes, None) when the running HAProxy can take the new file without a reload, else (None, why)."""
+        params = self.params
+        if not params['runtime_changes']:
+            return None, 'runtime changes are turned off (haproxy_sync_runtime_changes)'
+        if current is None:
+            return None, 'there was no configuration file yet'
+        if self.result['certificates_changed']:
+            return None, 'certificates changed'
+        if installed_state(self.path).get('unverified') is not None:
+            return None, 'the installed file was never seen serving'
+        if not self.runtime:
+            return None, 'there is no stats socket to apply server changes on'
+        try:
+            return _servers.plan(current.decode('utf-8'), candidate.decode('utf-8'))
+        except UnicodeDecodeError:
+            return None, 'the current file is not UTF-8'
+
+    def running(self):
+        """What HAProxy runs now: {backend: {server: state}}, every backend it has (also those without servers)."""
+        state = _servers.read_state(ask(self.runtime, 'show servers state', timeout=10.0))
+        for name in running_backends(self.runtime):
+            state.setdefault(name, {})
+        return state
+
+    def disagreement(self, state, text):
+        """None when HAProxy runs the servers the file (text) says, else what differs."""
+        problems = _servers.disagreements(state, _servers.read_backends(_servers.split(text)[1])[1])
+        if problems:
+            return 'HAProxy does not run what %s says (%s)' % (self.path, '; '.join(problems))
+        return None
+
+    def apply_at_runtime(self, changes, current, candidate):
+        """None once the running HAProxy serves the candidate's servers, else why not (the caller then reloads)."""
+        new = _servers.read_backends(_servers.split(candidate)[1])[1]
+        try:
+            before = self.running()
+            why = self.disagreement(before, current)
+            if why is None:
+                why = self.send(changes, before, new)
+            if why is None:
+                after = self.running()
+                problems = _servers.disagreements(after, new)
+                if problems:
+                    why = 'after the runtime changes HAProxy does not run what the new file says (%s)' % '; '.join(problems)
+        except (RuntimeAPIError, _servers.StateError) as exc:
+            why = 'the runtime API failed: %s' % exc
+        if why is None:
+            self.result['leaving'] = ['%s/%s' % pair for pair in _servers.leaving(after, new)]
+        return why
+
+    def send(self, changes, before, new):
+        """None once every change was taken, else the refusal."""
+        with Session(self.runtime) as session:
+            # servers removed earlier whose last connections may have finished since
+            for backend, server in _servers.leaving(before, new):
+                session.send('del server %s/%s' % (backend, server))
+            for change in changes:
+                if change['action'] == 'add' and change['server'] in before.get(change['backend'], {}):
+                    # it left, still had connections, and comes back before they finished
+                    command = 'del server %s/%s' % (change['backend'], change['server'])
+                    refused = _servers.refusal(command, session.send(command))
+                    if refused and 'No such server' not in refused:
+                        return ('server %s/%s left earlier and still finishes its connections, so it cannot be added '
+                                'again yet (%s)' % (change['backend'], change['server'], refused))
+                for command in _servers.commands(change):
+                    answer = session.send(command)
+                    refused = _servers.refusal(command, answer)
+                    # a removed server keeps its connections, in maintenance, until they finish
+                    if refused and not (command.startswith('del server') and _servers.STILL_CONNECTED in refused):
+                        return 'HAProxy refused \'%s\': %s' % (command, refused)
+        self.result['runtime_changes'] = len(changes)
+        return None
 
     def apply(self, candidate, current, certificates):
         params = self.params
@@ -443,8 +588,9 @@ class HostStep(object):
             self.fail('cannot install the TLS certificates: %s; %s was not changed' % (exc, self.path))
         # key files this call brought: they go again if the new file does not stay
         self.brought = [name for name in self.result['certificates_changed'] if name not in before]
+        changes, self.result['reload_reason'] = self.runtime_plan(current, candidate)
         try:
-            return self.install(candidate, current, ids, reload_argv)
+            return self.install(candidate, current, ids, reload_argv, changes)
         except StepFailed:
             self.remove_brought()
             raise
@@ -455,7 +601,7 @@ class HostStep(object):
             if os.path.lexists(path):
                 os.unlink(path)
 
-    def install(self, candidate, current, ids, reload_argv):
+    def install(self, candidate, current, ids, reload_argv, changes):
         params = self.params
         directory = os.path.dirname(self.path) or '.'
         handle, candidate_path = tempfile.mkstemp(dir=directory, prefix='.portico-candidate.')
@@ -469,17 +615,31 @@ class HostStep(object):
         if rc != 0:
             self.fail('the new %s failed to validate with \'%s\' (exit %d), so the current file stays in place and '
                       'HAProxy was not reloaded: %s' % (self.path, params['validate'], rc, output))
-        runtime = params['runtime_socket'] or stats_socket(params['base'])
-        old_worker = worker_pid(runtime) if runtime else None
+        runtime = self.runtime
         if current is not None and params['backup']:
             try:
                 self.result['backup_file'] = self.module.backup_local(self.path)
             except Exception as exc:  # backup_local raises a bare Exception
                 self.fail('cannot keep a backup of %s (%s); it was not changed' % (self.path, exc))
         mode = os.stat(self.path).st_mode & 0o7777 if current is not None else None
-        # until a new worker is seen serving it, the file is marked unverified: a run that finds it
-        # in place does not take it for done
+        # until the running HAProxy is seen serving it, the file is marked unverified: a run that
+        # finds it in place does not take it for done
         record_state(self.path, installed_model_time(self.path), unverified=_digest(candidate))
+        read_at = (params['model'].get('source') or {}).get('read_at')
+        if changes is not None:
+            why = self.apply_at_runtime(changes, current.decode('utf-8'), candidate.decode('utf-8'))
+            if why is None:
+                try:
+                    os.rename(candidate_path, self.path)
+                except OSError as exc:
+                    self.fail('the server changes were applied through the runtime API, but installing the new %s '
+                              'failed (%s); it stays marked unverified, so the next run reloads' % (self.path, exc))
+                self.temporary.remove(candidate_path)
+                self.result['applied_at_runtime'] = True
+                self.done(read_at)
+                return self.applied(changes)
+            self.result['reload_reason'] = why
+        old_worker = worker_pid(runtime) if runtime else None
         try:
             os.rename(candidate_path, self.path)
             self.temporary.remove(candidate_path)
@@ -491,14 +651,28 @@ class HostStep(object):
             problem = 'the reload stopped: %s' % exc
         if problem is None:
             self.result['reloaded'] = True
-            read_at = (params['model'].get('source') or {}).get('read_at')
-            record_state(self.path, read_at if read_at is not None else installed_model_time(self.path))
-            for name in self.result['certificates_removed']:
-                os.unlink(os.path.join(params['cert_dir'], name))
+            self.done(read_at)
             served = ('worker %s serves it' % self.result['worker']) if self.result.get('worker') else 'it serves'
-            return 'installed the new %s and reloaded HAProxy; %s.' % (self.path, served)
+            return 'installed the new %s and reloaded HAProxy, because %s; %s.' % (
+                self.path, self.result['reload_reason'], served)
         self.result['certificates_removed'] = []
         self.fail(self.restore(current, ids, mode, reload_argv, runtime, problem))
+
+    def done(self, read_at):
+        """The new file serves: record the model's time and remove the certificates it no longer binds."""
+        record_state(self.path, read_at if read_at is not None else installed_model_time(self.path))
+        for name in self.result['certificates_removed']:
+            os.unlink(os.path.join(self.params['cert_dir'], name))
+
+    def applied(self, changes):
+        if not changes:
+            return ('installed the new %s without a reload: only its comments changed, not what HAProxy serves.'
+                    % self.path)
+        leaving = self.result['leaving']
+        return ('applied %s to the running HAProxy through its runtime API and installed the new %s without a '
+                'reload.%s' % (_count(changes), self.path, '' if not leaving else
+                               ' %d removed server(s) still finish their connections in maintenance (%s); a later '
+                               'sync deletes them.' % (len(leaving), ', '.join(leaving[:5]))))
 
     def reload(self, argv, runtime, old_worker, backends, probe):
         """None once a new worker serves the new file, else why not."""
@@ -544,6 +718,16 @@ class HostStep(object):
                 'not changed.' % (problem, then))
 
 
+def _count(changes):
+    """'3 server changes (2 added, 1 removed)' of a list of server changes."""
+    counts = {}
+    for change in changes:
+        counts[change['action']] = counts.get(change['action'], 0) + 1
+    return '%d server change%s (%s)' % (len(changes), '' if len(changes) == 1 else 's', ', '.join(
+        '%d %s' % (counts[action], word) for action, word in (
+            ('add', 'added'), ('remove', 'removed'), ('weight', 'reweighted')) if action in counts))
+
+
 def _digest(data):
     return hashlib.sha256(data).hexdigest()
 
@@ -571,6 +755,8 @@ def main():
             lock_stale_seconds=dict(type='int', default=1800),
             max_removal_ratio=dict(type='float', default=0.5),
             force=dict(type='bool', default=False),
+            runtime_changes=dict(type='bool', default=True),
+            slowstart=dict(type='str'),
             load_balancer=dict(type='str'),
         ),
         supports_check_mode=True,

@@ -1,0 +1,243 @@
+"""Server changes through HAProxy's runtime API, without a reload: portico.k8s.haproxy_config run
+as Ansible runs it, against real HAProxy instances in master-worker mode on 127.0.0.0/8, with
+stand-in nodePorts that answer real HTTP."""
+
+import contextlib
+import socket
+import threading
+import time
+
+import pytest
+
+from ansible_collections.portico.k8s.plugins.module_utils import _config, _haproxy, _model, _runtime, _servers
+from tests.support.haproxy import HAProxy, NodePortServer, free_ports, http_get, minimal_config
+from tests.unit.plugins.modules.test_haproxy_config import Host, node, service
+
+LBS = ('127.0.0.33', '127.0.0.34')
+NODES = dict(('w%d' % number, '127.0.2.%d' % (40 + number)) for number in range(12))
+# long client and server timeouts: an idle connection must outlive the whole churn
+BASE_TIMEOUTS = ('    timeout client 10s\n', '    timeout client 300s\n'), ('    timeout server 10s\n',
+                                                                             '    timeout server 300s\n')
+
+
+def base(socket_path, level='admin'):
+    text = minimal_config(socket_path, hard_stop_after='2s').replace('level admin', 'level ' + level)
+    for old, new in BASE_TIMEOUTS:
+        text = text.replace(old, new)
+    return text
+
+
+def routing(names, ports, read_at, draining=(), annotations=None):
+    """The model of services on ports (nodePort 31000 + index) served by the nodes names."""
+    services = []
+    for index, port in enumerate(ports):
+        one = service('s%d' % index, port, 31000 + index)
+        one['annotations'] = dict(annotations or {})
+        services.append(one)
+    state = {'nodes': [{'name': name, 'address': NODES[name]} for name in draining]}
+    built = _model.build_model([node(name, NODES[name]) for name in names], services,
+                               {'drain_state': state, 'drain_seconds': 3600, 'now': read_at},
+                               {'kind': 'snapshot', 'snapshot': 'c.json'})
+    built['source']['read_at'] = read_at
+    return built
+
+
+class LoadBalancer(Host):
+    def __init__(self, root, proxy, address, level='admin'):
+        super().__init__(root, proxy)
+        self.address = address
+        self.base = base(self.socket, level)
+
+    def call(self, the_model, **args):
+        return super().call(the_model, bind_address=self.address, **args)
+
+    def expected(self, the_model):
+        return _config.compose(self.base, _haproxy.render(the_model, self.address, str(self.root / 'certs')))
+
+    def running(self):
+        state = _servers.read_state(_runtime.ask(str(self.socket), 'show servers state'))
+        for name in _runtime.backends(str(self.socket)):
+            state.setdefault(name, {})
+        return state
+
+    def file_backends(self):
+        return _servers.read_backends(_servers.split(self.config.read_text())[1])[1]
+
+
+@contextlib.contextmanager
+def load_balancers(tmp_path, count, level='admin'):
+    with contextlib.ExitStack() as stack:
+        hosts = []
+        for address in LBS[:count]:
+            root = tmp_path / address
+            root.mkdir()
+            (root / 'haproxy.cfg').write_text(base(root / 'admin.sock', level))
+            proxy = stack.enter_context(HAProxy(root / 'haproxy.cfg', root / 'haproxy.pid'))
+            hosts.append(LoadBalancer(root, proxy, address, level))
+        yield hosts
+
+
+@contextlib.contextmanager
+def nodeports(names, count):
+    with contextlib.ExitStack() as stack:
+        yield dict(((name, 31000 + index), stack.enter_context(NodePortServer(name, NODES[name], 31000 + index)))
+                   for name in names for index in range(count))
+
+
+class Clients(threading.Thread):
+    """New connection after new connection to every load balancer until stopped (or 2 minutes)."""
+
+    def __init__(self, targets):
+        super().__init__(daemon=True)
+        self.targets, self.ok, self.failures = targets, 0, []
+        self.done = threading.Event()
+
+    def run(self):
+        deadline = time.monotonic() + 120
+        while not self.done.is_set() and time.monotonic() < deadline:
+            for address, port in self.targets:
+                try:
+                    status, body = http_get(address, port, timeout=5)
+                    if status == 200 and body.startswith('node='):
+                        self.ok += 1
+                    else:
+                        self.failures.append('%s:%d HTTP %d %r' % (address, port, status, body))
+                except OSError as exc:
+                    self.failures.append('%s:%d %r' % (address, port, exc))
+        if time.monotonic() >= deadline:
+            self.failures.append('the clients ran out of their 2 minutes')
+
+
+def agree(lb):
+    """The running HAProxy serves exactly the servers its file says (servers still leaving apart)."""
+    assert _servers.disagreements(lb.running(), lb.file_backends()) == []
+
+
+@pytest.fixture
+def ports():
+    return free_ports(2, 22000, 22999, LBS)
+
+
+def test_node_churn_reaches_both_load_balancers_without_a_reload_and_keeps_every_connection(tmp_path, ports):
+    steady = ['w0', 'w1']
+    churn = ['w%d' % n for n in range(2, 12)]
+    with load_balancers(tmp_path, 2) as lbs, nodeports(list(NODES), 1):
+        for lb in lbs:
+            first = lb.call(routing(steady, ports[:1], 1000.0))
+            assert first['reloaded'] and first['reload_reason'] == 'the current file has no generated part', first
+        states = [lb.proxy.state() for lb in lbs]
+        # an idle connection opened before the churn: it must still be served after it
+        idle = socket.create_connection((LBS[0], ports[0]), timeout=5)
+        clients = Clients([(lb.address, ports[0]) for lb in lbs])
+        clients.start()
+        served, messages = set(steady), []
+        try:
+            for sync in range(20):
+                # a node joins at each of the first ten syncs and one leaves at each of the next; some drain first
+                joined = churn[:(sync % 10) + 1] if sync < 10 else churn[sync - 9:]
+                draining = [churn[sync - 10]] if sync >= 10 and sync % 4 == 0 else []
+                names = sorted(steady + [n for n in joined if n not in draining])
+                the_model = routing(names, ports[:1], 1001.0 + sync, draining=draining)
+                for lb in lbs:
+                    result = lb.call(the_model)
+                    assert not result.get('failed'), result
+                    assert result['applied_at_runtime'] and not result['reloaded'], result
+                    assert result['reload_reason'] is None and result['runtime_changes'] >= 1, result
+                    assert lb.config.read_text() == lb.expected(the_model)
+                    agree(lb)
+                    messages.append(result['msg'])
+                served |= set(names)
+        finally:
+            clients.done.set()
+            clients.join(timeout=30)
+        assert clients.failures == [] and clients.ok > 40, (clients.ok, clients.failures[:5])
+        # no reload: the same master and the same worker on each load balancer
+        assert [lb.proxy.state() for lb in lbs] == states
+        idle.sendall(b'GET / HTTP/1.0\r\n\r\n')
+        idle.settimeout(5)
+        answer = b''.join(iter(lambda: idle.recv(4096), b''))
+        idle.close()
+        assert answer.startswith(b'HTTP/1.0 200') and b'node=' in answer, answer
+        assert any(' added)' in m for m in messages), messages
+        assert any('removed' in m for m in messages) and any('reweighted' in m for m in messages)
+        assert served == set(NODES)
+
+
+def test_a_node_and_a_new_service_together_reload_once_and_the_next_node_change_does_not(tmp_path, ports):
+    with load_balancers(tmp_path, 1) as (lb,), nodeports(['w0', 'w1', 'w2'], 2):
+        lb.call(routing(['w0'], ports[:1], 1000.0))
+        before = lb.proxy.state()
+        mixed = lb.call(routing(['w0', 'w1'], ports, 1001.0))
+        assert mixed['reloaded'] and not mixed['applied_at_runtime'], mixed
+        assert mixed['reload_reason'].startswith('frontends, backends or their settings changed'), mixed
+        after = lb.proxy.state()
+        assert after.master == before.master and not after.workers & before.workers
+        agree(lb)
+        assert http_get(LBS[0], ports[1])[0] == 200
+        node_only = lb.call(routing(['w0', 'w1', 'w2'], ports, 1002.0))
+        assert node_only['applied_at_runtime'] and node_only['runtime_changes'] == 2, node_only
+        assert lb.proxy.state() == after
+        agree(lb)
+
+
+def test_a_refused_runtime_command_falls_back_to_the_reload_and_the_file_and_haproxy_agree(tmp_path, ports):
+    # a stats socket at level operator shows the state but refuses "add server"
+    with load_balancers(tmp_path, 1, level='operator') as (lb,), nodeports(['w0', 'w1'], 1):
+        lb.call(routing(['w0'], ports[:1], 1000.0))
+        before = lb.proxy.state()
+        result = lb.call(routing(['w0', 'w1'], ports[:1], 1001.0))
+        assert result['reloaded'] and not result['applied_at_runtime'], result
+        assert result['reload_reason'].startswith("HAProxy refused 'add server shop.s0.%d/w1 127.0.2.41:31000 check"
+                                                  % ports[0]), result
+        assert 'Permission denied' in result['reload_reason'], result
+        assert 'because HAProxy refused' in result['msg']
+        assert not lb.proxy.state().workers & before.workers
+        agree(lb)
+
+
+def test_after_runtime_changes_a_restart_serves_exactly_what_the_file_says(tmp_path, ports):
+    # balance source: the servers' places on the hash ring (their ids) must survive the restart too
+    hashed = {'balance': 'source'}
+    with load_balancers(tmp_path, 1) as (lb,), nodeports(['w0', 'w1', 'w2', 'w3'], 1):
+        lb.call(routing(['w0', 'w3'], ports[:1], 1000.0, annotations=hashed))
+        result = lb.call(routing(['w0', 'w1', 'w2'], ports[:1], 1001.0, draining=['w3'], annotations=hashed))
+        assert result['applied_at_runtime'], result
+        live = _runtime.ask(str(lb.socket), 'show servers state')
+        lb.proxy.stop()
+        lb.proxy.start()
+        again = _runtime.ask(str(lb.socket), 'show servers state')
+
+        def identity(text):
+            # backend, server id, name, address, admin state, weight and port of each server
+            return sorted((f[1], f[2], f[3], f[4], f[6], f[7], f[18]) for f in
+                          (line.split(' ') for line in text.split('\n')[2:] if line.strip()))
+        assert identity(live) == identity(again) and len(identity(live)) == 4
+        assert '    hash-type consistent' in lb.config.read_text()
+
+
+def test_check_mode_says_which_way_each_change_would_go_and_changes_nothing(tmp_path, ports):
+    with load_balancers(tmp_path, 1) as (lb,), nodeports(['w0', 'w1'], 2):
+        lb.call(routing(['w0'], ports[:1], 1000.0))
+        files, state, running = lb.files(), lb.proxy.state(), lb.running()
+        node_only = lb.call(routing(['w0', 'w1'], ports[:1], 1001.0), check_mode=True)
+        assert node_only['changed'] and node_only['runtime_changes'] == 1 and node_only['reload_reason'] is None
+        assert node_only['msg'].endswith('it would be applied through the runtime API without a reload: '
+                                         '1 server change (1 added).'), node_only['msg']
+        mixed = lb.call(routing(['w0', 'w1'], ports, 1001.0), check_mode=True)
+        assert mixed['msg'].endswith('HAProxy would be reloaded, because frontends, backends or their settings '
+                                     'changed (at the first section).'), mixed['msg']
+        assert lb.files() == files and lb.proxy.state() == state and lb.running() == running
+
+
+def test_runtime_changes_off_reloads_and_a_comment_only_change_does_not(tmp_path, ports):
+    with load_balancers(tmp_path, 1) as (lb,), nodeports(['w0', 'w1'], 1):
+        lb.call(routing(['w0'], ports[:1], 1000.0))
+        result = lb.call(routing(['w0', 'w1'], ports[:1], 1001.0), runtime_changes=False)
+        assert result['reloaded'] and 'turned off' in result['reload_reason'], result
+        state = lb.proxy.state()
+        # one more excluded service changes the header's counts only
+        the_model = routing(['w0', 'w1'], ports[:1], 1002.0)
+        the_model['excluded_services'] = [{'service': 'shop/other', 'reason': 'no nodePort'}]
+        quiet = lb.call(the_model)
+        assert quiet['changed'] and quiet['applied_at_runtime'] and quiet['runtime_changes'] == 0, quiet
+        assert 'only its comments changed' in quiet['msg'] and lb.proxy.state() == state
