@@ -46,6 +46,9 @@ EDA_NODES = {'worker-1': '127.0.4.11', 'worker-2': '127.0.4.12'}
 # load balancers -> seconds from the create until the last one serves (the first: 5 s)
 EDA_TARGETS = {2: 3.0, 5: 4.0}
 EDA_TARGET = 5.0
+# a node that joins or leaves: served (or no longer) by every load balancer within 2 s, no reload
+NODE_TARGET = 2.0
+EDA_EXTRA_NODES = {'worker-3': '127.0.4.13', 'worker-4': '127.0.4.14'}
 
 
 def eda_load_balancers(count):
@@ -386,6 +389,20 @@ def bench_eda(changes, serial, count=2):
                 say('   change %d/%d: event after %ss, served %s, run ended after %ss' % (
                     index, changes, round(change['event'], 2), ', '.join('%s %.2fs' % i for i in sorted(change['served'].items())),
                     round(change['run_ended'], 1)))
+            out['nodes'] = []
+            # node churn: each extra node joins, then each leaves again
+            for name, address in list(EDA_EXTRA_NODES.items()) + [(name, None) for name in EDA_EXTRA_NODES]:
+                time.sleep(1.0)
+                change = lab.node_change(name, address, timeout=60)
+                if change['events'] != 1 or len(change['served']) != len(EDA_LOAD_BALANCERS):
+                    raise RuntimeError('node %s did not converge: %s\n%s' % (name, change, lab.tail()))
+                change['last'] = max(change['served'].values())
+                out['nodes'].append(change)
+                say('   node %s %s: event after %ss, served %s, %d reload(s)' % (
+                    name, 'joined' if address else 'left', round(change['event'], 2),
+                    ', '.join('%s %.2fs' % i for i in sorted(change['served'].items())), change['reloads']))
+            out['node_last'] = _spread([c['last'] for c in out['nodes']])
+            out['node_reloads'] = sum(c['reloads'] for c in out['nodes'])
             time.sleep(0.5)
             records = [json.loads(line) for line in times.read_text().splitlines() if line.strip()]
     finally:
@@ -480,6 +497,13 @@ def eda_report(variants):
             v['load_balancers'], v['serial'], len(v['changes']), _cell(v['event']), _cell(v['first']), _cell(v['last']),
             _cell(v['run_end'])))
     lines.append('(median (min-max); "serves": real HTTP requests through that HAProxy reach both nodes)')
+    lines += ['', 'Node churn through the same rulebook: seconds from the Node create or delete at the API until '
+              'real requests through every load balancer reach exactly the nodes there are, and reloads meanwhile',
+              '| load balancers | haproxy_sync_serial | node changes | last LB serves | reloads |', '|---:|---|---:|---:|---:|']
+    for v in variants:
+        if v.get('nodes'):
+            lines.append('| %d | %s | %d | %s | %d |' % (v['load_balancers'], v['serial'], len(v['nodes']),
+                                                       _cell(v['node_last']), v['node_reloads']))
     lines += [_timeline_text(v) for v in variants]
     lines.append('')
     return lines + _task_table(variants[0])
@@ -617,6 +641,13 @@ def eda_verdicts(results):
             out.append(('EDA: a new service is served by %s of %d within %.0f s (median of %d changes, haproxy_sync_serial %s)' % (
                 what, v['load_balancers'], target, v[key]['n'], v['serial']),
                 '%.2f s (%.2f-%.2f)' % (t, v[key]['min'], v[key]['max']), t <= target))
+        if v.get('nodes'):
+            worst = v['node_last']['max']
+            out.append(('EDA: a node that joins or leaves is served (or no longer) by all %d load balancers within %.0f s, '
+                        'with no reload (every one of %d node changes, haproxy_sync_serial %s)' % (
+                            v['load_balancers'], NODE_TARGET, len(v['nodes']), v['serial']),
+                        '%.2f s at worst (median %.2f), %d reloads' % (worst, v['node_last']['median'], v['node_reloads']),
+                        worst <= NODE_TARGET and v['node_reloads'] == 0))
     return out
 
 

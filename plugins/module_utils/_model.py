@@ -102,7 +102,7 @@ def service_candidates(service, options, warnings=None):
         return [], [_entry(service_id, None, reason)]
     frontend_port_source = options.get('frontend_port') or 'service_port'
     selected = settings.get('ports')
-    candidates, excluded = [], []
+    candidates, excluded, seen = [], [], set()
     for port in service.get('ports') or []:
         label = _port_label(port)
         try:
@@ -111,6 +111,11 @@ def service_candidates(service, options, warnings=None):
         except InvalidValue as exc:
             excluded.append(_entry(service_id, label, 'invalid: %s' % exc))
             continue
+        # the API server refuses a second port of the same number and protocol; a snapshot may not
+        if (number, port.get('protocol')) in seen:
+            excluded.append(_entry(service_id, label, 'invalid: port %d/%s is listed twice' % (number, port.get('protocol'))))
+            continue
+        seen.add((number, port.get('protocol')))
         if port.get('protocol') != 'TCP':
             excluded.append(_entry(service_id, label, '%s ports cannot be balanced by HAProxy'
                                    % (port.get('protocol'),)))

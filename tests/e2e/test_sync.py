@@ -141,9 +141,15 @@ def test_the_next_run_applies_the_cluster_change_and_drains_the_node_that_left(l
         expect(host, lab.shop_port, lab.shop_np, ['worker-1', 'worker-3'])
 
 
-def test_a_drained_node_is_removed_by_the_run_after(lab):
-    lab.apply()
+def test_a_drained_node_is_removed_by_the_run_after_without_a_reload(lab):
+    # only servers change: the runtime API removes worker-2, and HAProxy keeps its workers
+    before = lab.files_and_processes()[1]
+    result, recap = lab.sync()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert lab.files_and_processes()[1] == before
     for host in LOAD_BALANCERS:
+        assert '%s: applied 2 server changes (2 removed) to the running HAProxy through its runtime API' % host \
+            in result.stdout
         assert 'worker-2' not in lab.config(host).read_text()
         expect(host, lab.web_port, lab.web_np, ['worker-1', 'worker-3'])
     result, recap = lab.sync()

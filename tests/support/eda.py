@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tests.fakeapi import objects
 from tests.fakeapi.server import FakeKubeAPI
-from tests.support.haproxy import free_ports, identity, nodeport_servers, spread, start_load_balancers
+from tests.support.haproxy import NodePortServer, free_ports, identity, nodeport_servers, spread, start_load_balancers
 from tests.support.inventory import BIN, REPO, inventory, load_balancer, sync_env
 
 RULEBOOK = shutil.which('ansible-rulebook', path=str(BIN)) or shutil.which('ansible-rulebook')
@@ -74,6 +74,7 @@ class RulebookLab:
         self.rulebook_vars, self.extra_env = rulebook_vars, env or {}
         self.log = self.root / 'rulebook.log'
         self.api = self.process = self.proxies = None
+        self.node_servers = {}
         self.frontend_ports = self.node_ports = ()
         self._stack = None
 
@@ -122,6 +123,7 @@ class RulebookLab:
         self.process = subprocess.Popen(command, cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
         stack.callback(self._stop_rulebook)
+        stack.callback(lambda: [servers.close() for servers in self.node_servers.values()])
 
     def _stop_rulebook(self):
         with contextlib.suppress(ProcessLookupError):
@@ -144,7 +146,44 @@ class RulebookLab:
     def served(self, host, index):
         """True when real requests through ``host``'s frontend of slot ``index`` reach every node."""
         wanted = {identity(node, self.node_ports[index]) for node in self.nodes}
-        return set(spread(self.load_balancers[host], self.frontend_ports[index], requests=4, timeout=0.5)) == wanted
+        return set(spread(self.load_balancers[host], self.frontend_ports[index], requests=2 * len(wanted),
+                          timeout=0.5)) == wanted
+
+    def node_change(self, name, address=None, timeout=40.0, step=0.05):
+        """Add the Ready node ``name`` at ``address`` (its stand-in nodePorts answer from then on),
+        or without an address delete it, and measure as ``change`` does until real requests through
+        every load balancer's slot 0 reach exactly the nodes there are now. ``reloads`` counts the
+        load balancers whose HAProxy workers were replaced meanwhile."""
+        runs, events = self.runs_finished(), len(self.events('change'))
+        before = dict((host, proxy.state()) for host, proxy in self.proxies.items())
+        if address:
+            self.node_servers[name] = contextlib.ExitStack()
+            for port in self.node_ports:
+                self.node_servers[name].enter_context(NodePortServer(name, address, port))
+            self.nodes[name] = address
+            created = time.time()
+            self.api.add_node(objects.node(name, internal_ips=address))
+        else:
+            del self.nodes[name]
+            created = time.time()
+            self.api.delete_node(name)
+        served = {}
+        deadline = created + timeout
+        while len(served) < len(self.load_balancers) and time.time() < deadline:
+            for host in self.load_balancers:
+                if host not in served and self.served(host, 0):
+                    served[host] = time.time() - created
+            time.sleep(step)
+        ended = None
+        if wait(lambda: self.runs_finished() > runs, max(deadline - time.time(), 1.0)):
+            ended = time.time() - created
+        if not address:
+            self.node_servers.pop(name).close()
+        new = self.events('change')[events:]
+        reloads = sum(1 for host, proxy in self.proxies.items() if proxy.state().workers != before[host].workers)
+        return {'node': name, 'joined': bool(address), 'created': created, 'events': len(new),
+                'event': new[0][0] - created if new else None, 'served': served, 'run_ended': ended,
+                'reloads': reloads}
 
     # ------------------------------------------------------------ what ansible-rulebook did
 

@@ -12,7 +12,7 @@ import subprocess
 
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
-from ansible_collections.portico.k8s.plugins.module_utils import _annotations, _cluster, _model, _tls
+from ansible_collections.portico.k8s.plugins.module_utils import _annotations, _cluster, _haproxy, _model, _tls
 from tests.fakeapi import objects
 from tests.support import tls
 from tests.support.render import render
@@ -94,7 +94,7 @@ def cluster(draw):
 
 # The first word of every generated line.
 LINE_KEYWORDS = {'frontend', 'backend', 'mode', 'bind', 'maxconn', 'timeout', 'http-request', 'tcp-request',
-                 'use_backend', 'default_backend', 'balance', 'option', 'http-check', 'server'}
+                 'use_backend', 'default_backend', 'balance', 'hash-type', 'option', 'http-check', 'server'}
 
 
 def resolve_later(address):
@@ -146,8 +146,12 @@ def expected_lines(model, cert_dir):
                       for r in frontend['routes']]
         if frontend['backend']:
             lines.append('    default_backend %s' % frontend['backend'])
+    # hashing backends: consistent hashing, each node's server id fixed by its name
+    ids = _haproxy.server_ids(list(addresses) + [n['name'] for n in model['draining_nodes']])
     for backend in model['backends']:
+        hashed = backend['balance'].startswith(('source', 'uri', 'hdr('))
         lines += ['backend %s' % backend['name'], '    mode %s' % backend['mode'], '    balance %s' % backend['balance']]
+        lines += ['    hash-type consistent'] if hashed else []
         lines += ['    timeout %s %s' % (name, backend['timeout_' + name]) for name in ('connect', 'server', 'tunnel')
                   if backend['timeout_' + name]]
         check = backend['check']
@@ -161,12 +165,14 @@ def expected_lines(model, cert_dir):
             if backend['proxy_protocol'] != 'none':
                 suffix += ' check-send-proxy'
         names = sorted(addresses) if backend['nodes'] == 'all' else backend['nodes']
-        lines += ['    server %s %s:%d%s%s' % (name, addresses[name], backend['node_port'], suffix, resolve_later(addresses[name]))
+        lines += ['    server %s %s:%d%s%s%s' % (name, addresses[name], backend['node_port'], suffix,
+                                                 ' id %d' % ids[name] if hashed else '', resolve_later(addresses[name]))
                   for name in names]
         if backend['nodes'] == 'all':
             # nodes that left drain: no new connections
-            lines += ['    server %s %s:%d%s weight 0%s' % (
-                n['name'], n['address'], backend['node_port'], suffix, resolve_later(n['address']))
+            lines += ['    server %s %s:%d%s weight 0%s%s' % (
+                n['name'], n['address'], backend['node_port'], suffix, ' id %d' % ids[n['name']] if hashed else '',
+                resolve_later(n['address']))
                 for n in model['draining_nodes']]
     return lines
 

@@ -121,6 +121,17 @@ def test_udp_ports_are_excluded_never_silently():
     assert model['backends'] == []
 
 
+def test_a_port_listed_twice_in_one_service_is_excluded_with_the_reason():
+    # the API server refuses it; a hand-made snapshot may hold it, and HAProxy refuses two sections of one name
+    twice = service('a', 'web', '', 80, 30080)
+    twice['ports'].append(dict(twice['ports'][0], node_port=30081))
+    for conflict in ('exclude', 'allocate'):
+        model = _model.build_model([ready_node('w1', ('InternalIP', '10.0.0.1'))], [twice], {'port_conflict': conflict})
+        assert [f['name'] for f in model['frontends']] == ['a.web.80']
+        assert model['excluded_services'] == [{'service': 'a/web', 'port': '80/TCP',
+                                               'reason': 'invalid: port 80/TCP is listed twice'}]
+
+
 def test_address_preference_and_ipv6_notation():
     node = ready_node('w1', ('Hostname', 'w1'), ('ExternalIP', '203.0.113.9'), ('InternalIP', 'fd00::22'))
     model = _model.build_model([node], [], {'address_types': ['InternalIP', 'ExternalIP']})

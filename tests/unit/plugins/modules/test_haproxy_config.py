@@ -92,7 +92,8 @@ def test_a_sync_installs_reloads_and_names_the_new_worker_and_the_next_changes_n
     assert not result.get('failed'), result
     assert result['changed'] and result['reloaded'] and not result['restored']
     assert int(result['worker']) in host.proxy.state().workers and int(result['worker']) not in before.workers
-    assert result['msg'] == 'lb-test: installed the new %s and reloaded HAProxy; worker %s serves it.' % (
+    assert result['msg'] == ('lb-test: installed the new %s and reloaded HAProxy, because the current file has no '
+                             'generated part; worker %s serves it.') % (
         host.config, result['worker'])
     assert host.config.read_text() == host.expected(model(ports[:2]))
     assert Path(result['backup_file']).read_text() == host.base
