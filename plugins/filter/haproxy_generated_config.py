@@ -31,6 +31,10 @@ options:
     description: The directory of the TLS certificate files on the load balancer.
     type: str
     default: /etc/haproxy/portico-certs
+  slowstart:
+    description: The C(slowstart) time written on every server line (for example C(30s)); unset, none.
+    type: str
+    version_added: 0.2.0
 author:
   - Portico maintainers (@portico-k8s)
 '''
@@ -59,12 +63,12 @@ from ansible_collections.portico.k8s.plugins.module_utils._haproxy import (
 )
 
 
-def haproxy_generated_config(model, bind_address='*', cert_dir=DEFAULT_CERT_DIR):
+def haproxy_generated_config(model, bind_address='*', cert_dir=DEFAULT_CERT_DIR, slowstart=None):
     if not isinstance(model, dict) or not all(isinstance(model.get(k), list) for k in ('nodes', 'frontends', 'backends')):
         raise AnsibleFilterError('haproxy_generated_config: the input must be the model result of '
                                  'portico.k8s.nodeport_info (a dict with nodes, frontends and backends)')
     try:
-        return render(model, bind_address, cert_dir)
+        return render(model, bind_address, cert_dir, slowstart or None)
     except (UnsafeValue, MalformedConfig) as exc:
         raise AnsibleFilterError('haproxy_generated_config refused the model, so no configuration was written: %s' % exc)
     except (KeyError, TypeError, AttributeError) as exc:

@@ -125,11 +125,14 @@ def installed_model_time(path):
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def record_state(path, model_time, unverified=None):
-    """Record (atomically) when the model installed in path was read, and whether it is unverified."""
+def record_state(path, model_time, unverified=None, leaving=None):
+    """Record (atomically) when the model installed in path was read, whether it is unverified, and
+    the servers removed at runtime that still finish their connections (backend/server)."""
     state = {'model_read_at': model_time}
     if unverified:
         state['unverified'] = unverified
+    if leaving:
+        state['leaving'] = list(leaving)
     content = (json.dumps(state, sort_keys=True) + '\n').encode('utf-8')
     replace_atomically(path + STATE_SUFFIX, lambda out: out.write(content), 0o644)
 

@@ -15,6 +15,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import csv
 import re
 
 from ansible_collections.portico.k8s.plugins.module_utils._haproxy import MARKER
@@ -33,6 +34,14 @@ _STATE_FIELDS = ('be_id', 'be_name', 'srv_id', 'srv_name', 'srv_addr', 'srv_op_s
 # The runtime API's answers that mean done; anything else is a refusal.
 _DONE = {'add': 'New server registered.', 'del': 'Server deleted.'}
 STILL_CONNECTED = 'still has connections'
+
+
+_TARGET = re.compile(r'[a-z0-9][a-z0-9.-]*/[a-z0-9][a-z0-9.-]*\Z')
+
+
+def is_target(text):
+    """Whether text is a '<backend>/<server>' of names Portico writes."""
+    return isinstance(text, str) and bool(_TARGET.match(text))
 
 
 class StateError(ValueError):
@@ -236,3 +245,24 @@ def disagreements(running, backends, limit=5):
         if len(found) >= limit:
             break
     return found[:limit]
+
+
+def sessions(stat):
+    """{server name: current sessions, summed over its backends} of a "show stat" CSV answer (server rows)."""
+    rows = stat.split('\n')
+    if not rows or not rows[0].startswith('# pxname,svname,'):
+        raise StateError('"show stat" did not answer with its CSV header (%r)' % rows[0][:40])
+    found = {}
+    for row in csv.DictReader([rows[0][2:]] + [r for r in rows[1:] if r.strip()]):
+        if row.get('svname') in ('FRONTEND', 'BACKEND'):
+            continue
+        try:
+            found[row['svname']] = found.get(row['svname'], 0) + int(row.get('scur') or 0)
+        except ValueError:
+            raise StateError('"show stat" gave a session count this module cannot read: %r' % row.get('scur'))
+    return found
+
+
+def idle(draining, current_sessions):
+    """The names of draining nodes no connection uses any more (absent from HAProxy counts as none)."""
+    return [name for name in draining if not current_sessions.get(name)]

@@ -36,7 +36,8 @@ description:
     validated reload, and RV(reload_reason) says why.
   - A removed server that still has connections stays in maintenance (no new connections) until
     they finish; a later sync deletes it, and a reload or restart never brings it back, as the file
-    does not have it.
+    does not have it. A draining node (C(weight 0), see C(haproxy_sync_drain_seconds)) that no
+    connection uses any more (C(show stat)) is removed at once rather than at the end of its drain.
   - Everything else (frontends, backends, their settings, certificates, the base configuration, a
     node with a DNS name as its address) is validated and reloaded.
   - If the reload fails or no new worker serves the new file within O(reload_timeout), the
@@ -229,8 +230,18 @@ reload_reason:
   sample: 'frontends, backends or their settings changed (at backend shop.web.http)'
   version_added: 0.2.0
 leaving:
-  description: Removed servers (C(backend/server)) that still finish their connections in maintenance; a later sync deletes them.
+  description:
+    - Removed servers (C(backend/server)) that still finish their connections in maintenance. They
+      are recorded beside the file, and a later sync deletes them once their connections are done.
   returned: always
+  type: list
+  elements: str
+  version_added: 0.2.0
+drained:
+  description:
+    - Draining nodes (see C(draining_nodes) of the model) that no connection used any more, so they
+      were removed at once instead of at the end of their drain time.
+  returned: when there were any
   type: list
   elements: str
   version_added: 0.2.0
@@ -400,6 +411,9 @@ class HostStep(object):
             current = None
         except (IOError, OSError) as exc:
             self.fail('cannot read %s: %s; nothing was changed' % (self.path, exc))
+        self.runtime = params['runtime_socket'] or stats_socket(params['base'])
+        self.drain_idle_nodes()
+        model = self.params['model']
         candidate = self.render(params['cert_dir']).encode('utf-8')
         certificates = self.certificates()
         wanted = [c['file'] for c in model.get('certificates') or []]
@@ -410,7 +424,7 @@ class HostStep(object):
         self.result['certificates_changed'] = changed_certificates
         if candidate == current and not changed_certificates and installed_state(self.path).get('unverified') is None:
             self.result['certificates_removed'] = []
-            return '%s: %s is up to date; nothing was changed.' % (self.name, self.path)
+            return '%s: %s is up to date; nothing was changed.%s' % (self.name, self.path, self.finish_leaving())
         current_text = (current or b'').decode('utf-8', 'replace')
         old_backends, dummy, foreign = generated_part(current_text.split('\n'), None)
         new_backends = [b['name'] for b in model['backends']]
@@ -427,10 +441,51 @@ class HostStep(object):
         if self.module._diff:
             self.result['diff'] = self.diff(current, candidate, stored, wanted)
         renewed = self.renewed(changed_certificates)
-        self.runtime = params['runtime_socket'] or stats_socket(params['base'])
+        drained = self.result.get('drained')
+        if drained:
+            renewed += (' Draining node(s) no connection uses any more %s removed at once: %s.'
+                        % ('would be' if self.check else 'were', ', '.join(drained)))
         if self.check:
             return '%s: %s%s' % (self.name, self.check_candidate(candidate, current, certificates), renewed)
         return '%s: %s%s' % (self.name, self.apply(candidate, current, certificates), renewed)
+
+    def drain_idle_nodes(self):
+        """Leave out the draining nodes no connection uses any more: nothing is left to drain."""
+        model = self.params['model']
+        draining = [node['name'] for node in model.get('draining_nodes') or []]
+        if not draining or not self.runtime or not self.params['runtime_changes']:
+            return
+        try:
+            done = _servers.idle(draining, _servers.sessions(ask(self.runtime, 'show stat -1 4 -1', timeout=10.0)))
+        except (RuntimeAPIError, _servers.StateError):
+            return  # then they drain for their whole time
+        if done:
+            self.result['drained'] = done
+            self.params['model'] = dict(model, draining_nodes=[
+                node for node in model['draining_nodes'] if node['name'] not in done])
+
+    def finish_leaving(self):
+        """Delete the servers removed earlier whose last connections have finished; what to add to the message."""
+        state = installed_state(self.path)
+        leaving = [target for target in state.get('leaving') or [] if _servers.is_target(target)]
+        if self.check or not leaving or not self.runtime:
+            return ''
+        still = []
+        try:
+            with Session(self.runtime) as session:
+                for target in leaving:
+                    refused = _servers.refusal('del server', session.send('del server ' + target))
+                    if refused and _servers.STILL_CONNECTED in refused:
+                        still.append(target)
+        except RuntimeAPIError:
+            return ''
+        record_state(self.path, state.get('model_read_at'), leaving=still)
+        self.result['leaving'] = still
+        gone = len(leaving) - len(still)
+        if not gone:
+            return ''
+        self.result['changed'] = True
+        return ' %d removed server(s) finished their connections and were deleted from the running HAProxy.' % gone
 
     def certificates(self):
         """file -> PEM bytes of every certificate the model binds, or a failure naming the missing ones."""
@@ -659,8 +714,10 @@ class HostStep(object):
         self.fail(self.restore(current, ids, mode, reload_argv, runtime, problem))
 
     def done(self, read_at):
-        """The new file serves: record the model's time and remove the certificates it no longer binds."""
-        record_state(self.path, read_at if read_at is not None else installed_model_time(self.path))
+        """The new file serves: record the model's time (and the servers still leaving) and remove the
+        certificates it no longer binds."""
+        record_state(self.path, read_at if read_at is not None else installed_model_time(self.path),
+                     leaving=self.result['leaving'])
         for name in self.result['certificates_removed']:
             os.unlink(os.path.join(self.params['cert_dir'], name))
 

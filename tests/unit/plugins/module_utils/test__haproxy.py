@@ -202,3 +202,24 @@ def test_a_port_shared_by_many_services_names_ten_in_its_comment_and_leaves_out_
 def test_a_refusal_that_names_nothing_to_leave_out_ends_the_rounds(monkeypatch):
     monkeypatch.setattr(_model, 'refusals', lambda m: {'services': {'ghost/none': 'refused'}, 'nodes': {}})
     assert [f['service'] for f in model(service('web', 80))['frontends']] == ['shop/web']
+
+
+def test_hashing_backends_hash_consistently_with_fixed_ids_and_slowstart_is_written_on_every_server():
+    second = dict(NODE, name='w2', addresses=[['InternalIP', '10.0.0.2']])
+    both = model(service('web', 80, balance='source'), service('api', 81), nodes=(NODE, second))
+    ids = _haproxy.server_ids(['w1', 'w2'])
+    text = _haproxy.render(both, slowstart='30s')
+    assert ('backend shop.web.80\n    mode tcp\n    balance source\n    hash-type consistent\n'
+            '    server w1 10.0.0.1:30080 check slowstart 30s id %d\n'
+            '    server w2 10.0.0.2:30080 check slowstart 30s id %d\n' % (ids['w1'], ids['w2'])) in text
+    assert ('backend shop.api.81\n    mode tcp\n    balance roundrobin\n'
+            '    server w1 10.0.0.1:30081 check slowstart 30s\n') in text
+    # a node's id is its own, whichever other nodes there are
+    alone = _haproxy.render(model(service('web', 80, balance='source'), nodes=(second,)))
+    assert '    server w2 10.0.0.2:30080 check id %d\n' % ids['w2'] in alone
+    for bad in ('30 s', '30s\n', '-1', 'soon'):
+        with pytest.raises(_haproxy.UnsafeValue):
+            _haproxy.render(both, slowstart=bad)
+    # the read-back check knows the hash-type line belongs to hashing backends only
+    with pytest.raises(_haproxy.MalformedConfig, match='does not hash as the model says'):
+        _haproxy.verify(text.replace('    hash-type consistent\n', ''), both)

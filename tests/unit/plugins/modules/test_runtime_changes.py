@@ -165,18 +165,20 @@ def test_node_churn_reaches_both_load_balancers_without_a_reload_and_keeps_every
 
 def test_a_node_and_a_new_service_together_reload_once_and_the_next_node_change_does_not(tmp_path, ports):
     with load_balancers(tmp_path, 1) as (lb,), nodeports(['w0', 'w1', 'w2'], 2):
-        lb.call(routing(['w0'], ports[:1], 1000.0))
+        lb.call(routing(['w0'], ports[:1], 1000.0), slowstart='5s')
         before = lb.proxy.state()
-        mixed = lb.call(routing(['w0', 'w1'], ports, 1001.0))
+        mixed = lb.call(routing(['w0', 'w1'], ports, 1001.0), slowstart='5s')
         assert mixed['reloaded'] and not mixed['applied_at_runtime'], mixed
         assert mixed['reload_reason'].startswith('frontends, backends or their settings changed'), mixed
         after = lb.proxy.state()
         assert after.master == before.master and not after.workers & before.workers
         agree(lb)
         assert http_get(LBS[0], ports[1])[0] == 200
-        node_only = lb.call(routing(['w0', 'w1', 'w2'], ports, 1002.0))
+        # a node that joins at runtime ramps up as the file says (slowstart)
+        node_only = lb.call(routing(['w0', 'w1', 'w2'], ports, 1002.0), slowstart='5s')
         assert node_only['applied_at_runtime'] and node_only['runtime_changes'] == 2, node_only
         assert lb.proxy.state() == after
+        assert '    server w2 127.0.2.42:31001 check slowstart 5s\n' in lb.config.read_text()
         agree(lb)
 
 
@@ -241,3 +243,59 @@ def test_runtime_changes_off_reloads_and_a_comment_only_change_does_not(tmp_path
         quiet = lb.call(the_model)
         assert quiet['changed'] and quiet['applied_at_runtime'] and quiet['runtime_changes'] == 0, quiet
         assert 'only its comments changed' in quiet['msg'] and lb.proxy.state() == state
+
+
+def test_a_removed_server_with_a_connection_stays_in_maintenance_until_it_ends_then_goes(tmp_path, ports):
+    with load_balancers(tmp_path, 1) as (lb,), nodeports(['w0', 'w1'], 1):
+        lb.call(routing(['w1'], ports[:1], 1000.0))
+        held = socket.create_connection((LBS[0], ports[0]), timeout=5)
+        backend = 'shop.s0.%d' % ports[0]
+        try:
+            # w1 is the only server, so the held connection is on it
+            assert _wait(lambda: _sessions(lb).get('w1') == 1)
+            result = lb.call(routing(['w0'], ports[:1], 1001.0))
+            assert result['applied_at_runtime'] and result['leaving'] == [backend + '/w1'], result
+            assert 'still finish their connections in maintenance (%s/w1)' % backend in result['msg']
+            assert lb.running()[backend]['w1']['admin'] & _servers.FORCED_MAINT
+            agree(lb)
+            # nothing new reaches it
+            assert http_get(LBS[0], ports[0])[1] == 'node=w0 port=31000'
+            again = lb.call(routing(['w0'], ports[:1], 1002.0))
+            assert not again['changed'] and again['leaving'] == [backend + '/w1'], again
+        finally:
+            held.close()
+        assert _wait(lambda: not _sessions(lb).get('w1'))
+        done = lb.call(routing(['w0'], ports[:1], 1003.0))
+        assert done['changed'] and done['leaving'] == [] and 'w1' not in lb.running()[backend], done
+        assert done['msg'].endswith('1 removed server(s) finished their connections and were deleted from the running '
+                                    'HAProxy.'), done['msg']
+
+
+def test_a_draining_node_no_connection_uses_is_removed_at_once_and_a_busy_one_drains(tmp_path, ports):
+    with load_balancers(tmp_path, 1) as (lb,), nodeports(['w0', 'w1', 'w2'], 1):
+        lb.call(routing(['w0', 'w1', 'w2'], ports[:1], 1000.0, annotations={'balance': 'first'}))
+        # balance first: the held connection goes to w0, the first server
+        held = socket.create_connection((LBS[0], ports[0]), timeout=5)
+        try:
+            assert _wait(lambda: _sessions(lb).get('w0') == 1)
+            result = lb.call(routing(['w2'], ports[:1], 1001.0, draining=['w0', 'w1'], annotations={'balance': 'first'}))
+            assert result['applied_at_runtime'] and result['drained'] == ['w1'], result
+            assert 'Draining node(s) no connection uses any more were removed at once: w1.' in result['msg']
+            text = lb.config.read_text()
+            assert '    server w0 127.0.2.40:31000 check weight 0\n' in text and 'server w1 ' not in text
+            agree(lb)
+        finally:
+            held.close()
+
+
+def _sessions(lb):
+    return _servers.sessions(_runtime.ask(str(lb.socket), 'show stat -1 4 -1'))
+
+
+def _wait(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
