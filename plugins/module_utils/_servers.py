@@ -143,11 +143,16 @@ def plan(current, candidate):
 
 
 def _first_difference(old, new):
+    """Where two skeletons first differ, in words: a section that is new or gone, or the one that changed."""
     section = None
     for number in range(max(len(old), len(new))):
         a, b = (old[number] if number < len(old) else None), (new[number] if number < len(new) else None)
         if a != b:
-            return 'at %s' % section if section else 'at the first section'
+            if b is not None and _SECTION.match(b) and b not in old:
+                return '%s is new' % b
+            if a is not None and _SECTION.match(a) and a not in new:
+                return '%s is gone' % a
+            return 'in %s' % section if section else 'before the first section'
         if _SECTION.match(a):
             section = a
     return 'in their order'

@@ -227,7 +227,7 @@ reload_reason:
   description: Why the change needed a reload rather than the runtime API (in check mode, would need); null without a reload.
   returned: always
   type: str
-  sample: 'frontends, backends or their settings changed (at backend shop.web.http)'
+  sample: 'frontends, backends or their settings changed (frontend shop.web.8443 is new)'
   version_added: 0.2.0
 leaving:
   description:

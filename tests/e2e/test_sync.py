@@ -8,6 +8,7 @@ identity, so a response says which node HAProxy chose. The tests run in file ord
 import contextlib
 import json
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -39,6 +40,7 @@ class Lab:
         self.web_port, self.shop_port = frontend_ports
         self.web_np, self.shop_np, self.dns_np = node_ports
         self.proxies = {}
+        self.held = []
 
     def config(self, host):
         return self.root / host / 'haproxy.cfg'
@@ -133,6 +135,10 @@ def test_check_mode_shows_a_cluster_change_and_changes_nothing(lab):
 
 
 def test_the_next_run_applies_the_cluster_change_and_drains_the_node_that_left(lab):
+    # idle connections, one per node on each load balancer (roundrobin): worker-2 still has one when it goes
+    lab.held = [socket.create_connection((address, lab.web_port), timeout=5)
+                for address in LOAD_BALANCERS.values() for dummy in NODES]
+    time.sleep(0.3)
     lab.apply()
     for host in LOAD_BALANCERS:
         # worker-2 left: weight 0, so no new connections, while existing ones may finish
@@ -142,7 +148,10 @@ def test_the_next_run_applies_the_cluster_change_and_drains_the_node_that_left(l
 
 
 def test_a_drained_node_is_removed_by_the_run_after_without_a_reload(lab):
-    # only servers change: the runtime API removes worker-2, and HAProxy keeps its workers
+    # its last connections end; only servers change: the runtime API removes worker-2, and HAProxy keeps its workers
+    for held in lab.held:
+        held.close()
+    time.sleep(0.3)
     before = lab.files_and_processes()[1]
     result, recap = lab.sync()
     assert result.returncode == 0, result.stdout + result.stderr

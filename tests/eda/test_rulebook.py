@@ -1,5 +1,6 @@
 """End-to-end: ansible-rulebook runs the real source and rulebook against the test API server and
-drives two real HAProxy load balancers; a new service is served within seconds.
+drives two real HAProxy load balancers; a new service is served within seconds, and a node that
+joins or leaves reaches both without a reload.
 
 Skipped when ansible-rulebook (or its Java runtime) is missing. Loopback only; everything
 started here is stopped here (tests/support/eda.py, which the benchmark shares).
@@ -42,3 +43,11 @@ def test_a_new_service_is_served_within_seconds(rulebook_lab):
     assert set(served) == set(lab.load_balancers), lab.tail()
     assert result['event'] <= EVENT_LIMIT, result
     assert max(served.values()) <= ROLLOUT_LIMIT, served
+    # then a node joins and leaves again: each reaches both load balancers without a reload
+    for name, address in (('worker-3', '127.0.1.93'), ('worker-3', None)):
+        change = lab.node_change(name, address, timeout=ROLLOUT_LIMIT + 10)
+        print('node %s %s: served by %s, %d reload(s)' % (name, 'joined' if address else 'left', ', '.join(
+            '%s after %.2fs' % item for item in sorted(change['served'].items())), change['reloads']))
+        assert change['events'] == 1 and set(change['served']) == set(lab.load_balancers), (change, lab.tail())
+        assert change['reloads'] == 0, (change, lab.tail())
+        assert 'applied 1 server change' in lab.output(), lab.tail()

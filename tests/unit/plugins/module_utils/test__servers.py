@@ -114,7 +114,11 @@ def test_the_reasons_name_what_needs_the_reload():
     assert _servers.plan(current, current.replace('mode tcp\n', 'mode tcp\n    retries 2\n', 1)) == (
         None, 'the base configuration changed')
     assert _servers.plan(current, current.replace('roundrobin', 'leastconn')) == (
-        None, 'frontends, backends or their settings changed (at backend shop.s0.8000)')
+        None, 'frontends, backends or their settings changed (in backend shop.s0.8000)')
+    assert _servers.plan(current, text(['n0'], [], [('roundrobin', 'Cluster')] * 2, [])) == (
+        None, 'frontends, backends or their settings changed (frontend shop.s1.8001 is new)')
+    assert _servers.plan(text(['n0'], [], [('roundrobin', 'Cluster')] * 2, []), current) == (
+        None, 'frontends, backends or their settings changed (frontend shop.s1.8001 is gone)')
     moved = current.replace('192.0.2.10:30000', '192.0.2.99:30000')
     assert _servers.plan(current, moved) == (None, 'server n0 of backend shop.s0.8000 changed its address or settings')
     named = current + '    server n9 node-9.example:30000 check init-addr last,libc,none\n'
