@@ -64,9 +64,9 @@ class Session(object):
             self.connection.connect(self.path)
             self.connection.sendall(b'prompt\n')
             self._answer('prompt')
-        except (OSError, socket.timeout) as exc:
+        except (OSError, socket.timeout, RuntimeAPIError) as exc:
             self.connection.close()
-            raise RuntimeAPIError('%s: %s' % (self.path, exc))
+            raise RuntimeAPIError(str(exc) if isinstance(exc, RuntimeAPIError) else '%s: %s' % (self.path, exc))
         return self
 
     def __exit__(self, *exc):
@@ -77,7 +77,7 @@ class Session(object):
         self.connection.close()
 
     def _answer(self, command):
-        parts, size = [], 0
+        parts, size, tail = [], 0, b''
         while True:
             part = self.connection.recv(65536)
             if not part:
@@ -87,7 +87,8 @@ class Session(object):
             if size > _LIMIT:
                 raise RuntimeAPIError('the answer to %r on %s is larger than %d bytes' % (command, self.path, _LIMIT))
             # the prompt ends every answer; it may arrive split across reads
-            if part.endswith(self._PROMPT) or (len(part) < 3 and b''.join(parts[-2:]).endswith(self._PROMPT)):
+            tail = (tail + part)[-len(self._PROMPT):]
+            if tail == self._PROMPT:
                 break
         return b''.join(parts)[:-len(self._PROMPT)].decode('utf-8', 'replace')
 

@@ -21,7 +21,9 @@ import re
 from ansible_collections.portico.k8s.plugins.module_utils._haproxy import MARKER
 
 # Balances HAProxy 2.6 can add servers to at runtime; a hash also needs "hash-type consistent".
-_DYNAMIC_BALANCES = ('roundrobin', 'leastconn', 'first', 'random')
+# Not "first": it picks the lowest server id, and a server added at runtime gets the lowest free id
+# where a reload numbers servers in file order, so the two would pick different servers.
+_DYNAMIC_BALANCES = ('roundrobin', 'leastconn', 'random')
 _SERVER = re.compile(r'    server ([a-z0-9][a-z0-9.-]*) (\[[0-9a-f:.]+\]|[0-9.]+|[a-z0-9][a-z0-9.-]*):([0-9]{1,5})((?: [ -~]*)?)\Z')
 _IP = re.compile(r'\[[0-9a-f:.]+\]\Z|[0-9]{1,3}(?:\.[0-9]{1,3}){3}\Z')
 _SECTION = re.compile(r'(frontend|backend) (\S+)\Z')
@@ -252,19 +254,19 @@ def disagreements(running, backends, limit=5):
     return found[:limit]
 
 
-def sessions(stat):
-    """{server name: current sessions, summed over its backends} of a "show stat" CSV answer (server rows)."""
+def sessions(stat, backends):
+    """{server name: current sessions, summed over the given backends} of a "show stat" CSV answer."""
     rows = stat.split('\n')
     if not rows or not rows[0].startswith('# pxname,svname,'):
         raise StateError('"show stat" did not answer with its CSV header (%r)' % rows[0][:40])
-    found = {}
-    for row in csv.DictReader([rows[0][2:]] + [r for r in rows[1:] if r.strip()]):
-        if row.get('svname') in ('FRONTEND', 'BACKEND'):
-            continue
-        try:
+    wanted, found = set(backends), {}
+    try:
+        for row in csv.DictReader([rows[0][2:]] + [r for r in rows[1:] if r.strip()]):
+            if row.get('pxname') not in wanted or row.get('svname') in ('FRONTEND', 'BACKEND'):
+                continue
             found[row['svname']] = found.get(row['svname'], 0) + int(row.get('scur') or 0)
-        except ValueError:
-            raise StateError('"show stat" gave a session count this module cannot read: %r' % row.get('scur'))
+    except (csv.Error, ValueError, TypeError) as exc:
+        raise StateError('"show stat" gave a line this module cannot read (%s)' % exc)
     return found
 
 

@@ -452,17 +452,22 @@ class HostStep(object):
     def drain_idle_nodes(self):
         """Leave out the draining nodes no connection uses any more: nothing is left to drain."""
         model = self.params['model']
-        draining = [node['name'] for node in model.get('draining_nodes') or []]
-        if not draining or not self.runtime or not self.params['runtime_changes']:
+        if not self.runtime or not self.params['runtime_changes'] or not isinstance(model.get('draining_nodes'), list):
+            return
+        draining = [node.get('name') for node in model['draining_nodes']
+                    if isinstance(node, dict) and isinstance(node.get('name'), str)]
+        backends = [b.get('name') for b in model.get('backends') or [] if isinstance(b, dict)]
+        if not draining:
             return
         try:
-            done = _servers.idle(draining, _servers.sessions(ask(self.runtime, 'show stat -1 4 -1', timeout=10.0)))
+            counts = _servers.sessions(ask(self.runtime, 'show stat -1 4 -1', timeout=10.0), backends)
         except (RuntimeAPIError, _servers.StateError):
             return  # then they drain for their whole time
+        done = _servers.idle(draining, counts)
         if done:
             self.result['drained'] = done
             self.params['model'] = dict(model, draining_nodes=[
-                node for node in model['draining_nodes'] if node['name'] not in done])
+                node for node in model['draining_nodes'] if not (isinstance(node, dict) and node.get('name') in done)])
 
     def finish_leaving(self):
         """Delete the servers removed earlier whose last connections have finished; what to add to the message."""
@@ -681,23 +686,24 @@ class HostStep(object):
         # finds it in place does not take it for done
         record_state(self.path, installed_model_time(self.path), unverified=_digest(candidate))
         read_at = (params['model'].get('source') or {}).get('read_at')
+        renamed = False
         if changes is not None:
+            # the new file is in place (and unverified) before HAProxy changes: a reload or restart by
+            # anything else meanwhile loads the new file, and the checks below then see that
+            os.rename(candidate_path, self.path)
+            self.temporary.remove(candidate_path)
+            renamed = True
             why = self.apply_at_runtime(changes, current.decode('utf-8'), candidate.decode('utf-8'))
             if why is None:
-                try:
-                    os.rename(candidate_path, self.path)
-                except OSError as exc:
-                    self.fail('the server changes were applied through the runtime API, but installing the new %s '
-                              'failed (%s); it stays marked unverified, so the next run reloads' % (self.path, exc))
-                self.temporary.remove(candidate_path)
                 self.result['applied_at_runtime'] = True
                 self.done(read_at)
                 return self.applied(changes)
             self.result['reload_reason'] = why
         old_worker = worker_pid(runtime) if runtime else None
         try:
-            os.rename(candidate_path, self.path)
-            self.temporary.remove(candidate_path)
+            if not renamed:
+                os.rename(candidate_path, self.path)
+                self.temporary.remove(candidate_path)
             problem = self.reload(reload_argv, runtime, old_worker, [b['name'] for b in params['model']['backends']],
                                   probe_address(params['model'], params['bind_address']))
         except StepFailed:

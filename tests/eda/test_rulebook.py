@@ -50,4 +50,4 @@ def test_a_new_service_is_served_within_seconds(rulebook_lab):
             '%s after %.2fs' % item for item in sorted(change['served'].items())), change['reloads']))
         assert change['events'] == 1 and set(change['served']) == set(lab.load_balancers), (change, lab.tail())
         assert change['reloads'] == 0, (change, lab.tail())
-        assert 'applied 1 server change' in lab.output(), lab.tail()
+        assert 'to the running HAProxy through its runtime API' in lab.output(), lab.tail()

@@ -69,7 +69,7 @@ def held(whole):
 
 
 sets = st.lists(st.sampled_from(NAMES), min_size=1, unique=True)
-services = st.lists(st.tuples(st.sampled_from(['roundrobin', 'leastconn', 'source', 'first']),
+services = st.lists(st.tuples(st.sampled_from(['roundrobin', 'leastconn', 'source']),
                               st.sampled_from(['Cluster', 'Local'])), min_size=1, max_size=3)
 
 
@@ -128,6 +128,10 @@ def test_the_reasons_name_what_needs_the_reload():
     unhashed = hashed.replace('    hash-type consistent\n', '')
     assert _servers.plan(unhashed, unhashed.replace('check id', 'check weight 0 id')) == (
         None, 'backend shop.s0.8000 balances by source, which cannot take servers at runtime')
+    # "first" picks the lowest id: a server added at runtime would not get the id a reload gives it
+    first = text(['n0'], [], [('first', 'Cluster')], [])
+    assert _servers.plan(first, text(['n0', 'n1'], [], [('first', 'Cluster')], [])) == (
+        None, 'backend shop.s0.8000 balances by first, which cannot take servers at runtime')
     # comments only: nothing to apply
     assert _servers.plan(current, current.replace('excluded service ports: 0', 'excluded service ports: 3')) == ([], None)
 
@@ -195,3 +199,25 @@ def test_server_ids_are_stable_and_unique():
     ids = _haproxy.server_ids(NAMES)
     assert len(set(ids.values())) == len(NAMES) and all(1 <= v < 2 ** 31 for v in ids.values())
     assert _haproxy.server_ids(NAMES[:3]) == dict((n, ids[n]) for n in NAMES[:3])
+
+
+STAT = ('# pxname,svname,qcur,qmax,scur,smax,slim,stot\n'
+        'web,FRONTEND,,,3,3,,3\n'
+        'b,w1,0,0,2,2,,2\n'
+        'b,w2,0,0,0,1,,1\n'
+        'c,w1,0,0,1,1,,1\n'
+        'mine,w2,0,0,5,5,,5\n'
+        'b,BACKEND,0,0,2,2,,3\n\n')
+
+
+def test_sessions_count_only_the_generated_backends_and_idle_names_the_unused_draining_nodes():
+    counts = _servers.sessions(STAT, ['b', 'c'])
+    assert counts == {'w1': 3, 'w2': 0}
+    # w2's sessions in the operator's own backend "mine" do not keep it draining; n9 is not running at all
+    assert _servers.idle(['w1', 'w2', 'n9'], counts) == ['w2', 'n9']
+    for bad in ('Unknown command.\n', '# pxname,svname,scur\nb,w1,x\n'):
+        try:
+            _servers.sessions(bad, ['b'])
+        except _servers.StateError:
+            continue
+        raise AssertionError('accepted %r' % bad)

@@ -284,23 +284,29 @@ def test_a_removed_server_with_a_connection_stays_in_maintenance_until_it_ends_t
 
 def test_a_draining_node_no_connection_uses_is_removed_at_once_and_a_busy_one_drains(tmp_path, ports):
     with load_balancers(tmp_path, 1) as (lb,), nodeports(['w0', 'w1', 'w2'], 1):
-        lb.call(routing(['w0', 'w1', 'w2'], ports[:1], 1000.0, annotations={'balance': 'first'}))
-        # balance first: the held connection goes to w0, the first server
-        held = socket.create_connection((LBS[0], ports[0]), timeout=5)
+        lb.call(routing(['w0', 'w1'], ports[:1], 1000.0))
+        # one connection each (roundrobin): then w1's ends, and w0 still has one when both go
+        held = [socket.create_connection((LBS[0], ports[0]), timeout=5)]
         try:
-            assert _wait(lambda: _sessions(lb).get('w0') == 1)
-            result = lb.call(routing(['w2'], ports[:1], 1001.0, draining=['w0', 'w1'], annotations={'balance': 'first'}))
+            assert _wait(lambda: sum(_sessions(lb).values()) == 1)
+            first_on = next(name for name, count in _sessions(lb).items() if count)
+            held.append(socket.create_connection((LBS[0], ports[0]), timeout=5))
+            assert _wait(lambda: _sessions(lb) == {'w0': 1, 'w1': 1})
+            held.pop(0 if first_on == 'w1' else 1).close()
+            assert _wait(lambda: _sessions(lb) == {'w0': 1, 'w1': 0})
+            result = lb.call(routing(['w2'], ports[:1], 1001.0, draining=['w0', 'w1']))
             assert result['applied_at_runtime'] and result['drained'] == ['w1'], result
             assert 'Draining node(s) no connection uses any more were removed at once: w1.' in result['msg']
             text = lb.config.read_text()
             assert '    server w0 127.0.2.40:31000 check weight 0\n' in text and 'server w1 ' not in text
             agree(lb)
         finally:
-            held.close()
+            for connection in held:
+                connection.close()
 
 
 def _sessions(lb):
-    return _servers.sessions(_runtime.ask(str(lb.socket), 'show stat -1 4 -1'))
+    return _servers.sessions(_runtime.ask(str(lb.socket), 'show stat -1 4 -1'), _runtime.backends(str(lb.socket)))
 
 
 def _wait(condition, timeout=10.0):
@@ -310,3 +316,13 @@ def _wait(condition, timeout=10.0):
             return False
         time.sleep(0.05)
     return True
+
+
+def test_a_malformed_list_of_draining_nodes_is_a_clear_failure_not_a_traceback(tmp_path, ports):
+    with load_balancers(tmp_path, 1) as (lb,):
+        lb.call(routing(['w0'], ports[:1], 1000.0))
+        files = lb.files()
+        for draining in (['w1'], [{'address': '127.0.2.41'}]):
+            result = lb.call(dict(routing(['w0'], ports[:1], 1001.0), draining_nodes=draining))
+            assert result['failed'] and 'the model is not one portico.k8s.nodeport_info returns' in result['msg'], result
+            assert lb.files() == files
