@@ -39,7 +39,9 @@ description:
     does not have it. A draining node (C(weight 0), see C(haproxy_sync_drain_seconds)) that no
     connection uses any more (C(show stat)) is removed at once rather than at the end of its drain.
   - Everything else (frontends, backends, their settings, certificates, the base configuration, a
-    node with a DNS name as its address) is validated and reloaded.
+    node with a DNS name as its address, the servers of a C(balance first) backend, whose choice
+    follows server ids that a runtime change cannot keep as a reload numbers them) is validated and
+    reloaded.
   - If the reload fails or no new worker serves the new file within O(reload_timeout), the
     previous file is put back (also with O(backup=false), as it is kept in memory), HAProxy is
     reloaded again, and the module fails saying what happened.
