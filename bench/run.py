@@ -502,8 +502,8 @@ def eda_report(variants):
               '| load balancers | haproxy_sync_serial | node changes | last LB serves | reloads |', '|---:|---|---:|---:|---:|']
     for v in variants:
         if v.get('nodes'):
-            lines.append('| %d | %s | %d | %s | %d |' % (v['load_balancers'], v['serial'], len(v['nodes']),
-                                                       _cell(v['node_last']), v['node_reloads']))
+            lines.append('| %d | %s | %d | %s | %d |' % (
+                v['load_balancers'], v['serial'], len(v['nodes']), _cell(v['node_last']), v['node_reloads']))
     lines += [_timeline_text(v) for v in variants]
     lines.append('')
     return lines + _task_table(variants[0])

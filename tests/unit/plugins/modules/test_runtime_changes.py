@@ -16,8 +16,8 @@ from tests.unit.plugins.modules.test_haproxy_config import Host, node, service
 LBS = ('127.0.0.33', '127.0.0.34')
 NODES = dict(('w%d' % number, '127.0.2.%d' % (40 + number)) for number in range(12))
 # long client and server timeouts: an idle connection must outlive the whole churn
-BASE_TIMEOUTS = ('    timeout client 10s\n', '    timeout client 300s\n'), ('    timeout server 10s\n',
-                                                                             '    timeout server 300s\n')
+BASE_TIMEOUTS = (('    timeout client 10s\n', '    timeout client 300s\n'),
+                 ('    timeout server 10s\n', '    timeout server 300s\n'))
 
 
 def base(socket_path, level='admin'):
