@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs ansible-test (sanity by default) on a copy of the tracked files placed under
 # ansible_collections/portico/k8s, the only path ansible-test accepts.
-# Usage: [ANSIBLE_CORE=2.18] scripts/ansible-test.sh [sanity|units ...] [ansible-test options]
-# ANSIBLE_CORE runs the ansible-test of that ansible-core release, from a virtualenv of its own.
+# Usage: [ANSIBLE_CORE=2.19 | VENV=.venv-newest] scripts/ansible-test.sh [sanity|units ...] [options]
+# ANSIBLE_CORE runs the ansible-test of that ansible-core release, from a virtualenv of its own;
+# VENV the one of an existing virtualenv (the setup's .venv-newest has the newest release).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-work="$root/build/ansible-test${ANSIBLE_CORE:+-$ANSIBLE_CORE}"
-venv="$root/.venv"
+venv="$root/${VENV:-.venv}"
+work="$root/build/ansible-test${ANSIBLE_CORE:+-$ANSIBLE_CORE}${VENV:+-$(basename "$venv")}"
 if [ -n "${ANSIBLE_CORE:-}" ]; then
   venv="$root/build/ansible-core-$ANSIBLE_CORE"
   if [ ! -x "$venv/bin/ansible-test" ]; then

@@ -14,8 +14,11 @@ mkdir -p "$demo"
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 stop() {
-  [ -f "$demo/nodes.pid" ] && kill "$(cat "$demo/nodes.pid")" 2>/dev/null || true
-  [ -f "$demo/haproxy.pid" ] && kill "$(cat "$demo/haproxy.pid")" 2>/dev/null || true
+  local pidfile
+  for pidfile in "$demo/nodes.pid" "$demo/haproxy.pid"; do
+    # a process that is already gone is fine
+    if [ -f "$pidfile" ]; then kill "$(cat "$pidfile")" 2>/dev/null || true; fi
+  done
   rm -f "$demo/nodes.pid" "$demo/haproxy.pid"
 }
 stop

@@ -23,6 +23,13 @@ fi
 # sed reads all of it: head would close the pipe early, and pipefail would fail on the SIGPIPE
 haproxy -v | sed -n 1p
 
+# ansible-test sanity runs shellcheck on the scripts only where it is installed: always have it.
+if ! command -v shellcheck >/dev/null 2>&1; then
+  say "installing shellcheck for ansible-test sanity"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck
+fi
+
 # ansible-rulebook (the event-driven sync) runs on a Java 17+ runtime.
 if ! command -v java >/dev/null 2>&1; then
   say "installing a Java runtime for ansible-rulebook"
@@ -40,7 +47,43 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
   echo "$want" > "$stamp"
 fi
 
+# The newest ansible-core needs Python 3.12 or later: a second virtualenv, .venv-newest, where
+# tests/sanity runs ansible-test sanity and the end-to-end tests again (.venv has the oldest
+# supported release on this machine's python3).
+newest_python=""
+for candidate in python3.13 python3.12 "$HOME"/.pyenv/versions/3.13*/bin/python3 "$HOME"/.pyenv/versions/3.12*/bin/python3; do
+  if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then
+    newest_python=$(command -v "$candidate"); break
+  fi
+done
+if [ -z "$newest_python" ]; then
+  say "installing Python 3 (3.12 or later is needed for the newest ansible-core)"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3.12-venv python3.12 \
+    || { echo "no Python 3.12 or later: install one (or set PATH to it) and run this again" >&2; exit 1; }
+  newest_python=$(command -v python3.12)
+fi
+newest="$root/.venv-newest"
+if [ ! -x "$newest/bin/python" ] || [ "$(cat "$newest/.portico-requirements" 2>/dev/null)" != "$want" ]; then
+  say "creating the virtualenv with the newest ansible-core in .venv-newest ($("$newest_python" --version))"
+  "$newest_python" -m venv "$newest"
+  "$newest/bin/pip" install -q --disable-pip-version-check --upgrade pip
+  "$newest/bin/pip" install -q --disable-pip-version-check -r requirements-test.txt
+  echo "$want" > "$newest/.portico-requirements"
+fi
+
+# Galaxy's importer, in a virtualenv of its own (it pins attrs below what the test tools need):
+# tests/e2e/test_collection.py imports the built tarball with it, as Galaxy does.
+importer="$root/.venv-importer"
+want_importer=$(sha256sum requirements-importer.txt | cut -d' ' -f1)
+if [ ! -x "$importer/bin/python" ] || [ "$(cat "$importer/.portico-requirements" 2>/dev/null)" != "$want_importer" ]; then
+  say "creating the virtualenv of galaxy-importer in .venv-importer"
+  "$python" -m venv "$importer"
+  "$importer/bin/pip" install -q --disable-pip-version-check -r requirements-importer.txt
+  echo "$want_importer" > "$importer/.portico-requirements"
+fi
+
 # The collections path of this checkout: collection/ansible_collections/portico/k8s is this tree.
 mkdir -p collection/ansible_collections/portico
 ln -sfn ../../.. collection/ansible_collections/portico/k8s
-say "ready: $("$venv/bin/ansible" --version | sed -n 1p)"
+say "ready: $("$venv/bin/ansible" --version | sed -n 1p); newest: $("$newest/bin/ansible" --version | sed -n 1p)"

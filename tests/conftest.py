@@ -38,10 +38,10 @@ def fakeapi_kubeconfig(fakeapi, tmp_path):
 
 @_fakeapi_pytest.fixture(scope="session")
 def fakeapi_captures_dir():
-    """The captured kube-apiserver responses ($PORTICO_K8S_FIXTURES); skips when absent."""
-    default = _FAKEAPI_ROOT / ".." / "shared" / "fixtures" / "kube-apiserver-1.36"
+    """The recorded kube-apiserver responses in tests/data ($PORTICO_K8S_FIXTURES for others)."""
+    default = _fakeapi_pathlib.Path(__file__).resolve().parent / "data" / "kube-apiserver-1.36"
     path = _fakeapi_pathlib.Path(_fakeapi_os.environ.get("PORTICO_K8S_FIXTURES") or default)
     if not path.is_dir():
-        _fakeapi_pytest.skip(f"no captured kube-apiserver responses at {path}")
+        _fakeapi_pytest.fail(f"no recorded kube-apiserver responses at {path}")
     return path.resolve()
 # ---- fakeapi fixtures: end ----

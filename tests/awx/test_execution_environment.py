@@ -63,7 +63,7 @@ def test_the_definition_is_version_3_with_ansible_core_and_runner():
 def test_the_containerfile_installs_python_collections_and_system_packages(context):
     text = (context / 'Containerfile').read_text()
     assert 'ARG EE_BASE_IMAGE="quay.io/centos/centos:stream9"' in text
-    assert 'ARG ANSIBLE_INSTALL_REFS="ansible-core>=2.18,<2.20 ansible-runner' in text
+    assert 'ARG ANSIBLE_INSTALL_REFS="ansible-core>=2.19 ansible-runner' in text
     assert 'ansible-galaxy collection install $ANSIBLE_GALAXY_CLI_COLLECTION_OPTS -r requirements.yml' in text
     assert 'COPY _build/requirements.txt requirements.txt' in text
     assert 'COPY _build/bindep.txt bindep.txt' in text

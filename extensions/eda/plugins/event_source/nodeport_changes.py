@@ -10,13 +10,13 @@ description:
   - Lists, then watches Nodes, Services and EndpointSlices, resuming from the last
     resourceVersion, with bookmarks; relists on 410 Gone, reconnects with backoff on any
     error and never stops on a failure of the API server.
-  - Emits an event only when the routing-relevant part of an object changes (the fields the
+  - "Emits an event only when the routing-relevant part of an object changes (the fields the
     routing model of C(portico.k8s.nodeport_info) reads): a node heartbeat, an image list or a
     new resourceVersion alone emits nothing. EndpointSlices count only for services with
-    externalTrafficPolicy Local, and only when the set of nodes with a ready endpoint changes.
+    externalTrafficPolicy Local, and only when the set of nodes with a ready endpoint changes."
   - A burst of changes gives one event, C(quiet_period) seconds after the last change and
     never later than C(max_delay) seconds after the first.
-  - Event payload C({"portico": {"reason": "change"|"startup"|"periodic", "changes": N, "kinds": [...]}}).
+  - 'Event payload C({"portico": {"reason": "change"|"startup"|"periodic", "changes": N, "kinds": [...]}}).'
   - Needs the C(kubernetes) Python client, and C(list) and C(watch) on nodes, services and
     endpointslices.discovery.k8s.io.
 options:
