@@ -129,12 +129,14 @@ options:
         their values are listed in the collection's README (Per-service annotations).
     type: str
     default: portico.io/
+    version_added: 0.2.0
   expose_by_default:
     description:
       - Expose services that have no C(<prefix>expose) annotation. With V(false), only services
         annotated C(<prefix>expose=true) are exposed; the others are listed as excluded.
     type: bool
     default: true
+    version_added: 0.2.0
   port_conflict:
     description:
       - What happens to the younger of two services that want the same frontend port (or a port in
@@ -147,11 +149,13 @@ options:
     type: str
     choices: [exclude, allocate]
     default: exclude
+    version_added: 0.2.0
   allocate_range:
     description:
       - The ports O(port_conflict=allocate) hands out, as C(low-high), within 1024-65535.
     type: str
     default: 20000-29999
+    version_added: 0.2.0
   reserved_ports:
     description:
       - Ports no frontend may bind, such as the base configuration's own C(bind) lines and a stats
@@ -160,6 +164,7 @@ options:
     type: list
     elements: int
     default: []
+    version_added: 0.2.0
   allow_no_nodes:
     description:
       - Accept a model in which no node is eligible. By default that fails, because every

@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: haproxy_lock
 short_description: Take or release a load balancer's sync lock, read what its configuration serves, install certificates
-version_added: 0.1.0
+version_added: 0.2.0
 deprecated:
   removed_in: 1.0.0
   why: "The host step is one call now: M(portico.k8s.haproxy_config) takes and releases the lock itself."

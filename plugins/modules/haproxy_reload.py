@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: haproxy_reload
 short_description: Reload HAProxy, check that it serves, and put the previous configuration back if not
-version_added: 0.1.0
+version_added: 0.2.0
 deprecated:
   removed_in: 1.0.0
   why: "The host step is one call now: M(portico.k8s.haproxy_config) reloads, checks the new worker and restores on failure itself."

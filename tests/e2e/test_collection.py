@@ -35,7 +35,9 @@ def installed(tmp_path_factory):
                 'ANSIBLE_LOCAL_TEMP': str(root / 'tmp'), 'ANSIBLE_REMOTE_TEMP': str(root / 'tmp'),
                 'PATH': '%s:%s:/usr/sbin:/sbin' % (BIN, os.environ.get('PATH', ''))})
     run('ansible-galaxy', 'collection', 'build', '--output-path', str(root), str(REPO), env=env, cwd=root)
-    tarball = root / 'portico-k8s-0.1.0.tar.gz'
+    version = next(line.split(':', 1)[1].strip() for line in (REPO / 'galaxy.yml').read_text().splitlines()
+                   if line.startswith('version:'))
+    tarball = root / ('portico-k8s-%s.tar.gz' % version)
     run('ansible-galaxy', 'collection', 'install', str(tarball), '-p', str(root / 'collections'), env=env, cwd=root)
     return root, env, tarball
 

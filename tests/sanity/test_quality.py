@@ -54,3 +54,25 @@ def test_the_end_to_end_sync_and_the_built_collection_pass_on_the_newest_ansible
                          'tests/e2e/test_sync.py', 'tests/e2e/test_collection.py', timeout=900)
     assert result.returncode == 0, output[-6000:]
     assert ' passed' in output and 'skipped' not in output, output[-2000:]
+
+
+def _version(text):
+    return tuple(int(part) for part in str(text).split('.'))
+
+
+def test_the_version_the_changelog_and_every_version_added_agree():
+    """A version in galaxy.yml is either released (in changelog.yaml, no fragments pending) or
+    next (not released yet, fragments pending); nothing says it was added in a later version."""
+    import yaml
+    version = yaml.safe_load((REPO / 'galaxy.yml').read_text())['version']
+    releases = yaml.safe_load((REPO / 'changelogs' / 'changelog.yaml').read_text())['releases']
+    pending = [p.name for p in (REPO / 'changelogs' / 'fragments').glob('*.y*ml')]
+    if pending:
+        assert version not in releases, 'fragments %s are pending, but %s is already released' % (pending, version)
+        assert _version(version) > max(_version(v) for v in releases)
+    else:
+        assert version == max(releases, key=_version), 'no fragments pending, so %s must be the latest release' % version
+    found = re.findall(r'version_added: *[\'"]?([0-9.]+)', ''.join(
+        p.read_text() for pattern in ('plugins/**/*.py', 'extensions/eda/plugins/**/*.py', 'roles/*/meta/*.yml')
+        for p in REPO.glob(pattern)))
+    assert found and all(_version(v) <= _version(version) for v in found), sorted(set(found))
