@@ -8,9 +8,9 @@ setup:
 demo: setup
 	@bash scripts/demo.sh
 
-# Runs the whole test suite.
+# Runs the whole test suite; ARGS go to pytest, for example make test ARGS='-k runtime -x'.
 test: setup
-	@bash scripts/test.sh
+	@bash scripts/test.sh $(ARGS)
 
 # Benchmarks collection, rendering and a no-op sync at 50x200, 500x2000 and 5000x10000, and the
 # event-driven convergence with ansible-rulebook (see bench/README.md).

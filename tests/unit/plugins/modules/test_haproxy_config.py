@@ -9,7 +9,6 @@ import socket
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -60,8 +59,11 @@ class Host:
         params.update(_ansible_check_mode=check_mode, _ansible_diff=diff)
         path = self.root / ('args-%d.json' % time.monotonic_ns())
         path.write_text(json.dumps({'ANSIBLE_MODULE_ARGS': params}))
+        # a temporary directory of this host's own: the test looks into it, never into the shared /tmp
+        (self.root / 'tmp').mkdir(exist_ok=True)
         done = subprocess.run([sys.executable, str(MODULE), str(path)], capture_output=True, text=True, timeout=120,
-                              env=dict(os.environ, PYTHONPATH=str(COLLECTIONS)), check=False)
+                              env=dict(os.environ, PYTHONPATH=str(COLLECTIONS), TMPDIR=str(self.root / 'tmp')),
+                              check=False)
         path.unlink()
         return json.loads(done.stdout)
 
@@ -151,14 +153,14 @@ def test_a_refused_candidate_changes_nothing_and_says_why(host, ports):
 def test_check_mode_validates_shows_the_diff_and_changes_nothing(host, ports):
     host.call(model(ports[:1]))
     files, state = host.files(), host.proxy.state()
-    leftovers = set(glob.glob(os.path.join(tempfile.gettempdir(), 'portico-check.*')))
     result = host.call(model(ports[:2]), check_mode=True, diff=True)
     assert result['changed'] and not result.get('failed'), result
     assert 'passes the validate command: Configuration file is valid' in result['msg']
     assert '+backend shop.s1.%d' % ports[1] not in result['diff'][0]['before']
     assert 'backend shop.s1.%d' % ports[1] in result['diff'][0]['after']
     assert host.files() == files and host.proxy.state() == state
-    assert set(glob.glob(os.path.join(tempfile.gettempdir(), 'portico-check.*'))) == leftovers
+    # the check's temporary directory is gone again
+    assert list((host.root / 'tmp').iterdir()) == []
     refused = host.call(model(ports[:2]), check_mode=True, base=host.base + '    no-such-keyword-here\n')
     assert refused['failed'] and 'would be refused' in refused['msg'] and 'no-such-keyword-here' in refused['msg']
 
