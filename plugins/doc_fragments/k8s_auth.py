@@ -14,11 +14,11 @@ class ModuleDocFragment(object):
 options:
   kubeconfig:
     description:
-      - Path to a kubeconfig file. Without it, and without O(host), the default kubeconfig
-        (C(KUBECONFIG) or C(~/.kube/config)) is read, or the in-cluster service account is
-        used when the plugin runs in a pod.
-      - Can also be set with the E(K8S_AUTH_KUBECONFIG) environment variable.
-    type: path
+      - Path to a kubeconfig file, or the content of one as a dict. Without it, and without
+        O(host), the default kubeconfig (C(KUBECONFIG) or C(~/.kube/config)) is read, or the
+        in-cluster service account is used when the plugin runs in a pod.
+      - Can also be set with the E(K8S_AUTH_KUBECONFIG) environment variable (a path).
+    type: raw
   context:
     description:
       - The kubeconfig context to use. Can also be set with E(K8S_AUTH_CONTEXT).
@@ -35,7 +35,7 @@ options:
   validate_certs:
     description:
       - Whether to verify the API server's TLS certificate. Verification is on unless this
-        is set to V(false). Can also be set with E(K8S_AUTH_VERIFY_SSL).
+        is set to V(false). Can also be set with E(K8S_AUTH_VERIFY_SSL) or E(K8S_AUTH_VALIDATE_CERTS).
     type: bool
     aliases: [verify_ssl]
   ca_cert:
@@ -59,6 +59,27 @@ options:
     description:
       - An HTTP proxy URL to reach the API server through. Can also be set with E(K8S_AUTH_PROXY).
     type: str
+  no_proxy:
+    description:
+      - Hosts, domains or networks (comma-separated) reached without O(proxy), for example
+        C(localhost,.svc,10.0.0.0/8). Can also be set with E(K8S_AUTH_NO_PROXY).
+    type: str
+    version_added: 0.2.0
+  proxy_headers:
+    description:
+      - Headers sent to O(proxy), as in C(kubernetes.core).
+    type: dict
+    version_added: 0.2.0
+    suboptions:
+      basic_auth:
+        description: C(user:password) for the C(Authorization) header.
+        type: str
+      proxy_basic_auth:
+        description: C(user:password) for the C(Proxy-Authorization) header.
+        type: str
+      user_agent:
+        description: The C(User-Agent) header.
+        type: str
 '''
 
     # The lookup reads the same variables through get_option(); merged into the options above.
@@ -73,7 +94,7 @@ options:
   api_key:
     env: [{name: K8S_AUTH_API_KEY}]
   validate_certs:
-    env: [{name: K8S_AUTH_VERIFY_SSL}]
+    env: [{name: K8S_AUTH_VERIFY_SSL}, {name: K8S_AUTH_VALIDATE_CERTS}]
   ca_cert:
     env: [{name: K8S_AUTH_SSL_CA_CERT}]
   client_cert:
@@ -82,4 +103,6 @@ options:
     env: [{name: K8S_AUTH_KEY_FILE}]
   proxy:
     env: [{name: K8S_AUTH_PROXY}]
+  no_proxy:
+    env: [{name: K8S_AUTH_NO_PROXY}]
 '''

@@ -28,18 +28,22 @@ except ImportError:
     class ApiException(Exception):
         """Stands in when the kubernetes client is missing; never raised."""
 
-# Option name -> environment variable, exactly as kubernetes.core reads them.
+# Option name -> environment variables (the first one set wins), as kubernetes.core reads them.
 CONNECTION_ENV = {
-    'kubeconfig': 'K8S_AUTH_KUBECONFIG',
-    'context': 'K8S_AUTH_CONTEXT',
-    'host': 'K8S_AUTH_HOST',
-    'api_key': 'K8S_AUTH_API_KEY',
-    'validate_certs': 'K8S_AUTH_VERIFY_SSL',
-    'ca_cert': 'K8S_AUTH_SSL_CA_CERT',
-    'client_cert': 'K8S_AUTH_CERT_FILE',
-    'client_key': 'K8S_AUTH_KEY_FILE',
-    'proxy': 'K8S_AUTH_PROXY',
+    'kubeconfig': ('K8S_AUTH_KUBECONFIG',),
+    'context': ('K8S_AUTH_CONTEXT',),
+    'host': ('K8S_AUTH_HOST',),
+    'api_key': ('K8S_AUTH_API_KEY',),
+    'validate_certs': ('K8S_AUTH_VERIFY_SSL', 'K8S_AUTH_VALIDATE_CERTS'),
+    'ca_cert': ('K8S_AUTH_SSL_CA_CERT',),
+    'client_cert': ('K8S_AUTH_CERT_FILE',),
+    'client_key': ('K8S_AUTH_KEY_FILE',),
+    'proxy': ('K8S_AUTH_PROXY',),
+    'no_proxy': ('K8S_AUTH_NO_PROXY',),
 }
+# Connection options without an environment variable (as in kubernetes.core).
+CONNECTION_OPTIONS = tuple(CONNECTION_ENV) + ('proxy_headers',)
+PROXY_HEADERS = ('basic_auth', 'proxy_basic_auth', 'user_agent')
 
 SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token'
 
@@ -62,7 +66,8 @@ def connection_argument_spec():
     """The connection options of the module, with kubernetes.core's env fallbacks."""
     from ansible.module_utils.basic import env_fallback
     spec = dict(
-        kubeconfig=dict(type='path'),
+        # a path, or the content of a kubeconfig as a dict (AWX credentials, vaulted variables)
+        kubeconfig=dict(type='raw'),
         context=dict(type='str'),
         host=dict(type='str'),
         api_key=dict(type='str', no_log=True),
@@ -71,10 +76,22 @@ def connection_argument_spec():
         client_cert=dict(type='path', aliases=['cert_file']),
         client_key=dict(type='path', aliases=['key_file'], no_log=False),
         proxy=dict(type='str'),
+        no_proxy=dict(type='str'),
     )
     for name, env in CONNECTION_ENV.items():
-        spec[name]['fallback'] = (env_fallback, [env])
+        spec[name]['fallback'] = (env_fallback, list(env))
+    spec['proxy_headers'] = dict(type='dict', options=dict(
+        basic_auth=dict(type='str', no_log=True), proxy_basic_auth=dict(type='str', no_log=True),
+        user_agent=dict(type='str')))
     return spec
+
+
+def from_environment(name, environ):
+    """The value of the first of the option's environment variables that is set, or None."""
+    for env in CONNECTION_ENV.get(name, ()):
+        if environ.get(env):
+            return environ[env]
+    return None
 
 
 def _in_cluster():
@@ -88,15 +105,22 @@ def make_configuration(settings):
     in-cluster service account first, then explicit options override it.
     """
     config = kubernetes.client.Configuration()
-    explicit = settings.get('kubeconfig') or settings.get('context')
+    kubeconfig = settings.get('kubeconfig')
+    if kubeconfig is not None and not isinstance(kubeconfig, (str, dict)):
+        raise KubeError('kubeconfig must be the path of a kubeconfig file or its content as a dict, not %s'
+                        % type(kubeconfig).__name__)
+    explicit = kubeconfig or settings.get('context')
     try:
         if explicit or not settings.get('host'):
             if not explicit and _in_cluster():
                 kubernetes.config.load_incluster_config(client_configuration=config)
+            elif isinstance(kubeconfig, dict):
+                kubernetes.config.load_kube_config_from_dict(
+                    kubeconfig, context=settings.get('context'), client_configuration=config, persist_config=False)
             else:
                 kubernetes.config.load_kube_config(
-                    config_file=settings.get('kubeconfig'), context=settings.get('context'),
-                    client_configuration=config, persist_config=False)
+                    config_file=os.path.expanduser(kubeconfig) if kubeconfig else None,
+                    context=settings.get('context'), client_configuration=config, persist_config=False)
     except Exception as exc:
         if not settings.get('host'):
             raise KubeError('cannot load the Kubernetes connection: %s. Set host and api_key, '
@@ -109,9 +133,15 @@ def make_configuration(settings):
     if settings.get('validate_certs') is not None:
         config.verify_ssl = bool(settings['validate_certs'])
     for option, attribute in (('ca_cert', 'ssl_ca_cert'), ('client_cert', 'cert_file'),
-                              ('client_key', 'key_file'), ('proxy', 'proxy')):
+                              ('client_key', 'key_file'), ('proxy', 'proxy'), ('no_proxy', 'no_proxy')):
         if settings.get(option):
             setattr(config, attribute, settings[option])
+    headers = settings.get('proxy_headers') or {}
+    if not isinstance(headers, dict) or set(headers) - set(PROXY_HEADERS):
+        raise KubeError('proxy_headers takes %s only' % ', '.join(PROXY_HEADERS))
+    if any(headers.values()):
+        import urllib3
+        config.proxy_headers = urllib3.util.make_headers(**dict((k, v) for k, v in headers.items() if v))
     # One attempt per request: a failed read stops the run, the next scheduled run retries.
     config.retries = 0
     return config

@@ -13,7 +13,7 @@ __metaclass__ = type
 
 import time
 
-from ansible_collections.portico.k8s.plugins.module_utils._client import CONNECTION_ENV, KubeError
+from ansible_collections.portico.k8s.plugins.module_utils._client import CONNECTION_OPTIONS, KubeError
 from ansible_collections.portico.k8s.plugins.module_utils._cluster import (
     ServiceFilter,
     read_api,
@@ -92,7 +92,7 @@ def collect(get):
         nodes, services, slices, source, secrets = read_snapshot(get('snapshot'), service_filter,
                                                                  get('node_selector'))
     else:
-        settings = dict((name, get(name)) for name in CONNECTION_ENV)
+        settings = dict((name, get(name)) for name in CONNECTION_OPTIONS)
         nodes, services, slices, source, secrets = read_api(settings, service_filter, get('node_selector'),
                                                             timeout=get('api_timeout') or 30,
                                                             page_size=get('page_size') or 500)

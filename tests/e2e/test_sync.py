@@ -242,6 +242,24 @@ def test_the_token_never_appears_even_at_full_verbosity(lab):
     assert all(value == 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER' for value in shown), shown
 
 
+def test_the_connection_as_awx_and_kubernetes_core_users_give_it(lab, tmp_path):
+    import yaml
+    base = dict((k, v) for k, v in lab.env().items() if not k.startswith('K8S_AUTH_'))
+    # K8S_AUTH_VALIDATE_CERTS, the other name kubernetes.core reads: off, so no CA is needed
+    insecure = dict(base, K8S_AUTH_HOST=lab.api.url, K8S_AUTH_API_KEY=lab.api.token, K8S_AUTH_VALIDATE_CERTS='false')
+    # the kubeconfig's content as a dict, as a vaulted variable or an AWX credential gives it
+    content = yaml.safe_load(lab.api.write_kubeconfig(tmp_path / 'kubeconfig').read_text())
+    (tmp_path / 'vars.json').write_text(json.dumps({'haproxy_sync_kubeconfig': content}))
+    for env, args in ((insecure, ()), (base, ('-e', '@%s' % (tmp_path / 'vars.json')))):
+        result = subprocess.run(
+            [str(BIN / 'ansible-playbook'), '-i', str(lab.root / 'inventory.json'), 'playbooks/sync.yml', '--check', *args],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=180, check=False)
+        # the cluster was read (a connection refused or a certificate not trusted fails the first play)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+        recap = {m['host']: int(m['failed']) for m in RECAP.finditer(result.stdout)}
+        assert recap == {'localhost': 0, 'lb-a': 0, 'lb-b': 0}, result.stdout[-3000:]
+
+
 def test_module_defaults_carry_the_connection_for_the_action_group(lab):
     playbook = lab.root / 'defaults.yml'
     playbook.write_text(json.dumps([{

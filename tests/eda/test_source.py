@@ -256,6 +256,13 @@ def test_connection_comes_from_k8s_auth_variables_and_bad_options_fail_at_once(w
         source_module.parse_args({'quiet_period': 'soon'}, environ)
     with pytest.raises(Exception, match='label_selector'):
         source_module.NodePortChanges(dict(source_args(watchapi), label_selector='a in (b'), environ={})
+    # the other name kubernetes.core users set, the proxy settings, and a kubeconfig given as its content
+    settings, options = source_module.parse_args(
+        {'kubeconfig': {'apiVersion': 'v1', 'kind': 'Config'}, 'proxy_headers': {'user_agent': 'portico'}},
+        {'K8S_AUTH_VALIDATE_CERTS': 'false', 'K8S_AUTH_NO_PROXY': '.svc'})
+    assert settings['validate_certs'] is False and settings['no_proxy'] == '.svc'
+    assert settings['kubeconfig'] == {'apiVersion': 'v1', 'kind': 'Config'}
+    assert settings['proxy_headers'] == {'user_agent': 'portico'}
 
 
 def test_a_wrong_token_is_retried_not_fatal(watchapi, run_source):

@@ -20,15 +20,25 @@ description:
   - Needs the C(kubernetes) Python client, and C(list) and C(watch) on nodes, services and
     endpointslices.discovery.k8s.io.
 options:
-  kubeconfig: {description: Path to a kubeconfig (env K8S_AUTH_KUBECONFIG)., type: str}
+  kubeconfig:
+    description: Path to a kubeconfig (env K8S_AUTH_KUBECONFIG), or its content as a dict.
+    type: raw
   context: {description: kubeconfig context (env K8S_AUTH_CONTEXT)., type: str}
   host: {description: API server URL (env K8S_AUTH_HOST)., type: str}
   api_key: {description: Bearer token (env K8S_AUTH_API_KEY)., type: str}
-  validate_certs: {description: Verify the API server's certificate (env K8S_AUTH_VERIFY_SSL)., type: bool}
+  validate_certs:
+    description: Verify the API server's certificate (env K8S_AUTH_VERIFY_SSL or K8S_AUTH_VALIDATE_CERTS).
+    type: bool
   ca_cert: {description: CA bundle for the API server (env K8S_AUTH_SSL_CA_CERT)., type: str}
   client_cert: {description: Client certificate (env K8S_AUTH_CERT_FILE)., type: str}
   client_key: {description: Client key (env K8S_AUTH_KEY_FILE)., type: str}
   proxy: {description: HTTP proxy URL (env K8S_AUTH_PROXY)., type: str}
+  no_proxy:
+    description: Hosts (comma-separated) reached without the proxy (env K8S_AUTH_NO_PROXY).
+    type: str
+  proxy_headers:
+    description: Headers for the proxy, as in kubernetes.core (C(basic_auth), C(proxy_basic_auth), C(user_agent)).
+    type: dict
   namespaces:
     description: Only services in these namespaces (a list or a comma-separated string).
     type: list
@@ -159,12 +169,14 @@ def parse_args(args, environ=None):
     environ = os.environ if environ is None else environ
     args = dict((ALIASES.get(k, k), v) for k, v in (args or {}).items())
     settings = {}
-    for name, env in _client.CONNECTION_ENV.items():
+    for name in _client.CONNECTION_ENV:
         value = args.get(name)
-        settings[name] = value if value not in (None, '') else environ.get(env) or None
+        settings[name] = value if value not in (None, '') else _client.from_environment(name, environ)
+    settings['proxy_headers'] = args.get('proxy_headers') or None
     settings['validate_certs'] = _bool(settings['validate_certs'], 'validate_certs')
     for name in ('kubeconfig', 'ca_cert', 'client_cert', 'client_key'):
-        if settings[name]:
+        # a kubeconfig may also be its content, as a dict
+        if settings[name] and not isinstance(settings[name], dict):
             settings[name] = os.path.expanduser(str(settings[name]))
     namespaces = args.get('namespaces') or []
     if isinstance(namespaces, str):

@@ -9,7 +9,7 @@ from tests.fakeapi import objects
 def settings(api, **overrides):
     values = {'host': api.url, 'api_key': api.token, 'ca_cert': str(api.ca_path)}
     values.update(overrides)
-    return dict((name, values.get(name)) for name in _client.CONNECTION_ENV)
+    return dict((name, values.get(name)) for name in _client.CONNECTION_OPTIONS)
 
 
 def names(items):
@@ -156,3 +156,91 @@ def test_no_eligible_node_stops_the_run_unless_allowed(fakeapi):
     assert 'no node is eligible' in str(caught.value) and 'node-1: not Ready' in str(caught.value)
     options['allow_no_nodes'] = True
     assert _collect.collect_model(options.get)['nodes'] == []
+
+
+def test_a_kubeconfig_given_as_its_content_works_like_the_file(cluster, tmp_path):
+    import yaml
+    content = yaml.safe_load(cluster.write_kubeconfig(tmp_path / 'config', context='edge').read_text())
+    client = _client.KubeClient(dict(settings(cluster, host=None, api_key=None, ca_cert=None), kubeconfig=content))
+    assert len(client.list('nodes', _cluster.slim_node)[0]) == 7
+    with pytest.raises(_client.KubeError, match='kubeconfig must be the path of a kubeconfig file or its content'):
+        _client.KubeClient(dict(settings(cluster), kubeconfig=['not', 'a', 'kubeconfig']))
+
+
+class ConnectProxy:
+    """An HTTP proxy on loopback that tunnels CONNECT requests and records each one's request
+    line and Proxy-Authorization header."""
+
+    def __init__(self):
+        import socket
+        import threading
+        self.seen, self.listener = [], socket.socket()
+        self.listener.bind(('127.0.0.1', 0))
+        self.listener.listen(8)
+        self.url = 'http://127.0.0.1:%d' % self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        import socket
+        import threading
+        while True:
+            try:
+                client, dummy = self.listener.accept()
+            except OSError:
+                return
+            head = b''
+            while b'\r\n\r\n' not in head:
+                part = client.recv(4096)
+                if not part:
+                    break
+                head += part
+            lines = head.decode('latin-1').split('\r\n')
+            auth = next((line.split(':', 1)[1].strip() for line in lines if line.lower().startswith('proxy-authorization:')),
+                        None)
+            self.seen.append((lines[0], auth))
+            host, port = lines[0].split()[1].rsplit(':', 1)
+            upstream = socket.create_connection((host, int(port)))
+            client.sendall(b'HTTP/1.1 200 Connection established\r\n\r\n')
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source, sink):
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                try:
+                    end.close()
+                except OSError:
+                    pass
+
+    def close(self):
+        self.listener.close()
+
+
+def test_the_proxy_its_headers_and_no_proxy_are_used_as_kubernetes_core_uses_them(cluster):
+    import base64
+    proxy = ConnectProxy()
+    try:
+        through = _client.KubeClient(settings(cluster, proxy=proxy.url,
+                                              proxy_headers={'proxy_basic_auth': 'portico:s3cret'}))
+        assert len(through.list('nodes', _cluster.slim_node)[0]) == 7
+        target = cluster.url.split('//', 1)[1]
+        assert proxy.seen and all(line.startswith('CONNECT %s HTTP/' % target) for line, auth in proxy.seen)
+        assert all(auth == 'Basic ' + base64.b64encode(b'portico:s3cret').decode() for line, auth in proxy.seen)
+        seen = len(proxy.seen)
+        # the API server's host in no_proxy: reached directly
+        direct = _client.KubeClient(settings(cluster, proxy=proxy.url, no_proxy='localhost,127.0.0.1'))
+        assert len(direct.list('nodes', _cluster.slim_node)[0]) == 7 and len(proxy.seen) == seen
+        with pytest.raises(_client.KubeError, match='proxy_headers takes basic_auth, proxy_basic_auth, user_agent only'):
+            _client.KubeClient(settings(cluster, proxy=proxy.url, proxy_headers={'x-evil': 'y'}))
+    finally:
+        proxy.close()
