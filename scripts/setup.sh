@@ -23,6 +23,13 @@ fi
 # sed reads all of it: head would close the pipe early, and pipefail would fail on the SIGPIPE
 haproxy -v | sed -n 1p
 
+# The parallel tests run each worker in a network namespace of its own (scripts/netns-python).
+if ! command -v ip >/dev/null 2>&1 || ! command -v unshare >/dev/null 2>&1; then
+  say "installing iproute2 and util-linux for the tests' network namespaces"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 util-linux
+fi
+
 # ansible-test sanity runs shellcheck on the scripts only where it is installed: always have it.
 if ! command -v shellcheck >/dev/null 2>&1; then
   say "installing shellcheck for ansible-test sanity"

@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
-# Runs the whole test suite with the checkout's virtualenv (scripts/setup.sh makes it).
+# Runs the whole test suite with the checkout's virtualenvs (scripts/setup.sh makes them).
+# Without arguments: everything but tests/sanity on two workers, each in a network namespace of
+# its own (scripts/netns-python), whole files at a time (a file's tests share one lab); then
+# tests/sanity, which installs ansible-test's requirements and so needs the network. With
+# arguments: pytest with them, in this shell's network.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 export PATH="$root/.venv/bin:$PATH"
 export ANSIBLE_CONFIG="$root/ansible.cfg"
-exec python -m pytest "$@"
+if [ $# -gt 0 ]; then exec python -m pytest "$@"; fi
+workers=${PORTICO_TEST_WORKERS:-2}
+python -m pytest -p xdist -n "$workers" --tx "$workers*popen//python=$root/scripts/netns-python" \
+  --dist loadfile --ignore tests/sanity tests
+python -m pytest tests/sanity
