@@ -65,7 +65,7 @@ def read_backends(generated):
 
     skeleton: every line but comments and server lines, so two files with the same skeleton
     differ in servers only. backends: {name: {'balance', 'consistent', 'servers': {name: server}}}
-    where a server is {'address', 'port', 'options', 'weight', 'line'} and options leave the weight out.
+    where a server is {'address', 'port', 'options', 'weight'} and options leave the weight out.
     """
     skeleton, backends, current = [], {}, None
     for line in generated.split('\n'):
@@ -78,7 +78,7 @@ def read_backends(generated):
             if ' weight 0' in options:
                 options, weight = options.replace(' weight 0', '', 1), 0
             current['servers'][match.group(1)] = dict(address=match.group(2), port=int(match.group(3)),
-                                                      options=options, weight=weight, line=line)
+                                                      options=options, weight=weight)
             continue
         if not line or line.startswith('#'):
             continue
@@ -95,6 +95,18 @@ def read_backends(generated):
     return skeleton, backends
 
 
+def parse(text):
+    """A whole haproxy.cfg read once for plan and the checks: {'base', 'generated' (whether it has
+    a generated part), 'skeleton', 'backends' (see read_backends), 'error' (a line it cannot read)}."""
+    base, generated = split(text)
+    try:
+        skeleton, backends = read_backends(generated)
+        error = None
+    except ValueError as exc:
+        skeleton, backends, error = None, {}, str(exc)
+    return dict(base=base, generated=bool(generated), skeleton=skeleton, backends=backends, error=error)
+
+
 def _takes_servers(backend):
     return backend['balance'] in _DYNAMIC_BALANCES or backend['consistent']
 
@@ -105,20 +117,20 @@ def plan(current, candidate):
     A change is {'action': 'add' | 'remove' | 'weight', 'backend', 'server'} and, for an added
     server, its 'address', 'port', 'options' and 'weight'. No changes at all means the files differ
     in comments only (say, the count of excluded services): nothing HAProxy serves changes.
+    current and candidate are the files' text, or what parse made of it.
     """
-    old_base, old_generated = split(current)
-    new_base, new_generated = split(candidate)
-    if not old_generated:
+    old_file, new_file = (f if isinstance(f, dict) else parse(f) for f in (current, candidate))
+    if not old_file['generated']:
         return None, 'the current file has no generated part'
-    if old_base != new_base:
+    if old_file['base'] != new_file['base']:
         return None, 'the base configuration changed'
-    try:
-        old_skeleton, old = read_backends(old_generated)
-        new_skeleton, new = read_backends(new_generated)
-    except ValueError as exc:
-        return None, 'the current file holds %s' % exc
-    if old_skeleton != new_skeleton:
-        return None, 'frontends, backends or their settings changed (%s)' % _first_difference(old_skeleton, new_skeleton)
+    error = old_file['error'] or new_file['error']
+    if error:
+        return None, 'the current file holds %s' % error
+    old, new = old_file['backends'], new_file['backends']
+    if old_file['skeleton'] != new_file['skeleton']:
+        return None, 'frontends, backends or their settings changed (%s)' % _first_difference(
+            old_file['skeleton'], new_file['skeleton'])
     changes = []
     for name, backend in new.items():
         before, after = old[name]['servers'], backend['servers']

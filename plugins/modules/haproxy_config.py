@@ -361,6 +361,8 @@ class HostStep(object):
                            lock_waited=0.0, stale_lock_removed=False, installed_model_time=None,
                            applied_at_runtime=False, runtime_changes=0, reload_reason=None, leaving=[])
         self.temporary = []
+        # (current, candidate) as _servers.parse read them, once the runtime path is considered
+        self.files = None
 
     def fail(self, message):
         raise StepFailed('%s: %s' % (self.name, message))
@@ -458,9 +460,9 @@ class HostStep(object):
             return
         draining = [node.get('name') for node in model['draining_nodes']
                     if isinstance(node, dict) and isinstance(node.get('name'), str)]
-        backends = [b.get('name') for b in model.get('backends') or [] if isinstance(b, dict)]
         if not draining:
             return
+        backends = [b.get('name') for b in model.get('backends') or [] if isinstance(b, dict)]
         try:
             counts = _servers.sessions(ask(self.runtime, 'show stat -1 4 -1', timeout=10.0), backends)
         except (RuntimeAPIError, _servers.StateError):
@@ -548,7 +550,7 @@ class HostStep(object):
         changes, why = self.runtime_plan(current, candidate)
         if changes is not None:
             try:
-                why = self.disagreement(self.running(), current.decode('utf-8'))
+                why = self.disagreement(self.running(), self.files[0]['backends'])
             except (RuntimeAPIError, _servers.StateError) as exc:
                 why = 'the runtime API failed: %s' % exc
         if why is None:
@@ -574,9 +576,11 @@ class HostStep(object):
         if not self.runtime:
             return None, 'there is no stats socket to apply server changes on'
         try:
-            return _servers.plan(current.decode('utf-8'), candidate.decode('utf-8'))
+            # both files read once, for the plan and for the checks of the running state
+            self.files = _servers.parse(current.decode('utf-8')), _servers.parse(candidate.decode('utf-8'))
         except UnicodeDecodeError:
             return None, 'the current file is not UTF-8'
+        return _servers.plan(*self.files)
 
     def running(self):
         """What HAProxy runs now: {backend: {server: state}}, every backend it has (also those without servers)."""
@@ -585,19 +589,19 @@ class HostStep(object):
             state.setdefault(name, {})
         return state
 
-    def disagreement(self, state, text):
-        """None when HAProxy runs the servers the file (text) says, else what differs."""
-        problems = _servers.disagreements(state, _servers.read_backends(_servers.split(text)[1])[1])
+    def disagreement(self, state, backends):
+        """None when HAProxy runs the servers of the installed file's backends, else what differs."""
+        problems = _servers.disagreements(state, backends)
         if problems:
             return 'HAProxy does not run what %s says (%s)' % (self.path, '; '.join(problems))
         return None
 
-    def apply_at_runtime(self, changes, current, candidate):
+    def apply_at_runtime(self, changes):
         """None once the running HAProxy serves the candidate's servers, else why not (the caller then reloads)."""
-        new = _servers.read_backends(_servers.split(candidate)[1])[1]
+        new = self.files[1]['backends']
         try:
             before = self.running()
-            why = self.disagreement(before, current)
+            why = self.disagreement(before, self.files[0]['backends'])
             if why is None:
                 why = self.send(changes, before, new)
             if why is None:
@@ -695,7 +699,7 @@ class HostStep(object):
             os.rename(candidate_path, self.path)
             self.temporary.remove(candidate_path)
             renamed = True
-            why = self.apply_at_runtime(changes, current.decode('utf-8'), candidate.decode('utf-8'))
+            why = self.apply_at_runtime(changes)
             if why is None:
                 self.result['applied_at_runtime'] = True
                 self.done(read_at)
