@@ -165,6 +165,42 @@ options:
     elements: int
     default: []
     version_added: 0.2.0
+  address_pools:
+    description:
+      - The external addresses that LoadBalancer Services Portico implements get (see
+        O(load_balancer_class)). Each pool is C({name: ..., addresses: [...]}); an address entry is a
+        CIDR (V(192.0.2.0/28); for IPv4 its network and broadcast addresses are left out), a range
+        (V(192.0.2.10-192.0.2.20)) or one address, IPv4 or IPv6. Pools may not overlap. The first
+        pool is the default.
+      - A Service gets C(spec.loadBalancerIP) if set, else the address of its C(<prefix>address)
+        annotation, else one from the pool its C(<prefix>address-pool) annotation names, else one from
+        the default pool. It keeps the address its C(status.loadBalancer.ingress) already holds; a new one
+        is the lowest free address of the pool. Of two Services that ask for one address, the older
+        keeps it, unless both carry the same C(<prefix>allow-shared-ip) key and no port of theirs clashes.
+      - A Service whose address is refused (an exhausted pool, an address in no pool, or taken) is
+        listed in RV(portico.k8s.nodeport_info#module:model.excluded_services) with the reason.
+      - Its frontends bind its own address and its own C(port)s, so Services on different addresses
+        never compete for a port. What to write on each Service's status is in
+        RV(portico.k8s.nodeport_info#module:model.load_balancers).
+    type: list
+    elements: dict
+    default: []
+    version_added: 0.3.0
+  load_balancer_class:
+    description:
+      - The C(spec.loadBalancerClass) of the LoadBalancer Services Portico implements, giving each its
+        own address from O(address_pools) and writing it to its status. LoadBalancer Services of other
+        classes are served on the shared ports as NodePort ones are, and get no address.
+    type: str
+    default: portico.io/haproxy
+    version_added: 0.3.0
+  default_load_balancer:
+    description:
+      - Portico is the cluster's default load balancer implementation: LoadBalancer Services with no
+        C(spec.loadBalancerClass) get an address too.
+    type: bool
+    default: false
+    version_added: 0.3.0
   allow_no_nodes:
     description:
       - Accept a model in which no node is eligible. By default that fails, because every

@@ -35,6 +35,11 @@ options:
     description: The C(slowstart) time written on every server line (for example C(30s)); unset, none.
     type: str
     version_added: 0.2.0
+  nonlocal_bind:
+    description: Bind the own addresses of LoadBalancer Services with C(transparent), so they need not be on this host.
+    type: bool
+    default: true
+    version_added: 0.3.0
 author:
   - Portico maintainers (@portico-k8s)
 '''
@@ -63,12 +68,12 @@ from ansible_collections.portico.k8s.plugins.module_utils._haproxy import (
 )
 
 
-def haproxy_generated_config(model, bind_address='*', cert_dir=DEFAULT_CERT_DIR, slowstart=None):
+def haproxy_generated_config(model, bind_address='*', cert_dir=DEFAULT_CERT_DIR, slowstart=None, nonlocal_bind=True):
     if not isinstance(model, dict) or not all(isinstance(model.get(k), list) for k in ('nodes', 'frontends', 'backends')):
         raise AnsibleFilterError('haproxy_generated_config: the input must be the model result of '
                                  'portico.k8s.nodeport_info (a dict with nodes, frontends and backends)')
     try:
-        return render(model, bind_address, cert_dir, slowstart or None)
+        return render(model, bind_address, cert_dir, slowstart or None, bool(nonlocal_bind))
     except (UnsafeValue, MalformedConfig) as exc:
         raise AnsibleFilterError('haproxy_generated_config refused the model, so no configuration was written: %s' % exc)
     except (KeyError, TypeError, AttributeError) as exc:

@@ -32,6 +32,8 @@ _HOST_LABEL = re.compile(r'\A[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z')
 _NUMBER = re.compile(r'\A[0-9]{1,7}\Z')
 # A DNS subdomain, short enough that "<namespace>_<name>.<version>.pem" fits a file name.
 _SECRET = re.compile(r'\A[a-z0-9]([-a-z0-9.]{0,168}[a-z0-9])?\Z')
+_POOL = re.compile(r'\A[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z')
+_KEY = re.compile(r'\A[A-Za-z0-9._-]{1,63}\Z')
 
 
 def _choice(*allowed):
@@ -156,6 +158,18 @@ def _hosts(value):
     return sorted(hosts)
 
 
+def _pool_name(value):
+    if not isinstance(value, str) or not _POOL.match(value):
+        raise InvalidValue('%s is not an address pool name (a DNS-1123 label)' % _show(value))
+    return value
+
+
+def _sharing_key(value):
+    if not isinstance(value, str) or not _KEY.match(value):
+        raise InvalidValue('%s is not a sharing key (1 to 63 letters, digits, "-", "_", ".")' % _show(value))
+    return value
+
+
 _TIMEOUT = _time(1, 86400000, '1ms to 24h')
 
 # name -> (parser, values as documented, default as documented). One source of truth: the
@@ -190,6 +204,12 @@ ANNOTATIONS = {
                    'none (no TLS termination)'),
     'tls-redirect-port': (_integer(1, 65535), 'a port; in `http` mode with `tls-secret`, plain HTTP there is '
                           'redirected to HTTPS', 'none (no redirect)'),
+    'address': (_address, 'for a LoadBalancer service Portico implements: its external address, in an address '
+                'pool', 'from `address-pool`'),
+    'address-pool': (_pool_name, 'for a LoadBalancer service Portico implements: the name of the address pool '
+                     'to take its address from', 'the first pool of option `address_pools`'),
+    'allow-shared-ip': (_sharing_key, 'a sharing key: services with the same key may share one address when '
+                        'no port of theirs clashes', 'none (an address of its own)'),
 }
 
 HTTP_ONLY_BALANCE = ('uri', 'hdr(')

@@ -287,6 +287,35 @@ class KubeClient:
             raise KubeError('%s: the answer is not a Secret' % what)
         return secret
 
+    def write(self, method, path, path_params, body, content_type='application/json', query=None):
+        """(HTTP status, parsed body) of one write; an answer of any status is returned, not raised.
+
+        Raises KubeError only when no answer came (connection, TLS, timeout).
+        """
+        headers = {'Accept': 'application/json', 'Content-Type': content_type}
+        try:
+            if hasattr(self.api_client, 'param_serialize'):
+                request = self.api_client.param_serialize(
+                    method=method, resource_path=path, path_params=path_params, query_params=query or [],
+                    header_params=headers, body=body, auth_settings=['BearerToken'])
+                response = self.api_client.call_api(*request, _request_timeout=self.timeout)
+                status, raw = response.status, response.read()
+            else:
+                answer = self.api_client.call_api(
+                    path, method, path_params, query or [], headers, body=body, auth_settings=['BearerToken'],
+                    _preload_content=False, _return_http_data_only=False, _request_timeout=self.timeout)
+                status, raw = answer[1], answer[0].data
+        except ApiException as exc:
+            status, raw = exc.status, exc.body
+        except Exception as exc:
+            raise KubeError(_explain_transport_error(exc, path, self.server, self.timeout).replace(
+                'listing ', 'writing ', 1))
+        try:
+            parsed = json.loads(raw) if raw else {}
+        except (TypeError, ValueError):
+            parsed = {}
+        return status, parsed if isinstance(parsed, dict) else {}
+
     def _page(self, resource, namespace, selector, token):
         kind = RESOURCES[resource][3]
         query = [('limit', self.page_size)]

@@ -77,6 +77,29 @@ def prefixed_annotations(metadata, prefix=DEFAULT_PREFIX):
     return found
 
 
+def _ingress(status):
+    """status.loadBalancer.ingress as the model compares it: ip or hostname, ipMode, ports."""
+    found = []
+    for entry in _sequence(_mapping(_mapping(status).get('loadBalancer')).get('ingress')):
+        entry = _mapping(entry)
+        kept = dict((key, entry[key]) for key in ('ip', 'hostname', 'ipMode') if key in entry)
+        if 'ports' in entry:
+            kept['ports'] = [dict((k, v) for k, v in _mapping(p).items() if k in ('port', 'protocol'))
+                             for p in _sequence(entry.get('ports'))]
+        found.append(kept)
+    return found
+
+
+def status_manager(metadata):
+    """The field manager that last wrote status.loadBalancer.ingress, from managedFields; None if none."""
+    for entry in _sequence(metadata.get('managedFields')):
+        entry = _mapping(entry)
+        fields = _mapping(_mapping(_mapping(entry.get('fieldsV1')).get('f:status')).get('f:loadBalancer'))
+        if entry.get('subresource') == 'status' and 'f:ingress' in fields:
+            return entry.get('manager')
+    return None
+
+
 def slim_service(obj, prefix=DEFAULT_PREFIX):
     """The fields of a Service that the routing model reads."""
     obj = _mapping(obj)
@@ -84,6 +107,8 @@ def slim_service(obj, prefix=DEFAULT_PREFIX):
     return {
         'namespace': metadata.get('namespace'),
         'name': metadata.get('name'),
+        'uid': metadata.get('uid'),
+        'resource_version': metadata.get('resourceVersion'),
         'created': metadata.get('creationTimestamp') or '',
         'type': spec.get('type') or 'ClusterIP',
         'ports': [{
@@ -95,6 +120,11 @@ def slim_service(obj, prefix=DEFAULT_PREFIX):
         'external_traffic_policy': spec.get('externalTrafficPolicy') or 'Cluster',
         'health_check_node_port': spec.get('healthCheckNodePort'),
         'annotations': prefixed_annotations(metadata, prefix),
+        'load_balancer_class': spec.get('loadBalancerClass'),
+        'load_balancer_ip': spec.get('loadBalancerIP') or None,
+        'ip_families': [f for f in _sequence(spec.get('ipFamilies')) if isinstance(f, str)],
+        'ingress': _ingress(obj.get('status')),
+        'status_manager': status_manager(metadata),
     }
 
 

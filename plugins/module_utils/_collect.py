@@ -13,6 +13,11 @@ __metaclass__ = type
 
 import time
 
+from ansible_collections.portico.k8s.plugins.module_utils._addresses import (
+    DEFAULT_CLASS,
+    address_pools,
+    load_balancer_class,
+)
 from ansible_collections.portico.k8s.plugins.module_utils._client import CONNECTION_OPTIONS, KubeError
 from ansible_collections.portico.k8s.plugins.module_utils._cluster import (
     ServiceFilter,
@@ -52,6 +57,9 @@ def model_argument_spec():
         port_conflict=dict(type='str', default='exclude', choices=['exclude', 'allocate']),
         allocate_range=dict(type='str', default='20000-29999'),
         reserved_ports=dict(type='list', elements='int', default=[]),
+        address_pools=dict(type='list', elements='dict', default=[]),
+        load_balancer_class=dict(type='str', default=DEFAULT_CLASS),
+        default_load_balancer=dict(type='bool', default=False),
     )
 
 
@@ -59,7 +67,8 @@ def model_argument_spec():
 MODEL_OPTIONS = ('address_types', 'address_family', 'frontend_port', 'include_control_plane',
                  'exclude_cordoned', 'check_kube_proxy', 'backend_subset_size', 'drain_state',
                  'drain_seconds', 'annotation_prefix', 'expose_by_default', 'port_conflict',
-                 'allocate_range', 'reserved_ports')
+                 'allocate_range', 'reserved_ports', 'address_pools', 'load_balancer_class',
+                 'default_load_balancer')
 
 
 def collect_model(get):
@@ -84,6 +93,8 @@ def collect(get):
         allocate_range(get('allocate_range'))
         for port in get('reserved_ports') or []:
             port_number(port, 'reserved port')
+        address_pools(get('address_pools'))
+        load_balancer_class(get('load_balancer_class'))
     except InvalidValue as exc:
         raise KubeError(str(exc))
     service_filter = ServiceFilter(get('namespaces'), get('label_selector'), get('filter'),

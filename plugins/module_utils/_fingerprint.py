@@ -18,6 +18,7 @@ __metaclass__ = type
 import hashlib
 import json
 
+from ansible_collections.portico.k8s.plugins.module_utils._addresses import FIELD_MANAGER
 from ansible_collections.portico.k8s.plugins.module_utils._cluster import (
     EXPOSED_TYPES,
     _mapping,
@@ -57,10 +58,19 @@ def candidate_service(obj, service_filter=None):
     return slim_service(obj) if spec.get('type') in EXPOSED_TYPES else None
 
 
+def routing_record(slim):
+    """A slim service without what changes on every write (uid, resourceVersion), and without the
+    status Portico itself wrote: its own status writes must not trigger another sync."""
+    record = dict((k, v) for k, v in slim.items() if k not in ('uid', 'resource_version', 'status_manager'))
+    if slim.get('status_manager') == FIELD_MANAGER:
+        record['ingress'] = []
+    return record
+
+
 def service_fingerprint(obj, service_filter=None):
     """The fingerprint of an exposed service, None for one the model ignores."""
     slim = candidate_service(obj, service_filter)
-    return None if slim is None else digest(slim)
+    return None if slim is None else digest(routing_record(slim))
 
 
 def endpointslice_fingerprint(obj):

@@ -132,7 +132,7 @@ def _redirect(guard, port):
     return '' if port == 443 else ':' + guard('port', port, 'redirect port')
 
 
-def _frontend(frontend, bind_address, cert_dir):
+def _frontend(frontend, bind_address, cert_dir, nonlocal_bind=True):
     # a shared port's settings are those of its oldest service, listed first
     guard = _Section(service=str(frontend.get('service')).split(', ', 1)[0])
     name = guard('name', frontend['name'], 'frontend name')
@@ -162,9 +162,11 @@ def _frontend(frontend, bind_address, cert_dir):
         if mode == 'http':
             bind_tls += ' alpn h2,http/1.1'
     address = frontend.get('bind_address') or bind_address
+    # a Service's own address may be on another load balancer (a floating address): bind it anyway
+    freebind = ' transparent' if frontend.get('address') and nonlocal_bind else ''
     lines = ['', comment, 'frontend ' + name, '    mode ' + mode,
-             '    bind %s:%s%s%s' % (guard('bind', address, 'bind address'), guard('port', frontend['port'], 'port'),
-                                     ' accept-proxy' if frontend.get('accept_proxy') else '', bind_tls)]
+             '    bind %s:%s%s%s%s' % (guard('bind', address, 'bind address'), guard('port', frontend['port'], 'port'),
+                                       freebind, ' accept-proxy' if frontend.get('accept_proxy') else '', bind_tls)]
     if frontend.get('maxconn'):
         lines.append('    maxconn ' + guard('number', frontend['maxconn'], 'maxconn'))
     if frontend.get('timeout_client'):
@@ -288,18 +290,19 @@ def _backend(backend, servers, draining, ids=None, slowstart=None):
     return lines
 
 
-def render(model, bind_address='*', cert_dir=DEFAULT_CERT_DIR, slowstart=None):
+def render(model, bind_address='*', cert_dir=DEFAULT_CERT_DIR, slowstart=None, nonlocal_bind=True):
     """The generated part of haproxy.cfg (the header, then frontends, then backends).
 
     slowstart: the time a server that comes up (a node that joins) takes to reach its full
-    weight, on every server line; None for none.
+    weight, on every server line; None for none. nonlocal_bind: bind a Service's own address
+    with "transparent", so the address need not be on this host.
 
     Raises UnsafeValue naming the section, and the service or node, for a value that fits no
     slot; the text is then never produced, so it cannot be written.
     """
     lines = _header(model)
     for frontend in model['frontends']:
-        lines.extend(_frontend(frontend, bind_address, cert_dir))
+        lines.extend(_frontend(frontend, bind_address, cert_dir, nonlocal_bind))
     servers = dict((node['name'], _server(node)) for node in model['nodes'])
     draining = dict((node['name'], _server(node)) for node in model.get('draining_nodes') or [])
     ids = None
@@ -352,7 +355,7 @@ _VALID_HOST = r'\{ var\(txn\.host\) -m reg \^\[a-z0-9\.-\]\+\$ \}'
 # (what a line is, its shape after the four spaces of indentation); a name in a group is a backend
 _FRONTEND_SHAPES = (
     ('mode', r'mode (?:tcp|http)'),
-    ('bind', r'bind (%s):(%s)(?: accept-proxy)?(?: ssl(?: crt (?:%s)/(?:%s))+(?: alpn h2,http/1\.1)?)?' % (
+    ('bind', r'bind (%s):(%s)(?: transparent)?(?: accept-proxy)?(?: ssl(?: crt (?:%s)/(?:%s))+(?: alpn h2,http/1\.1)?)?' % (
         _PATTERNS['bind'], _PORT, _PATTERNS['directory'], _PATTERNS['file'])),
     ('maxconn', r'maxconn ' + _NUMBER),
     ('timeout client', r'timeout client ' + _TIME),

@@ -13,7 +13,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import hashlib
+import ipaddress
 
+from ansible_collections.portico.k8s.plugins.module_utils import _addresses
 from ansible_collections.portico.k8s.plugins.module_utils._annotations import DEFAULT_PREFIX, parse_settings
 from ansible_collections.portico.k8s.plugins.module_utils._names import (
     InvalidValue,
@@ -81,11 +83,13 @@ def _expose(settings, options, prefix):
     return None
 
 
-def service_candidates(service, options, warnings=None):
+def service_candidates(service, options, warnings=None, address=None):
     """The exposable ports of one slim service, and the exclusions with reasons.
 
     Returns (candidates, excluded); a candidate is one TCP service port with its nodePort and
     the service's parsed settings. Warnings (settings ignored) are appended to ``warnings``.
+    address: the Service's own external address (a LoadBalancer Service Portico implements):
+    its frontends bind that address on its own ports.
     """
     warnings = [] if warnings is None else warnings
     service_id = _service_id(service)
@@ -100,6 +104,16 @@ def service_candidates(service, options, warnings=None):
     reason = _expose(settings, options, prefix)
     if reason:
         return [], [_entry(service_id, None, reason)]
+    if address is not None:
+        for key in ('frontend-port', 'bind-address'):
+            if key in settings:
+                warnings.append(_entry(service_id, None, 'annotation %s%s ignored: the service has its own address %s'
+                                       % (prefix, key, address)))
+                settings = dict((k, v) for k, v in settings.items() if k != key)
+    elif settings.get('bind-address') and _in_pool(settings['bind-address'], options):
+        return [], [_entry(service_id, None, 'annotation %sbind-address: %s is in address pool %s, whose addresses '
+                           'only LoadBalancer services Portico implements get'
+                           % (prefix, settings['bind-address'], _in_pool(settings['bind-address'], options)))]
     frontend_port_source = options.get('frontend_port') or 'service_port'
     selected = settings.get('ports')
     candidates, excluded, seen = [], [], set()
@@ -138,7 +152,8 @@ def service_candidates(service, options, warnings=None):
             'port_name': name,
             'service_port': number,
             'node_port': node_port,
-            'frontend_port': node_port if frontend_port_source == 'node_port' else number,
+            'frontend_port': node_port if frontend_port_source == 'node_port' and address is None else number,
+            'address': address,
             'created': service.get('created') or _NO_TIME,
             'traffic_policy': service.get('external_traffic_policy') or 'Cluster',
             'health_check_node_port': service.get('health_check_node_port'),
@@ -165,6 +180,11 @@ def service_candidates(service, options, warnings=None):
     return candidates, excluded
 
 
+def _in_pool(address, options):
+    """The name of the address pool holding address, or None."""
+    return _addresses.pool_of(ipaddress.ip_address(address), options.get('address_pools') or [])
+
+
 def _kind(candidate):
     """How a frontend port is shared: 'exclusive', or by host name: 'host' (HTTP Host header),
     'sni' (TLS passthrough, by SNI), 'tls-host' and 'tls-sni' (TLS terminated here)."""
@@ -180,20 +200,26 @@ def _allocation_start(candidate, low, high):
     return low + int(hashlib.sha256(key.encode('utf-8')).hexdigest()[:12], 16) % (high - low + 1)
 
 
+def _where(candidate, port):
+    """A frontend's place: (its own address or None for the shared bind, port)."""
+    return candidate.get('address'), port
+
+
 def _claim_problem(claims, port, candidate, kind, reserved):
     """(why candidate cannot have port, whether another port would do), or (None, False)."""
     if port in reserved:
         return 'frontend port %d is reserved by the base configuration' % port, True
-    claim = claims.get(port)
+    claim = claims.get(_where(candidate, port))
     if claim is None:
         return None, False
+    on = ' of address %s' % candidate['address'] if candidate.get('address') else ''
     if kind == 'exclusive' or claim['kind'] != kind:
-        return 'frontend port %d is already taken by the older service %s' % (port, claim['owner']), True
+        return 'frontend port %d%s is already taken by the older service %s' % (port, on, claim['owner']), True
     for host in candidate['settings']['hosts']:
         if host in claim['hosts']:
             # a host name belongs to one service whatever the port: moving it would not help
-            return 'host %s on frontend port %d is already routed to the older service %s' % (
-                host, port, claim['hosts'][host]), False
+            return 'host %s on frontend port %d%s is already routed to the older service %s' % (
+                host, port, on, claim['hosts'][host]), False
     return None, False
 
 
@@ -212,8 +238,9 @@ def assign_frontend_ports(candidates, options=None, warnings=None, claims=None, 
     low, high = allocate_range(options.get('allocate_range'))
     allocate = options.get('port_conflict') == 'allocate' and movable_ports
     # Ports some service asks for (redirects included) are never handed out to another one.
-    wanted = set(c['frontend_port'] for c in candidates)
-    wanted.update(c['settings']['tls-redirect-port'] for c in candidates if 'tls-redirect-port' in c['settings'])
+    wanted = set(_where(c, c['frontend_port']) for c in candidates)
+    wanted.update(_where(c, c['settings']['tls-redirect-port']) for c in candidates
+                  if 'tls-redirect-port' in c['settings'])
     claims = {} if claims is None else claims
     winners, excluded = [], []
     order = sorted(candidates, key=lambda c: (c['created'], c['namespace'], c['service_name'], c['service_port']))
@@ -221,12 +248,13 @@ def assign_frontend_ports(candidates, options=None, warnings=None, claims=None, 
         kind = _kind(candidate)
         port = candidate['frontend_port']
         problem, movable = _claim_problem(claims, port, candidate, kind, reserved)
-        if problem and allocate and movable:
+        # a Service on its own address keeps its own ports: it is never moved
+        if problem and allocate and movable and candidate.get('address') is None:
             start = _allocation_start(candidate, low, high)
             size = high - low + 1
             for step in range(size):
                 free = low + (start - low + step) % size
-                if free not in claims and free not in reserved and free not in wanted:
+                if (None, free) not in claims and free not in reserved and (None, free) not in wanted:
                     warnings.append(_entry(candidate['service'], _tcp_port(candidate),
                                            '%s; allocated frontend port %d' % (problem, free)))
                     port, problem = free, None
@@ -237,7 +265,7 @@ def assign_frontend_ports(candidates, options=None, warnings=None, claims=None, 
         if problem:
             excluded.append(_entry(candidate['service'], _tcp_port(candidate), problem))
             continue
-        claim = claims.setdefault(port, {'kind': kind, 'owner': candidate['service'], 'hosts': {}})
+        claim = claims.setdefault(_where(candidate, port), {'kind': kind, 'owner': candidate['service'], 'hosts': {}})
         for host in (candidate['settings'].get('hosts') or []) if kind != 'exclusive' else []:
             claim['hosts'][host] = candidate['service']
         winners.append(candidate)
@@ -307,11 +335,12 @@ def _certificate_conflicts(winners, excluded, prefix):
             kept.append(candidate)
             continue
         problem = None
-        files = set(other['tls']['file'] for other in terminated.get(candidate['frontend_port'], []))
+        where = _where(candidate, candidate['frontend_port'])
+        files = set(other['tls']['file'] for other in terminated.get(where, []))
         if candidate['tls']['file'] not in files and len(files) >= MAX_BIND_CERTIFICATES:
             problem = ('annotation %stls-secret: port %d already serves %d certificates, as many as one HAProxy '
                        'bind line takes' % (prefix, candidate['frontend_port'], MAX_BIND_CERTIFICATES))
-        for other in terminated.setdefault(candidate['frontend_port'], []) if problem is None else []:
+        for other in terminated.setdefault(where, []) if problem is None else []:
             if other['tls']['file'] == candidate['tls']['file']:
                 continue  # one certificate, whichever service it is chosen for
             host = _competing_host(candidate, other)
@@ -329,7 +358,7 @@ def _certificate_conflicts(winners, excluded, prefix):
         if problem:
             excluded.append(_entry(candidate['service'], _tcp_port(candidate), problem))
             continue
-        terminated[candidate['frontend_port']].append(candidate)
+        terminated[where].append(candidate)
         kept.append(candidate)
     return kept
 
@@ -409,23 +438,27 @@ def _certificates(members):
 
 def _frontends(winners, warnings):
     """One frontend per port: a single backend or redirect, or routes by Host header or SNI."""
-    by_port = {}
+    by_place = {}
     for candidate in winners:
-        by_port.setdefault(candidate['frontend_port'], []).append(candidate)
+        by_place.setdefault(_where(candidate, candidate['frontend_port']), []).append(candidate)
     frontends = []
-    for port, members in by_port.items():
+    for (address, port), members in by_place.items():
         first = members[0]
         kind = _kind(first)
         name = section_name(first['namespace'], first['service_name'], first['service_port'])
+        # one service per port of its own address: its section name keeps the frontend's name unique
+        place = '%d' % port if address is None else name
         frontend = {'name': name, 'port': port, 'mode': first['settings'].get('mode', 'tcp'),
                     'backend': name, 'service': first['service'], 'service_port': first['service_port'],
                     'route_by': None, 'routes': [], 'redirect_port': None,
                     'tls': {'certificates': _certificates(members)} if first.get('tls') else None}
         if first.get('redirect_port'):
-            frontend.update({'name': 'redirect.%d' % port, 'backend': None, 'redirect_port': first['redirect_port']})
+            frontend.update({'name': 'redirect.%s' % place, 'backend': None, 'redirect_port': first['redirect_port']})
         frontend.update(_frontend_settings(first['settings']))
+        if address is not None:
+            frontend.update({'bind_address': address, 'address': address})
         if kind != 'exclusive':
-            frontend.update({'name': '%s.%d' % ('hosts' if kind.endswith('host') else 'sni', port), 'backend': None,
+            frontend.update({'name': '%s.%s' % ('hosts' if kind.endswith('host') else 'sni', place), 'backend': None,
                              'service': ', '.join(m['service'] for m in members), 'service_port': None,
                              'route_by': kind.replace('tls-', ''), 'redirect_port': None})
             for member in members:
@@ -451,7 +484,7 @@ def _frontends(winners, warnings):
                                            % (port, first['service'])))
             frontend['routes'].sort(key=_route_order)
         frontends.append(frontend)
-    frontends.sort(key=lambda f: f['port'])
+    frontends.sort(key=lambda f: (f['port'], f.get('address') or ''))
     return frontends
 
 
@@ -463,9 +496,12 @@ def build_model(nodes, services, options=None, source=None, endpoint_slices=None
     Every value the model holds has passed the renderer's guard: a service or node with a value
     that fits no slot of haproxy.cfg is left out with the reason, and the others are routed.
     """
+    options = dict(options or {})
+    options['address_pools'] = _addresses.address_pools(options.get('address_pools'))
+    options['load_balancer_class'] = _addresses.load_balancer_class(options.get('load_balancer_class'))
     refused = {'services': {}, 'nodes': {}}
     while True:
-        model = _build(nodes, services, options or {}, source, endpoint_slices, secrets, refused)
+        model = _build(nodes, services, options, source, endpoint_slices, secrets, refused)
         found = refusals(model)
         new = dict((key, dict((k, v) for k, v in found[key].items() if k not in refused[key])) for key in found)
         # Each round leaves out one more service or node, so this ends. A refusal naming none that
@@ -474,6 +510,56 @@ def build_model(nodes, services, options=None, source=None, endpoint_slices=None
             return model
         for key in ('services', 'nodes'):
             refused[key].update(new[key])
+
+
+def _settings(service, prefix):
+    """A service's parsed annotations, or None when one is invalid (service_candidates says which)."""
+    try:
+        return parse_settings(service.get('annotations') or {}, prefix)[0]
+    except InvalidValue:
+        return None
+
+
+def _allocate(services, counts, options, warnings, prefix):
+    """The addresses of the LoadBalancer Services Portico implements, and why the others got none."""
+    implemented, settings = [], {}
+    for service in services:
+        service_id = _service_id(service)
+        if counts[service_id] == 1 and _addresses.implements(service, options):
+            settings[service_id] = _settings(service, prefix)
+            if settings[service_id] is not None and _expose(settings[service_id], options, prefix) is None:
+                implemented.append(service)
+    assigned, not_given, notes = _addresses.allocate(implemented, options['address_pools'],
+                                                     lambda s: settings[_service_id(s)], prefix)
+    warnings.extend(_entry(service_id, None, note) for service_id, note in notes)
+    return assigned, not_given
+
+
+def _status(services, counts, assigned, not_given, winners, options):
+    """What to write on each Service's status.loadBalancer, and the Event that says it."""
+    served = {}
+    for winner in winners:
+        if winner.get('address'):
+            served.setdefault(winner['service'], []).append(winner['service_port'])
+    entries = []
+    for service in services:
+        service_id = _service_id(service)
+        if counts[service_id] > 1:
+            continue
+        given = assigned.get(service_id)
+        if given and service_id in served:
+            entry = _addresses.status_entry(service, given['address'], given['pool'], served[service_id])
+        elif given:
+            entry = _addresses.status_entry(service, reason='none of its ports is served (see excluded_services)')
+        elif service_id in not_given:
+            entry = _addresses.status_entry(service, reason=not_given[service_id])
+        elif _addresses.implements(service, options):
+            entry = _addresses.status_entry(service, reason='it is not exposed or not valid (see excluded_services)')
+        else:
+            entry = _addresses.status_entry(service)
+        if entry is not None:
+            entries.append(entry)
+    return sorted(entries, key=lambda e: e['service'])
 
 
 def _without_refused(eligible, excluded_nodes, draining, refused):
@@ -499,6 +585,7 @@ def _build(nodes, services, options, source, endpoint_slices, secrets, refused):
     candidates, excluded_services, warnings, counts = [], [], [], {}
     for service in services:
         counts[_service_id(service)] = counts.get(_service_id(service), 0) + 1
+    addresses, not_given = _allocate(services, counts, options, warnings, prefix)
     for service in services:
         service_id = _service_id(service)
         # Listed twice (only a hand-made snapshot can): which copy is right is unknowable.
@@ -509,7 +596,11 @@ def _build(nodes, services, options, source, endpoint_slices, secrets, refused):
             excluded_services.append(_entry(service_id, None, 'refused by the configuration guard: %s'
                                             % refused['services'][service_id]))
             continue
-        found, excluded = service_candidates(service, options, warnings)
+        if service_id in not_given:
+            excluded_services.append(_entry(service_id, None, 'no address: %s' % not_given[service_id]))
+            continue
+        found, excluded = service_candidates(service, options, warnings,
+                                             (addresses.get(service_id) or {}).get('address'))
         candidates.extend(found)
         excluded_services.extend(excluded)
     candidates = _with_certificates(candidates, secrets or {}, excluded_services, warnings, prefix)
@@ -543,6 +634,7 @@ def _build(nodes, services, options, source, endpoint_slices, secrets, refused):
         })
         by_service.setdefault(candidate['service'], []).append(name)
     frontends = _frontends(winners + redirects, warnings)
+    load_balancers = _status(services, counts, addresses, not_given, winners, options)
     used = set(f for frontend in frontends for f in (frontend['tls'] or {}).get('certificates', []))
     certificates = sorted(dict((c['tls']['file'], c['tls']) for c in winners if c.get('tls')
                                and c['tls']['file'] in used).values(), key=lambda c: c['file'])
@@ -560,6 +652,7 @@ def _build(nodes, services, options, source, endpoint_slices, secrets, refused):
         'excluded_services': excluded_services,
         'warnings': warnings,
         'certificates': certificates,
+        'load_balancers': load_balancers,
         'summary': {
             'nodes': len(eligible),
             'excluded_nodes': len(excluded_nodes),
@@ -570,6 +663,7 @@ def _build(nodes, services, options, source, endpoint_slices, secrets, refused):
             'excluded_services': len(excluded_services),
             'warnings': len(warnings),
             'certificates': len(certificates),
+            'load_balancer_addresses': sum(1 for entry in load_balancers if entry['address']),
             'backends_without_nodes': sum(1 for b in backends if b['nodes'] == []),
         },
     }

@@ -172,6 +172,16 @@ options:
       - A number with an optional unit (C(us), C(ms), C(s), C(m), C(h), C(d)); milliseconds without one.
     type: str
     version_added: 0.2.0
+  nonlocal_bind:
+    description:
+      - Bind the own addresses of LoadBalancer Services (see M(portico.k8s.nodeport_info) option
+        O(portico.k8s.nodeport_info#module:address_pools)) with HAProxy's C(transparent) bind option, so
+        that an address that is on another load balancer (a floating address) can be bound here too.
+      - V(false) binds them plainly; the address must then be on this host, or the kernel must allow
+        it (C(sysctl net.ipv4.ip_nonlocal_bind=1), C(net.ipv6.ip_nonlocal_bind=1)).
+    type: bool
+    default: true
+    version_added: 0.3.0
   load_balancer:
     description: The name of this host in messages; the action plugin sets it to the inventory name.
     type: str
@@ -392,7 +402,7 @@ class HostStep(object):
     def render(self, cert_dir):
         try:
             return compose(self.params['base'], render(self.params['model'], self.params['bind_address'], cert_dir,
-                                                       self.params['slowstart'] or None))
+                                                       self.params['slowstart'] or None, self.params['nonlocal_bind']))
         except (UnsafeValue, MalformedConfig) as exc:
             self.fail('the model was refused, so %s was not changed: %s' % (self.path, exc))
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
@@ -826,6 +836,7 @@ def main():
             force=dict(type='bool', default=False),
             runtime_changes=dict(type='bool', default=True),
             slowstart=dict(type='str'),
+            nonlocal_bind=dict(type='bool', default=True),
             load_balancer=dict(type='str'),
         ),
         supports_check_mode=True,

@@ -42,6 +42,8 @@ VALID = {
     'frontend-port': ['8080', 'http=8080', 'http=8080,443=8443'], 'bind-address': ['10.0.0.1', 'fd00::1'],
     'ports': ['http', '80,https'], 'hosts': ['a.example.com', '*.example.com,B.example.com'],
     'tls-secret': ['web-tls', 'a.b-c', 'x' * 170], 'tls-redirect-port': ['80', '8080'],
+    'address': ['192.0.2.10', '2001:db8::10'], 'address-pool': ['default', 'pool-2'],
+    'allow-shared-ip': ['web', 'Team_A.shared-1', 'k' * 63],
     'host-default': ['true', 'false'],
 }
 INVALID = {
@@ -60,6 +62,9 @@ INVALID = {
               'exämple.com', 'a.example.com\n', '*'],
     'tls-secret': ['', 'Web-TLS', 'a..b', '-a', 'a_b', '../etc/passwd', 'ns/name', 'a b', 'x' * 171, 'a\n'],
     'tls-redirect-port': ['0', '65536', 'http', '80,443'],
+    'address': ['192.0.2.10/32', 'fe80::1%eth0', 'host.example', ''],
+    'address-pool': ['Default', 'a_b', '-x', '', 'p' * 64],
+    'allow-shared-ip': ['', 'a b', 'k' * 64, 'key\n'],
     'host-default': ['yes', 'True', ''],
 }
 
