@@ -60,9 +60,10 @@ def candidate_service(obj, service_filter=None):
 
 def routing_record(slim):
     """A slim service without what changes on every write (uid, resourceVersion), and without the
-    status Portico itself wrote: its own status writes must not trigger another sync."""
+    status Portico itself wrote (its own status writes must not trigger another sync) or the
+    status of a Service that is not a LoadBalancer (nothing reads it)."""
     record = dict((k, v) for k, v in slim.items() if k not in ('uid', 'resource_version', 'status_manager'))
-    if slim.get('status_manager') == FIELD_MANAGER:
+    if slim.get('status_manager') == FIELD_MANAGER or slim.get('type') != 'LoadBalancer':
         record['ingress'] = []
     return record
 
@@ -117,7 +118,7 @@ class RoutingState:
         slim = candidate_service(obj, self.service_filter)
         if slim is None:
             return None
-        return (digest(slim), slim.get('external_traffic_policy') == 'Local')
+        return (digest(routing_record(slim)), slim.get('external_traffic_policy') == 'Local')
 
     @staticmethod
     def _slice_entry(obj):

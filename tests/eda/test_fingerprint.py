@@ -128,3 +128,56 @@ def test_routing_state_events_and_relists():
     assert state.replace('Service', [svc]) == 0 and state.fingerprint() == before
     assert state.apply('Service', 'DELETED', svc)
     assert not state.apply('EndpointSlice', 'ADDED', eps)  # its service is gone
+
+
+def _status_written_by(obj, manager, ip):
+    """obj as the API server leaves it after manager patched status.loadBalancer.ingress (fixture shape)."""
+    obj = copy.deepcopy(obj)
+    obj['status'] = {'loadBalancer': {'ingress': [{'ip': ip, 'ipMode': 'Proxy',
+                                                   'ports': [{'port': 443, 'protocol': 'TCP'}]}]}}
+    obj['metadata']['managedFields'] = [f for f in obj['metadata'].get('managedFields', [])
+                                        if f.get('subresource') != 'status'] + [{
+        'manager': manager, 'operation': 'Update', 'apiVersion': 'v1', 'time': '2026-12-01T21:13:42Z',
+        'fieldsType': 'FieldsV1', 'fieldsV1': {'f:status': {'f:loadBalancer': {'f:ingress': {}}}},
+        'subresource': 'status'}]
+    obj['metadata']['resourceVersion'] = str(int(obj['metadata'].get('resourceVersion') or '1') + 1)
+    return obj
+
+
+def _load_balancer():
+    return objects.service('api', 'shop', type='LoadBalancer', load_balancer_class='portico.io/haproxy',
+                           ports=[objects.service_port(443, name='https', node_port=30443)])
+
+
+def test_portico_writing_a_status_does_not_trigger_a_sync():
+    before = _load_balancer()
+    after = _status_written_by(before, 'portico', '192.0.2.10')
+    assert fp.service_fingerprint(after) == fp.service_fingerprint(before)
+    state = fp.RoutingState()
+    state.apply(fp.SERVICE, 'ADDED', before)
+    assert state.apply(fp.SERVICE, 'MODIFIED', after) is False
+    assert state.apply(fp.SERVICE, 'MODIFIED', _status_written_by(after, 'kubectl-edit', '192.0.2.99')) is True
+
+
+def test_someone_else_changing_the_status_class_or_address_does_trigger_one():
+    before = _status_written_by(_load_balancer(), 'portico', '192.0.2.10')
+    theirs = _status_written_by(before, 'kubectl-edit', '192.0.2.99')
+    assert fp.service_fingerprint(theirs) != fp.service_fingerprint(before)
+    for change in ({'loadBalancerIP': '192.0.2.11'}, {'loadBalancerClass': 'example.com/other'}):
+        changed = copy.deepcopy(before)
+        changed['spec'].update(change)
+        assert fp.service_fingerprint(changed) != fp.service_fingerprint(before)
+    annotated = copy.deepcopy(before)
+    annotated['metadata'].setdefault('annotations', {})['portico.io/address'] = '192.0.2.12'
+    assert fp.service_fingerprint(annotated) != fp.service_fingerprint(before)
+
+
+def test_the_status_owner_is_read_from_managed_fields_as_a_real_server_writes_them():
+    import json
+    import os
+    path = os.path.join(os.path.dirname(__file__), '..', 'data', 'kube-apiserver-1.36', 'service-status-patch.json')
+    with open(path) as handle:
+        real = json.load(handle)
+    assert _cluster.status_manager(real['metadata']) == 'curl'
+    assert _cluster.slim_service(real)['ingress'] == [{'ip': '192.0.2.10', 'ipMode': 'Proxy',
+                                                       'ports': [{'port': 443, 'protocol': 'TCP'}]}]

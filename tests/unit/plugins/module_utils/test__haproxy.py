@@ -223,3 +223,18 @@ def test_hashing_backends_hash_consistently_with_fixed_ids_and_slowstart_is_writ
     # the read-back check knows the hash-type line belongs to hashing backends only
     with pytest.raises(_haproxy.MalformedConfig, match='does not hash as the model says'):
         _haproxy.verify(text.replace('    hash-type consistent\n', ''), both)
+
+
+def test_a_service_address_is_bound_transparent_unless_told_not_to_and_haproxy_accepts_it(tmp_path):
+    from tests.support.haproxy import check_config, minimal_config
+    lb = dict(service('web', 80), type='LoadBalancer', load_balancer_class='portico.io/haproxy', ingress=[],
+              ip_families=['IPv6'])
+    built = _model.build_model([NODE], [lb, service('plain', 81)],
+                               {'address_pools': [{'name': 'p', 'addresses': ['2001:db8::10-2001:db8::11']}]})
+    text = _haproxy.render(built)
+    assert '    bind 2001:db8::10:80 transparent\n' in text and '    bind *:81\n' in text
+    assert '    bind 2001:db8::10:80\n' in _haproxy.render(built, nonlocal_bind=False)
+    config = tmp_path / 'haproxy.cfg'
+    config.write_text(minimal_config(tmp_path / 'admin.sock') + '\n' + text)
+    result = check_config(config)
+    assert result.returncode == 0, result.stdout + result.stderr
