@@ -152,6 +152,9 @@ model:
         - A plain-HTTP redirect port (named C(redirect.<port>)) has C(redirect_port), the HTTPS port
           it sends clients to; on a port shared by Host header, such routes have C(redirect_port)
           instead of a C(backend).
+        - A LoadBalancer Service with an address of its own (O(address_pools)) has C(address), bound as
+          C(bind_address); its frontends are named after its section (C(<namespace>.<service>.<port>),
+          C(hosts.<section>), C(redirect.<section>)), and they are sorted by port, then address.
       type: list
       elements: dict
       sample: [{name: guestbook.frontend.80, port: 80, mode: tcp, backend: guestbook.frontend.80,
@@ -201,6 +204,22 @@ model:
       elements: dict
       sample: [{secret: shop/web-tls, file: shop_web-tls.pem, names: [shop.example.com],
                 not_after: "2027-03-01T12:00:00Z", expired: false, fingerprint: 6c1f...}]
+    load_balancers:
+      description:
+        - For each LoadBalancer Service Portico implements (O(load_balancer_class)), and each Service
+          whose status Portico wrote but no longer serves, what to write on its C(status.loadBalancer)
+          and the Event that says so; M(portico.k8s.load_balancer_status) writes them.
+        - C(address) and C(pool) are null for a Service that gets no address (the Event says why);
+          C(current) is its status as read, C(ingress) what it should be, C(write) whether they differ;
+          C(event) is null when there is nothing new to tell.
+        - C(uid) and C(resource_version) are those read, so that a write never lands on a newer Service.
+      type: list
+      elements: dict
+      sample: [{service: shop/web, namespace: shop, name: web, uid: 6c0f5a52-..., resource_version: "4711",
+                address: 192.0.2.17, pool: public, current: [],
+                ingress: [{ip: 192.0.2.17, ipMode: Proxy, ports: [{port: 443, protocol: TCP}]}], write: true,
+                event: {reason: AddressAssigned, type: Normal, note: assigned 192.0.2.17 from pool public}}]
+      version_added: 0.3.0
     summary:
       description: Counts of the lists above.
       type: dict
