@@ -168,7 +168,7 @@ options:
   address_pools:
     description:
       - The external addresses that LoadBalancer Services Portico implements get (see
-        O(load_balancer_class)). Each pool is C({name: ..., addresses: [...]}); an address entry is a
+        O(load_balancer_class)). Each pool is a dict with C(name) and C(addresses); an address entry is a
         CIDR (V(192.0.2.0/28); for IPv4 its network and broadcast addresses are left out), a range
         (V(192.0.2.10-192.0.2.20)) or one address, IPv4 or IPv6. Pools may not overlap. The first
         pool is the default.
@@ -196,7 +196,7 @@ options:
     version_added: 0.3.0
   default_load_balancer:
     description:
-      - Portico is the cluster's default load balancer implementation: LoadBalancer Services with no
+      - Portico is the cluster's default load balancer implementation, so LoadBalancer Services with no
         C(spec.loadBalancerClass) get an address too.
     type: bool
     default: false

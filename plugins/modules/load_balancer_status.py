@@ -21,10 +21,10 @@ description:
   - Posts an Event (C(events.k8s.io/v1)) on a Service when its address is assigned, changed, released
     or refused, with the reason. An Event's name is made of the Service and its news, so the same news
     is posted once, not on every run.
-  - Writes nothing unless every load balancer of O(load_balancer_hosts) is in O(confirmed_hosts): an
+  - Writes nothing unless every load balancer of O(load_balancer_hosts) is in O(confirmed_hosts), so an
     address is written only once every load balancer serves it.
   - A failed write (no permission, a conflict, an API error) is reported as a warning and in
-    RV(failed), and never fails the task: the load balancers are already serving.
+    RV(failed), and never fails the task, as the load balancers are already serving.
 options:
   load_balancers:
     description: RV(portico.k8s.nodeport_info#module:model.load_balancers) of the model the load balancers serve.

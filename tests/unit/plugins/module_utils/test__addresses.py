@@ -139,9 +139,9 @@ def test_services_with_one_sharing_key_share_an_address_when_their_ports_do_not_
 
 
 def test_every_refusal_says_why():
+    spare = [lb('s%d' % i, '2026-02-%02dT00:00:00Z' % (i + 1), annotations={'address-pool': 'spare'}) for i in range(3)]
     services = [lb('nowhere', ip='198.51.100.1'), lb('nopool', annotations={'address-pool': 'gold'}),
-                lb('bad', ip='not-an-ip')] + [lb('s%d' % i, '2026-02-%02dT00:00:00Z' % (i + 1),
-                                                annotations={'address-pool': 'spare'}) for i in range(3)]
+                lb('bad', ip='not-an-ip')] + spare
     assigned, refused, dummy = allocate(services)
     assert refused == {
         'shop/nowhere': 'spec.loadBalancerIP 198.51.100.1 is in no address pool (pools: web, spare)',
@@ -294,8 +294,8 @@ def test_frontend_port_and_bind_address_annotations_are_ignored_on_an_own_addres
 
 
 def test_a_reserved_port_is_refused_on_an_own_address_too():
-    model = _model.build_model([node()], [lb('a', ports=(80, 8404))], {'address_pools': POOLS, 'reserved_ports': [8404],
-                                                                        'port_conflict': 'allocate'})
+    options = {'address_pools': POOLS, 'reserved_ports': [8404], 'port_conflict': 'allocate'}
+    model = _model.build_model([node()], [lb('a', ports=(80, 8404))], options)
     assert [f['port'] for f in model['frontends']] == [80]
     assert model['load_balancers'][0]['ingress'][0]['ports'] == [{'port': 80, 'protocol': 'TCP'}]
     assert model['excluded_services'][0]['reason'] == 'frontend port 8404 is reserved by the base configuration'
