@@ -135,11 +135,11 @@ def _status_written_by(obj, manager, ip):
     obj = copy.deepcopy(obj)
     obj['status'] = {'loadBalancer': {'ingress': [{'ip': ip, 'ipMode': 'Proxy',
                                                    'ports': [{'port': 443, 'protocol': 'TCP'}]}]}}
+    entry = {'manager': manager, 'operation': 'Update', 'apiVersion': 'v1', 'time': '2026-12-01T21:13:42Z',
+             'fieldsType': 'FieldsV1', 'fieldsV1': {'f:status': {'f:loadBalancer': {'f:ingress': {}}}},
+             'subresource': 'status'}
     obj['metadata']['managedFields'] = [f for f in obj['metadata'].get('managedFields', [])
-                                        if f.get('subresource') != 'status'] + [{
-        'manager': manager, 'operation': 'Update', 'apiVersion': 'v1', 'time': '2026-12-01T21:13:42Z',
-        'fieldsType': 'FieldsV1', 'fieldsV1': {'f:status': {'f:loadBalancer': {'f:ingress': {}}}},
-        'subresource': 'status'}]
+                                        if f.get('subresource') != 'status'] + [entry]
     obj['metadata']['resourceVersion'] = str(int(obj['metadata'].get('resourceVersion') or '1') + 1)
     return obj
 

@@ -36,8 +36,8 @@ def node():
 # pools ---------------------------------------------------------------------------------------
 
 def test_a_cidr_leaves_out_its_network_and_broadcast_address_and_ranges_are_inclusive():
-    pools = _addresses.address_pools([{'name': 'a', 'addresses': ['192.0.2.0/30', '192.0.2.8-192.0.2.9', '192.0.2.20',
-                                                                   '2001:db8::/127']}])
+    entries = ['192.0.2.0/30', '192.0.2.8-192.0.2.9', '192.0.2.20', '2001:db8::/127']
+    pools = _addresses.address_pools([{'name': 'a', 'addresses': entries}])
     assert [(str(f), str(l)) for f, l in pools[0]['ranges']] == [
         ('192.0.2.1', '192.0.2.2'), ('192.0.2.8', '192.0.2.9'), ('192.0.2.20', '192.0.2.20'),
         ('2001:db8::', '2001:db8::1')]
