@@ -39,9 +39,9 @@ def new_uid():
     return str(uuid.uuid4())
 
 
-def ordered(obj):
-    """A copy of obj with top-level and metadata keys in the real server's order."""
-    out = {k: obj[k] for k in TOP_LEVEL_ORDER if k in obj}
+def ordered(obj, order=TOP_LEVEL_ORDER):
+    """A copy of obj with top-level (in order) and metadata keys in the real server's order."""
+    out = {k: obj[k] for k in order if k in obj}
     out.update({k: v for k, v in obj.items() if k not in out})
     meta = out.get("metadata")
     if isinstance(meta, dict):

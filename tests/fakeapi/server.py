@@ -1,23 +1,53 @@
 """A fake kube-apiserver over HTTPS, faithful to the protocol the collection relies on.
 
-It serves nodes, services, endpoints, namespaces, secrets (core v1) and endpointslices
-(discovery.k8s.io/v1) with:
+It serves nodes, services, endpoints, namespaces, secrets (core v1), endpointslices
+(discovery.k8s.io/v1) and events (events.k8s.io/v1) with:
 
-- bearer-token authentication (401 for a bad token, 403 for anonymous requests and for
-  resources a token is forbidden to read), with the real server's Status bodies;
-- discovery (/version, /api, /apis, /api/v1, /apis/discovery.k8s.io[/v1]);
+- bearer-token authentication (401 for a bad token, 403 for anonymous requests and for what a
+  token is forbidden), with the real server's Status bodies. `forbid(token, *rules)` and
+  `allow(token, *rules)` take rules: a resource ("nodes"; it covers its subresources), a
+  subresource ("services/status"), "*" (everything), or (verb, resource) for one verb, e.g.
+  ("patch", "services/status") or ("create", "events"); resources may be group-qualified
+  ("events.events.k8s.io");
+- discovery (/version, /api, /apis, /api/v1 with services/status, /apis/<group>[/v1]);
 - lists with labelSelector, fieldSelector, limit and continue tokens encoded like etcd3
   storage's, each page read from the snapshot of the first (an MVCC history is kept),
   remainingItemCount, and 410 Expired once the snapshot has been compacted;
-- get, create (POST), update (PUT) and delete, with the server-side defaults and
-  allocations of Services; patch answers 405, and so does watch unless the server is made
-  with `watch=True` (see watch.py: event streams, bookmarks, 410 Expired, dropping watches);
+- get, create (POST, with generateName), update (PUT), patch (merge, strategic merge and JSON
+  patch; 415 for other types, server-side apply included) and delete, with the server-side
+  defaults and allocations of Services; watch answers 405 unless the server is made with
+  `watch=True` (see watch.py: event streams, bookmarks, 410 Expired, dropping watches);
+- the `status` subresource of Services (GET, PUT, PATCH): only status (and metadata) changes
+  take effect, `metadata.resourceVersion` is a precondition (409), status.loadBalancer is
+  validated as the real server does (422), a write that changes nothing keeps the
+  resourceVersion (no watch event);
+- what the registry does to a Service: on create the status is dropped, on update through
+  the main resource it is kept, and a type change drops the fields that depended on the old
+  type when left unchanged (clusterIP, nodePorts, healthCheckNodePort,
+  allocateLoadBalancerNodePorts, loadBalancerClass, externalTrafficPolicy) and clears
+  status.loadBalancer unless the type is LoadBalancer (dropTypeDependentFields); the rules on
+  type, loadBalancerClass (a qualified name, only on a LoadBalancer, immutable while one) and
+  allocateLoadBalancerNodePorts give 422 (validation.py);
+- metadata.managedFields kept for every write made over HTTP as the real server keeps them for
+  Update operations (fields.py): the manager is the `fieldManager` parameter, else the
+  User-Agent up to its first "/" (the kubernetes Python client's "OpenAPI-Generator/37.0.2/python"
+  gives "OpenAPI-Generator", curl's "curl"); writes through /status are recorded with
+  `subresource: status`; the writer takes over the fields it changed from other managers;
+- Events validated as ValidateEventCreate for events.k8s.io/v1 (422 with every cause), eventTime
+  parsed as a MicroTime (exactly six fractional digits, or 400), stored with the fields a real
+  server adds (deprecatedSource, deprecatedFirstTimestamp, deprecatedLastTimestamp);
+- HTTP writes that change nothing keep the stored object and its resourceVersion, as etcd3
+  storage does; the Python object API (create, update, apply) always writes, and may set status;
 - `Accept: ...;as=Table` answered with a meta.k8s.io/v1 Table so kubectl prints as usual,
   any other Accept (protobuf included) with JSON;
 - fault injection per path (status and body, delay, truncated body, dropped connection).
 
 Use `FakeKubeAPI` in tests (a context manager), or run
 `python -m tests.fakeapi.server --state list.json --port 8443 --token T --certdir DIR`.
+Test helpers beyond get/list/create/update/delete: `patch()` and `patch_status()` (as the HTTP
+PATCH would, with a manager), `managed_fields()`, `field_owners()` (the managers owning a field
+such as "status.loadBalancer.ingress") and `events()` (the Events stored, by namespace, regarded
+object or reason).
 """
 
 import argparse
@@ -30,6 +60,7 @@ import ipaddress
 import json
 import pathlib
 import posixpath
+import random
 import re
 import signal
 import socket
@@ -43,7 +74,10 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from . import fields as _fields
 from . import objects
+from . import patches as _patches
+from . import validation as _validation
 from . import watch as _watch
 
 DEFAULT_TOKEN = "fakeapi-token"
@@ -79,6 +113,7 @@ class Resource:
     categories: tuple = ()
     storage_hash: str = ""
     field_labels: tuple = ()
+    subresources: tuple = ()
 
     @property
     def api_version(self):
@@ -104,6 +139,10 @@ class Resource:
             entry["storageVersionHash"] = self.storage_hash
         return entry
 
+    def subresource_discovery(self, subresource):
+        return {"name": f"{self.name}/{subresource}", "singularName": "", "namespaced": self.namespaced,
+                "kind": self.kind, "verbs": ["get", "patch", "update"]}
+
 
 RESOURCES = (
     Resource("endpoints", "endpoints", "Endpoints", True, short_names=("ep",),
@@ -114,14 +153,21 @@ RESOURCES = (
     Resource("nodes", "node", "Node", False, short_names=("no",), storage_hash="XwShjMxG9Fs=",
              field_labels=("spec.unschedulable",)),
     Resource("services", "service", "Service", True, short_names=("svc",), categories=("all",),
-             storage_hash="0/CO1lhkEBI=", field_labels=("spec.clusterIP", "spec.type")),
+             storage_hash="0/CO1lhkEBI=", field_labels=("spec.clusterIP", "spec.type"), subresources=("status",)),
     Resource("secrets", "secret", "Secret", True, storage_hash="S6u1pOWzb84=", field_labels=("type",)),
     Resource("endpointslices", "endpointslice", "EndpointSlice", True, group="discovery.k8s.io",
              field_labels=("addressType",)),
+    Resource("events", "event", "Event", True, group="events.k8s.io", short_names=("ev",),
+             storage_hash="r2yiGXH7wu8="),
 )
 BY_NAME = {r.name: r for r in RESOURCES}
 BY_PATH = {(r.group, r.version, r.name): r for r in RESOURCES}
-GROUP_VERSIONS = {"discovery.k8s.io": "v1"}
+# In the order /apis lists them on a real server.
+GROUP_VERSIONS = {"events.k8s.io": "v1", "discovery.k8s.io": "v1"}
+# Fields a write through the main resource cannot set (the strategies' GetResetFields).
+STATUS_RESET = {"services", "nodes", "namespaces"}
+# The real alphabet of generated name suffixes (utilrand), and their length.
+NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
 def find_resource(name):
@@ -207,10 +253,21 @@ def conflict(res, name):
 
 
 def invalid(res, name, field, value, detail):
-    cause = f"Invalid value: {json.dumps(value)}: {detail}"
-    details = _details(name, res.group, res.kind,
-                       causes=[{"reason": "FieldValueInvalid", "message": cause, "field": field}])
-    return FakeAPIError(status_body(422, "Invalid", f'{res.kind} "{name}" is invalid: {field}: {cause}', details))
+    return invalid_errors(res, name, [_validation.invalid(field, value, detail)])
+
+
+def invalid_errors(res, name, errors):
+    """422 Invalid for a list of validation.FieldError, every one a cause, as errors.NewInvalid words it.
+    The kind is the stored type's: core for Events too (their storage is the core Event's)."""
+    details = _details(name, "", res.kind, causes=[e.cause() for e in errors])
+    return FakeAPIError(status_body(422, "Invalid", f'{res.kind} "{name}" is invalid: '
+                                                    f'{_validation.aggregate(errors)}', details))
+
+
+def patch_error(err):
+    """A Status for a patches.PatchError (415 UnsupportedMediaType carries no details)."""
+    details = None if err.code == 415 else {}
+    return FakeAPIError(status_body(err.code, err.reason, err.message, details))
 
 
 def internal_error(message):
@@ -613,6 +670,32 @@ def _namespace_cells(obj):
     return [obj["metadata"]["name"], obj.get("status", {}).get("phase", "Active"), _age(obj)]
 
 
+def _since(stamp):
+    """HumanDuration since a Time or MicroTime; "<unknown>" for none."""
+    if not stamp:
+        return "<unknown>"
+    when = datetime.datetime.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc)
+    return human_duration((datetime.datetime.now(datetime.timezone.utc) - when).total_seconds())
+
+
+def _event_cells(obj):
+    """printEvent's wide row: the server prints an events.k8s.io Event as the core Event it stores."""
+    first = _since(obj.get("deprecatedFirstTimestamp") or obj.get("eventTime"))
+    last = _since(obj.get("deprecatedLastTimestamp")) if obj.get("deprecatedLastTimestamp") else first
+    count = obj.get("deprecatedCount") or 1
+    if obj.get("series"):
+        last, count = _since(obj["series"].get("lastObservedTime")), obj["series"].get("count", count)
+    regarding = obj.get("regarding") or {}
+    kind = (regarding.get("kind") or "").lower()
+    target = f"{kind}/{regarding['name']}" if regarding.get("name") else kind
+    source = obj.get("deprecatedSource") or {}
+    component = source.get("component") or obj.get("reportingController") or ""
+    instance = source.get("host") or obj.get("reportingInstance") or ""
+    shown = f"{component}, {instance}" if instance else component
+    return [last, obj.get("type", ""), obj.get("reason", ""), target, regarding.get("fieldPath", ""), shown,
+            (obj.get("note") or "").strip(), first, count, obj["metadata"]["name"]]
+
+
 NAME_COLUMN = _column("Name", fmt="name", description="Name must be unique within a namespace.")
 AGE_COLUMN = _column("Age", description="CreationTimestamp is a timestamp representing the server "
                                         "time when this object was created.")
@@ -627,6 +710,9 @@ TABLES = {
     "endpoints": ([NAME_COLUMN, _column("Endpoints"), AGE_COLUMN], _endpoints_cells),
     "namespaces": ([NAME_COLUMN, _column("Status"), AGE_COLUMN], _namespace_cells),
     "secrets": ([NAME_COLUMN, _column("Type"), dict(_column("Data"), type="integer"), AGE_COLUMN], _secret_cells),
+    "events": ([_column("Last Seen"), _column("Type"), _column("Reason"), _column("Object"),
+                _column("Subobject", 1), _column("Source", 1), _column("Message"), _column("First Seen", 1),
+                dict(_column("Count", 1), type="integer"), _column("Name", 1)], _event_cells),
 }
 
 
@@ -659,7 +745,7 @@ def wants_table(accept):
 
 def with_type(res, obj):
     """A stored object as a single-object response carries it: kind and apiVersion first."""
-    return objects.ordered({"kind": res.kind, "apiVersion": res.api_version, **obj})
+    return _ordered(res, {"kind": res.kind, "apiVersion": res.api_version, **obj})
 
 
 # ---------------------------------------------------------------- request parsing
@@ -924,8 +1010,196 @@ def _carry_allocations(spec, old_spec):
         old = old_ports.get((port.get("port"), port.get("protocol", "TCP")))
         if old and "nodePort" not in port and spec.get("type") in ("NodePort", "LoadBalancer"):
             port["nodePort"] = old
-    if "healthCheckNodePort" not in spec and old_spec.get("healthCheckNodePort"):
+    if "healthCheckNodePort" not in spec and old_spec.get("healthCheckNodePort") and _needs_health_check(spec):
         spec["healthCheckNodePort"] = old_spec["healthCheckNodePort"]
+
+
+NODE_PORT_TYPES = ("NodePort", "LoadBalancer")
+
+
+def _needs_health_check(spec):
+    return spec.get("type") == "LoadBalancer" and spec.get("externalTrafficPolicy") == "Local"
+
+
+def _externally_accessible(spec):
+    if spec.get("type") in NODE_PORT_TYPES:
+        return True
+    return spec.get("type", "ClusterIP") == "ClusterIP" and bool(spec.get("externalIPs"))
+
+
+def _node_ports(spec):
+    return {p["nodePort"] for p in spec.get("ports") or [] if p.get("nodePort")}
+
+
+def _drop_type_dependent_fields(obj, old):
+    """dropTypeDependentFields: on update, what the new type has no use for and the client left as
+    it was is dropped; status.loadBalancer is cleared unless the Service is a LoadBalancer."""
+    spec, old_spec = obj["spec"], old.get("spec", {})
+    stype, old_type = spec.get("type", "ClusterIP"), old_spec.get("type", "ClusterIP")
+
+    def same(name):
+        return spec.get(name) == old_spec.get(name)
+
+    if old_type != "ExternalName" and stype == "ExternalName":
+        if same("clusterIP") and same("clusterIPs"):
+            spec.pop("clusterIP", None)
+            spec.pop("clusterIPs", None)
+        for name in ("ipFamilies", "ipFamilyPolicy"):
+            if same(name):
+                spec.pop(name, None)
+    if old_type in NODE_PORT_TYPES and stype not in NODE_PORT_TYPES and _node_ports(spec) <= _node_ports(old_spec):
+        for port in spec.get("ports") or []:
+            port.pop("nodePort", None)
+    if _needs_health_check(old_spec) and not _needs_health_check(spec) and same("healthCheckNodePort"):
+        spec.pop("healthCheckNodePort", None)
+    if old_type == "LoadBalancer" and stype != "LoadBalancer":
+        if spec.get("allocateLoadBalancerNodePorts") is not None and old_spec.get("allocateLoadBalancerNodePorts") \
+                is not None and same("allocateLoadBalancerNodePorts"):
+            spec.pop("allocateLoadBalancerNodePorts")
+        if same("loadBalancerClass"):
+            spec.pop("loadBalancerClass", None)
+    if _externally_accessible(old_spec) and not _externally_accessible(spec) and same("externalTrafficPolicy"):
+        spec.pop("externalTrafficPolicy", None)
+    if stype != "LoadBalancer":
+        obj.setdefault("status", {})["loadBalancer"] = {}
+
+
+INGRESS_ORDER = ("ip", "hostname", "ipMode", "ports")
+PORT_STATUS_ORDER = ("port", "protocol", "error")
+
+
+def _keys_in(value, order):
+    out = {k: value[k] for k in order if k in value}
+    out.update({k: v for k, v in value.items() if k not in out})
+    return out
+
+
+def _service_status(obj):
+    """A Service's status as the typed object has it: loadBalancer always there, no empty ingress,
+    ipMode defaulted to VIP for an ip on a LoadBalancer, keys in Go's order."""
+    status = obj.get("status") or {}
+    if not isinstance(status, dict) or not isinstance(status.get("loadBalancer") or {}, dict):
+        raise _undecodable("Service", "status", status)
+    lb = dict(status.get("loadBalancer") or {})
+    ingress = lb.pop("ingress", None) or []
+    if not isinstance(ingress, list) or not all(isinstance(i, dict) for i in ingress):
+        raise _undecodable("Service", "status.loadBalancer.ingress", ingress, "[]v1.LoadBalancerIngress")
+    entries = []
+    for item in ingress:
+        item = dict(item)
+        if item.get("ip") and item.get("ipMode") is None and (obj.get("spec") or {}).get("type") == "LoadBalancer":
+            item["ipMode"] = "VIP"
+        if isinstance(item.get("ports"), list):
+            item["ports"] = [_keys_in(p, PORT_STATUS_ORDER) if isinstance(p, dict) else p for p in item["ports"]]
+        entries.append(_keys_in({k: v for k, v in item.items() if v is not None}, INGRESS_ORDER))
+    if entries:
+        lb = {"ingress": entries, **lb}
+    out = {"loadBalancer": lb}
+    out.update({k: v for k, v in status.items() if k != "loadBalancer" and v is not None})
+    return out
+
+
+def _undecodable(kind, field, value, go_type=None):
+    found = {dict: "object", list: "array", str: "string", bool: "bool", type(None): "null"}.get(type(value), "number")
+    struct = field.split(".")[-2] if "." in field else kind
+    return bad_request(f'{kind} in version "v1" cannot be handled as a {kind}: json: cannot unmarshal {found} '
+                       f'into Go struct field {struct}.{field} of type {go_type or "v1." + kind + "Status"}')
+
+
+# Metadata a write through /status cannot change (BeforeUpdate and the strategies restore them).
+STATUS_KEPT_METADATA = ("name", "namespace", "uid", "creationTimestamp", "generation", "deletionTimestamp",
+                        "deletionGracePeriodSeconds", "managedFields")
+
+
+def _status_update(new, old):
+    """The object a status update stores: new's status and metadata, old's spec (and the rest of
+    old's top-level fields), server-set metadata kept."""
+    obj = copy.deepcopy(old)
+    obj["status"] = copy.deepcopy(new.get("status"))
+    meta = {k: v for k, v in copy.deepcopy(new.get("metadata") or {}).items() if k not in STATUS_KEPT_METADATA}
+    meta.update({k: copy.deepcopy(old["metadata"][k]) for k in STATUS_KEPT_METADATA if k in old["metadata"]})
+    meta["resourceVersion"] = old["metadata"]["resourceVersion"]
+    obj["metadata"] = meta
+    return obj
+
+
+def _decoded(res, obj):
+    """obj as a created object is decoded: with the scheme's Service defaults, before any allocation."""
+    out = copy.deepcopy(obj)
+    if res.name == "services":
+        _default_service(out.setdefault("spec", {}))
+    return out
+
+
+def _unchanged(new, old):
+    """Whether a write would store what is stored (etcd3 storage then writes nothing)."""
+    def comparable(obj):
+        out = copy.deepcopy(obj)
+        out["metadata"].pop("resourceVersion", None)
+        return out
+    return comparable(new) == comparable(old)
+
+
+# ---------------------------------------------------------------- events
+
+EVENT_ORDER = ("kind", "apiVersion", "metadata", "eventTime", "series", "reportingController", "reportingInstance",
+               "action", "reason", "regarding", "related", "note", "type", "deprecatedSource",
+               "deprecatedFirstTimestamp", "deprecatedLastTimestamp", "deprecatedCount")
+REFERENCE_ORDER = ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")
+MICRO_TIME_LAYOUT = (("2006", r"\d{4}"), ("-", "-"), ("01", r"\d{2}"), ("-", "-"), ("02", r"\d{2}"), ("T", "T"),
+                     ("15", r"\d{2}"), (":", ":"), ("04", r"\d{2}"), (":", ":"), ("05", r"\d{2}"),
+                     (".000000", r"\.\d{6}"), ("Z07:00", r"Z|[+-]\d{2}:\d{2}"))
+
+
+def micro_time(value, kind="Event"):
+    """A metav1.MicroTime as the server stores it (UTC, six fractional digits); 400 where Go's
+    time.Parse(RFC3339Micro) fails (it wants exactly six fractional digits)."""
+    if value is None:
+        return None
+
+    def refused(detail):
+        return bad_request(f'{kind} in version "v1" cannot be handled as a {kind}: {detail}')
+
+    if not isinstance(value, str):
+        found = {dict: "object", list: "array", bool: "bool"}.get(type(value), "number")
+        raise refused(f"json: cannot unmarshal {found} into Go value of type string")
+    rest = value
+    for layout, pattern in MICRO_TIME_LAYOUT:
+        m = re.match(pattern, rest)
+        if not m:
+            raise refused(f'parsing time {json.dumps(value)} as "2006-01-02T15:04:05.000000Z07:00": '
+                          f'cannot parse {json.dumps(rest)} as "{layout}"')
+        rest = rest[m.end():]
+    if rest:
+        raise refused(f"parsing time {json.dumps(value)}: extra text: {json.dumps(rest)}")
+    try:
+        stamp = datetime.datetime.strptime(value.replace("Z", "+00:00"), "%Y-%m-%dT%H:%M:%S.%f%z")
+    except ValueError:
+        raise refused(f"parsing time {json.dumps(value)}: value out of range") from None
+    return stamp.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _prepare_event(res, obj, old):
+    """The fields a real server adds to an events.k8s.io/v1 Event, its times parsed; create validated."""
+    obj["eventTime"] = micro_time(obj.get("eventTime"))
+    if isinstance(obj.get("series"), dict) and obj["series"].get("lastObservedTime") is not None:
+        obj["series"]["lastObservedTime"] = micro_time(obj["series"]["lastObservedTime"])
+    for name in ("regarding", "related"):
+        if isinstance(obj.get(name), dict):
+            obj[name] = _keys_in(obj[name], REFERENCE_ORDER)
+    obj.setdefault("regarding", {})
+    obj.setdefault("deprecatedSource", {})
+    obj.setdefault("deprecatedFirstTimestamp", None)
+    obj.setdefault("deprecatedLastTimestamp", None)
+    if old is None:
+        errors = _validation.event_create(obj, obj["metadata"].get("namespace", ""))
+        if errors:
+            raise invalid_errors(res, obj["metadata"].get("name", ""), errors)
+
+
+def _ordered(res, obj):
+    """obj with keys in the real server's order (an Event's differ from the other kinds')."""
+    return objects.ordered(obj, EVENT_ORDER if res.name == "events" else objects.TOP_LEVEL_ORDER)
 
 
 # ---------------------------------------------------------------- the server
@@ -1052,17 +1326,23 @@ class FakeKubeAPI:
     # ------------------------------------------------------------ identities
 
     def add_token(self, token, user, forbidden=()):
-        """Accept token as user; forbidden lists resources ("nodes", or "*") it may not touch."""
+        """Accept token as user; forbidden lists rules of what it may not do (see forbid)."""
         with self._meta_lock:
-            self._tokens[token] = _Identity(user, set(forbidden))
+            self._tokens[token] = _Identity(user, {_rule(r) for r in forbidden})
 
-    def forbid(self, token, *resources):
+    def forbid(self, token, *rules):
+        """Refuse token what the rules say (403 as RBAC words it). A rule is a resource ("nodes":
+        every verb, its subresources too), a subresource ("services/status": every verb on it),
+        "*" (everything), or (verb, resource) for one verb only: ("patch", "services/status"),
+        ("create", "events"), ("list", "*"). A resource may be group-qualified
+        ("events.events.k8s.io")."""
         with self._meta_lock:
-            self._tokens[token].forbidden.update(resources)
+            self._tokens[token].forbidden.update(_rule(r) for r in rules)
 
-    def allow(self, token, *resources):
+    def allow(self, token, *rules):
+        """Take back rules given to forbid (the same rules, as written there)."""
         with self._meta_lock:
-            self._tokens[token].forbidden.difference_update(resources)
+            self._tokens[token].forbidden.difference_update(_rule(r) for r in rules)
 
     # ------------------------------------------------------------ faults and the request log
 
@@ -1134,8 +1414,8 @@ class FakeKubeAPI:
                 raise forbidden(ANONYMOUS, info)
             return
         with self._meta_lock:
-            denied = self._tokens[request.token].forbidden
-        if info.is_resource and (info.resource in denied or "*" in denied):
+            denied = set(self._tokens[request.token].forbidden)
+        if info.is_resource and _denied(denied, info):
             raise forbidden(request.user, info)
 
     def _non_resource(self, request):
@@ -1161,7 +1441,7 @@ class FakeKubeAPI:
     @staticmethod
     def _route(info):
         res = BY_PATH.get((info.group, info.version, info.resource))
-        if res is None or info.subresource:
+        if res is None or (info.subresource and (info.subresource not in res.subresources or not info.name)):
             raise no_such_path()
         if not res.namespaced and info.namespace and (res.name != "namespaces" or info.name != info.namespace):
             raise no_such_path()
@@ -1170,6 +1450,8 @@ class FakeKubeAPI:
         return res
 
     def _resource_request(self, res, info, request, body):
+        if info.subresource:
+            return self._status_request(res, info, request, body)
         if info.verb == "list":
             return self._http_list(res, info, request)
         if info.verb == "get":
@@ -1180,20 +1462,37 @@ class FakeKubeAPI:
             return 200, with_type(res, obj), {}
         if info.verb == "create" and (info.namespace or not res.namespaced):
             return 201, with_type(res, self._write(res, _parse_body(body), info.namespace, "create",
-                                                   manager=_manager(request))), {}
+                                                   manager=_manager(request), wire=True)), {}
         if info.verb == "update":
-            obj = _parse_body(body)
-            if obj.get("metadata", {}).get("name", info.name) != info.name:
-                raise bad_request(f"the name of the object ({obj['metadata']['name']}) does not match "
-                                  f"the name on the URL ({info.name})")
-            obj.setdefault("metadata", {})["name"] = info.name
-            return 200, with_type(res, self._write(res, obj, info.namespace, "update")), {}
+            obj = _named_body(_parse_body(body), info.name)
+            return 200, with_type(res, self._write(res, obj, info.namespace, "update", manager=_manager(request),
+                                                   wire=True)), {}
+        if info.verb == "patch":
+            media = _patch_media(request)
+            return 200, with_type(res, self._patch(res, info.name, info.namespace, media, body,
+                                                   _manager(request), wire=True)), {}
         if info.verb == "delete":
             return 200, self._http_delete(res, info), {}
         if info.verb == "watch" and self.serve_watches:
             labels = label_selector(_last(request.query, "labelSelector"))
             fields = field_selector(_last(request.query, "fieldSelector"), res)
             return 200, _watch.WatchStream(self, res, info, request, labels, fields), {}
+        raise method_not_allowed()
+
+    def _status_request(self, res, info, request, body):
+        """GET, PUT and PATCH on <resource>/<name>/status; other verbs answer 405."""
+        namespace = info.namespace if res.namespaced else None
+        if info.verb == "get":
+            return 200, with_type(res, self._get_stored(res, info.name, namespace)), {}
+        if info.verb == "update":
+            obj = _named_body(_parse_body(body), info.name)
+            return 200, with_type(res, self._write_status(res, info.name, namespace, lambda current: obj,
+                                                          _manager(request))), {}
+        if info.verb == "patch":
+            media = _patch_media(request)
+            return 200, with_type(res, self._write_status(
+                res, info.name, namespace, lambda current: _patched(media, res, current, body),
+                _manager(request))), {}
         raise method_not_allowed()
 
     def _http_list(self, res, info, request):
@@ -1260,15 +1559,66 @@ class FakeKubeAPI:
 
     # ------------------------------------------------------------ object API
 
-    def create(self, obj, namespace=None):
-        """Create obj (its kind picks the resource) as a POST would; returns the stored object."""
+    def create(self, obj, namespace=None, *, manager=None):
+        """Create obj (its kind picks the resource) as a POST would; returns the stored object.
+        Unlike a POST it may set a status; manager records the write in managedFields."""
         res = find_resource(obj["kind"])
-        return with_type(res, self._write(res, obj, namespace, "create"))
+        return with_type(res, self._write(res, obj, namespace, "create", manager=manager))
 
-    def update(self, obj, namespace=None):
-        """Replace obj as a PUT would (409 if its resourceVersion is stale)."""
+    def update(self, obj, namespace=None, *, manager=None):
+        """Replace obj as a PUT would (409 if its resourceVersion is stale); unlike a PUT it may set
+        a status, and it writes even when nothing changes."""
         res = find_resource(obj["kind"])
-        return with_type(res, self._write(res, obj, namespace, "update"))
+        return with_type(res, self._write(res, obj, namespace, "update", manager=manager))
+
+    def patch(self, resource, name, namespace, body, *, content_type=_patches.MERGE, manager=None):
+        """PATCH an object as over HTTP (body: the patch as JSON data; a status in it is ignored for
+        Services); manager records it in managedFields. Returns the stored object."""
+        res = find_resource(resource)
+        media = self._media(content_type)
+        return with_type(res, self._patch(res, name, namespace, media, json.dumps(body).encode(), manager))
+
+    def patch_status(self, resource, name, namespace, body, *, content_type=_patches.MERGE, manager=None):
+        """PATCH <resource>/<name>/status as over HTTP: only status (and metadata) change, a
+        metadata.resourceVersion in body is a precondition, Service status is validated. manager
+        records it in managedFields (subresource status), as another controller's write would be."""
+        res = find_resource(resource)
+        media = self._media(content_type)
+        raw = json.dumps(body).encode()
+        return with_type(res, self._write_status(res, name, namespace if res.namespaced else None,
+                                                 lambda current: _patched(media, res, current, raw), manager))
+
+    @staticmethod
+    def _media(content_type):
+        try:
+            return _patches.patch_type(content_type)
+        except _patches.PatchError as err:
+            raise patch_error(err) from None
+
+    def managed_fields(self, resource, name, namespace=None):
+        """The managedFields entries of an object, as stored."""
+        return copy.deepcopy(self.get(resource, name, namespace)["metadata"].get("managedFields", []))
+
+    def field_owners(self, resource, name, namespace, field):
+        """The managers owning field ("status.loadBalancer.ingress", "spec.type", or a tuple of
+        FieldsV1 elements such as ("f:metadata", "f:labels", "f:app")) in an object's managedFields."""
+        return _fields.owners(self.managed_fields(resource, name, namespace), field)
+
+    def events(self, namespace=None, *, regarding=None, reason=None):
+        """The events.k8s.io/v1 Events stored (in a namespace, if given), oldest first; regarding: the
+        name of the object they are about (or (kind, name)); reason: only those with that reason."""
+        found = []
+        for event in self.list("events", namespace):
+            about = event.get("regarding") or {}
+            if isinstance(regarding, tuple) and (about.get("kind"), about.get("name")) != regarding:
+                continue
+            if isinstance(regarding, str) and about.get("name") != regarding:
+                continue
+            if reason is not None and event.get("reason") != reason:
+                continue
+            found.append(with_type(BY_NAME["events"], event))
+        return sorted(found, key=lambda e: (e.get("eventTime") or "", e["metadata"]["creationTimestamp"],
+                                            int(e["metadata"]["resourceVersion"])))
 
     def apply(self, obj, namespace=None):
         """Create obj, or replace it if it exists (whatever its resourceVersion)."""
@@ -1376,7 +1726,7 @@ class FakeKubeAPI:
         if res.namespaced:
             meta.setdefault("namespace", "default")
         key = self.store.key(res, meta.get("namespace", ""), meta["name"])
-        self.store.write(res, key, objects.ordered(obj), rv)
+        self.store.write(res, key, _ordered(res, obj), rv)
 
     def _get_stored(self, res, name, namespace):
         obj = self.store.current(res, self.store.key(res, namespace or "", name))
@@ -1384,11 +1734,12 @@ class FakeKubeAPI:
             raise not_found(res, name)
         return obj
 
-    def _write(self, res, obj, namespace, verb, manager=None):
+    def _write(self, res, obj, namespace, verb, manager=None, wire=False):
+        """Create or replace obj as a POST or PUT would. wire: it came over HTTP (a Service's status
+        is then the server's, and a write that changes nothing is not made); manager: record the
+        write in managedFields under that name ("" is a manager too; None leaves them as given)."""
         obj = _strip_type(obj, res)
         meta = obj["metadata"]
-        if not meta.get("name"):
-            raise invalid(res, "", "metadata.name", "", "name or generateName is required")
         if res.namespaced:
             if namespace and meta.get("namespace", namespace) != namespace:
                 raise bad_request("the namespace of the provided object does not match the namespace "
@@ -1397,13 +1748,34 @@ class FakeKubeAPI:
         else:
             meta.pop("namespace", None)
         with self.store.lock:
+            if verb == "create" and not meta.get("name") and meta.get("generateName"):
+                meta["name"] = self._generate_name(res, meta)
+            if not meta.get("name"):
+                raise invalid_errors(res, "", [_validation.required("metadata.name",
+                                                                    "name or generateName is required")])
             key = self.store.key(res, meta.get("namespace", ""), meta["name"])
             old = self.store.current(res, key)
             self._check_write(res, meta, old, verb)
-            obj = self._prepare(res, obj, old, manager)
+            sent = meta.get("managedFields")
+            # The field manager sees a created object as decoded (defaults, no allocations yet).
+            decoded = _decoded(res, obj) if old is None else None
+            obj = self._prepare(res, obj, old, wire)
+            if manager is not None:
+                self._record(res, obj, old, manager, sent, decoded)
+            if wire and old is not None and _unchanged(obj, old):
+                return copy.deepcopy(old)
             if res.namespaced:
                 self._ensure_namespaces({meta["namespace"]})
             return copy.deepcopy(self.store.write(res, key, obj))
+
+    def _generate_name(self, res, meta):
+        """generateName and five random characters (the base cut to 58), tried again on a clash."""
+        base = meta["generateName"][:58]
+        for unused in range(8):
+            name = base + "".join(random.choice(NAME_ALPHABET) for unused in range(5))
+            if self.store.current(res, self.store.key(res, meta.get("namespace", ""), name)) is None:
+                return name
+        raise already_exists(res, name)
 
     def _check_write(self, res, meta, old, verb):
         if verb == "create" and old is not None:
@@ -1414,8 +1786,9 @@ class FakeKubeAPI:
         if verb == "update" and wanted and wanted != old["metadata"]["resourceVersion"]:
             raise conflict(res, meta["name"])
 
-    def _prepare(self, res, obj, old, manager):
-        """Server-side fields: uid, creationTimestamp, generation, Service defaults and allocations."""
+    def _prepare(self, res, obj, old, wire=False):
+        """Server-side fields: uid, creationTimestamp, generation, what the registry does to a
+        Service (defaults, allocations, status) or an Event; then validation (422)."""
         meta = obj["metadata"]
         if old is not None:
             meta["uid"] = old["metadata"]["uid"]
@@ -1427,27 +1800,83 @@ class FakeKubeAPI:
         meta.setdefault("creationTimestamp", objects.now())
         if res.name == "endpointslices":
             meta["generation"] = old["metadata"].get("generation", 0) + 1 if old else meta.get("generation", 1)
-        if old is not None and "status" not in obj and "status" in old:
-            obj["status"] = copy.deepcopy(old["status"])
         if res.name == "services":
-            self._prepare_service(res, obj, old)
-        if manager and "managedFields" not in meta:
-            sections = [k for k in obj if k != "status"]
-            meta["managedFields"] = [objects.managed_fields_entry(obj, sections, manager=manager,
-                                                                  api_version=res.api_version, time=objects.now())]
-        return objects.ordered(obj)
+            self._prepare_service(res, obj, old, wire)
+        elif old is not None and "status" not in obj and "status" in old:
+            obj["status"] = copy.deepcopy(old["status"])
+        if res.name == "events":
+            _prepare_event(res, obj, old)
+        return _ordered(res, obj)
 
-    def _prepare_service(self, res, obj, old):
+    def _record(self, res, obj, old, manager, sent, decoded=None):
+        """The write in managedFields: the request's entries if it has some, else the stored ones;
+        decoded: the object the manager's fields are read from, if not obj."""
+        meta = obj["metadata"]
+        if _fields.is_reset(sent):
+            base = []
+        else:
+            base = sent or (old or {}).get("metadata", {}).get("managedFields") or []
+        reset = (("f:status",),) if res.name in STATUS_RESET else ()
+        entries = _fields.update(base, old, decoded or obj, resource=res.name, manager=manager,
+                                 api_version=res.api_version, time=objects.now(), reset=reset)
+        if entries:
+            meta["managedFields"] = entries
+        else:
+            meta.pop("managedFields", None)
+
+    def _prepare_service(self, res, obj, old, wire):
         spec = obj.setdefault("spec", {})
+        if wire or "status" not in obj:
+            # PrepareForCreate drops the status; PrepareForUpdate keeps the stored one.
+            obj["status"] = copy.deepcopy(old["status"]) if old is not None else {}
         if old is not None:
+            _drop_type_dependent_fields(obj, old)
             _carry_allocations(spec, old.get("spec", {}))
         _default_service(spec)
-        obj.setdefault("status", {"loadBalancer": {}})
-        if spec["type"] == "ExternalName":
-            return
-        taken = self._taken_node_ports(obj["metadata"])
-        self._check_node_ports(res, obj, taken)
-        self._allocate(spec, taken)
+        obj["status"] = _service_status(obj)
+        if spec["type"] != "ExternalName":
+            taken = self._taken_node_ports(obj["metadata"])
+            self._check_node_ports(res, obj, taken)
+            self._allocate(spec, taken)
+        errors = _validation.service_spec(obj, old)
+        if errors:
+            raise invalid_errors(res, obj["metadata"]["name"], errors)
+
+    def _write_status(self, res, name, namespace, make, manager):
+        """An update through <resource>/<name>/status: make(current typed object) gives the new object,
+        of which only status (and metadata) count; resourceVersion is a precondition."""
+        with self.store.lock:
+            key = self.store.key(res, namespace or "", name)
+            old = self._get_stored(res, name, namespace)
+            new = _strip_type(make(with_type(res, copy.deepcopy(old))), res)
+            wanted = new["metadata"].get("resourceVersion")
+            if wanted and wanted != old["metadata"]["resourceVersion"]:
+                raise conflict(res, name)
+            obj = _status_update(new, old)
+            if res.name == "services":
+                obj["status"] = _service_status(obj)
+                errors = _validation.service_status(obj, old)
+                if errors:
+                    raise invalid_errors(res, name, errors)
+            if manager is not None:
+                entries = _fields.update(old["metadata"].get("managedFields"), old, obj, resource=res.name,
+                                         manager=manager, api_version=res.api_version, time=objects.now(),
+                                         subresource="status", reset=(("f:spec",),))
+                obj["metadata"].pop("managedFields", None)
+                if entries:
+                    obj["metadata"]["managedFields"] = entries
+            obj = _ordered(res, obj)
+            if _unchanged(obj, old):
+                return copy.deepcopy(old)
+            return copy.deepcopy(self.store.write(res, key, obj))
+
+    def _patch(self, res, name, namespace, media, body, manager, wire=True):
+        """A PATCH of the main resource: the patched object goes through the update path."""
+        namespace = namespace if res.namespaced else None
+        with self.store.lock:
+            current = self._get_stored(res, name, namespace)
+            patched = _named_body(_patched(media, res, current, body), name)
+            return self._write(res, patched, namespace, "update", manager=manager, wire=wire)
 
     def _taken_node_ports(self, meta):
         taken = set()
@@ -1536,6 +1965,27 @@ def _last(query, name):
     return values[-1] if values else None
 
 
+def _rule(rule):
+    """A forbid/allow rule as stored: a resource string, or a (verb, resource) tuple."""
+    if isinstance(rule, (list, tuple)):
+        verb, target = rule
+        return (verb, target)
+    return rule
+
+
+def _denied(rules, info):
+    """Whether any rule covers the request: its resource, resource/subresource, or "*", for its verb."""
+    qualified = info.resource + (f".{info.group}" if info.group else "")
+    targets = {"*", info.resource, qualified}
+    if info.subresource:
+        targets |= {f"{info.resource}/{info.subresource}", f"{qualified}/{info.subresource}"}
+    for rule in rules:
+        verb, target = rule if isinstance(rule, tuple) else ("*", rule)
+        if target in targets and verb in ("*", info.verb):
+            return True
+    return False
+
+
 def _parse_limit(value):
     if value in (None, ""):
         return 0
@@ -1579,10 +2029,47 @@ def _parse_body(body):
     return obj
 
 
+def _header(request, name):
+    """A request header by name, whatever its case."""
+    wanted = name.lower()
+    return next((v for k, v in request.headers.items() if k.lower() == wanted), None)
+
+
 def _manager(request):
-    """The field manager a write is recorded under: fieldManager, else the user agent's program."""
-    agent = request.headers.get("User-Agent", "unknown").split("/", 1)[0]
-    return _last(request.query, "fieldManager") or agent or "unknown"
+    """The field manager a write is recorded under: fieldManager, else managerOrUserAgent's
+    prefixFromUserAgent (up to the first "/", printable characters, at most 128 bytes)."""
+    wanted = _last(request.query, "fieldManager")
+    if wanted:
+        return wanted
+    prefix = "".join(c for c in (_header(request, "User-Agent") or "").split("/", 1)[0] if c.isprintable())
+    return prefix.encode()[:128].decode(errors="ignore")
+
+
+def _named_body(obj, name):
+    """obj with the URL's name, or 400 if it names another object."""
+    if obj.get("metadata", {}).get("name", name) != name:
+        raise bad_request(f"the name of the object ({obj['metadata']['name']}) does not match "
+                          f"the name on the URL ({name})")
+    obj.setdefault("metadata", {})["name"] = name
+    return obj
+
+
+def _patch_media(request):
+    try:
+        return _patches.patch_type(_header(request, "Content-Type"))
+    except _patches.PatchError as err:
+        raise patch_error(err) from None
+
+
+def _patched(media, res, current, body):
+    """current (stored, or already typed) patched with body, as the typed object the patch applies to."""
+    try:
+        patched = _patches.apply(media, with_type(res, current), body)
+    except _patches.PatchError as err:
+        raise patch_error(err) from None
+    if not isinstance(patched, dict):
+        raise bad_request(f"the patched object is not a {res.kind}")
+    return patched
 
 
 def _strip_type(obj, res=None):
@@ -1633,8 +2120,11 @@ def _group(group):
 
 def _resource_list(group):
     version = GROUP_VERSIONS.get(group, "v1")
-    return {"groupVersion": f"{group}/{version}" if group else version,
-            "resources": [r.discovery() for r in RESOURCES if r.group == group]}
+    entries = []
+    for res in (r for r in RESOURCES if r.group == group):
+        entries.append(res.discovery())
+        entries += [res.subresource_discovery(sub) for sub in res.subresources]
+    return {"groupVersion": f"{group}/{version}" if group else version, "resources": entries}
 
 
 # ---------------------------------------------------------------- command line

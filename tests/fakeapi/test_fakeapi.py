@@ -6,6 +6,7 @@ import http.client
 import json
 import os
 import pathlib
+import re
 import shutil
 import ssl
 import subprocess
@@ -27,15 +28,18 @@ NODE_NAMES = ["cp-1", "worker-1", "worker-2", "worker-3"]
 
 # ---------------------------------------------------------------- helpers
 
-def call(api, path, *, token=DEFAULT, method="GET", body=None, accept="application/json"):
+def call(api, path, *, token=DEFAULT, method="GET", body=None, accept="application/json",
+         content_type="application/json", user_agent=None):
     """(status, decoded JSON or text) of one HTTPS request to the fake server."""
     conn = _connection(api)
     headers = {"Accept": accept}
     if token is not None:
         headers["Authorization"] = f"Bearer {api.token if token is DEFAULT else token}"
+    if user_agent:
+        headers["User-Agent"] = user_agent
     payload = json.dumps(body) if body is not None else None
     if payload:
-        headers["Content-Type"] = "application/json"
+        headers["Content-Type"] = content_type
     try:
         conn.request(method, path, body=payload, headers=headers)
         response = conn.getresponse()
@@ -234,7 +238,11 @@ def test_discovery_documents_match_the_real_servers(fakeapi, fakeapi_captures_di
     for resource in ours["/api/v1"]["resources"]:
         assert resource == real_resources[resource["name"]]
     real_groups = {g["name"]: g for g in load(fakeapi_captures_dir, "discovery-apis.json")["groups"]}
-    assert [g == real_groups[g["name"]] for g in ours["/apis"]["groups"]] == [True]
+    served = [g["name"] for g in ours["/apis"]["groups"]]
+    assert served == [name for name in real_groups if name in served] == ["events.k8s.io", "discovery.k8s.io"]
+    assert all(g == real_groups[g["name"]] for g in ours["/apis"]["groups"])
+    assert call(fakeapi, "/apis/events.k8s.io/v1") == (200, load(fakeapi_captures_dir, "discovery-events-v1.json"))
+    assert "services/status" in {r["name"] for r in ours["/api/v1"]["resources"]}
     status, group_v1 = call(fakeapi, "/apis/discovery.k8s.io/v1")
     assert [(r["name"], r["kind"], r["namespaced"]) for r in group_v1["resources"]] == [
         ("endpointslices", "EndpointSlice", True)]
@@ -464,6 +472,424 @@ def test_python_writes_bump_resource_versions(fakeapi):
     deleted = fakeapi.delete_service("apps", "lb")
     assert deleted["metadata"]["resourceVersion"] == str(fakeapi.resource_version)
     assert fakeapi.list("services", "apps") == []
+
+
+# ---------------------------------------------------------------- the status subresource of Services
+
+SHOP = "/api/v1/namespaces/shop/services"
+MERGE = "application/merge-patch+json"
+INGRESS = [{"ip": "192.0.2.10", "ipMode": "Proxy", "ports": [{"port": 443, "protocol": "TCP"}]}]
+
+
+def shop_api(api, **spec):
+    """Create shop/api as the recorded one was (kubectl create, LoadBalancer with Local policy)."""
+    body = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "labels": {"app": "api"}},
+            "spec": {"type": "LoadBalancer", "selector": {"app": "api"}, "externalTrafficPolicy": "Local",
+                     "healthCheckNodePort": 32000,
+                     "ports": [{"name": "https", "port": 443, "nodePort": 30443},
+                               {"name": "metrics", "port": 9000, "nodePort": 30900}], **spec}}
+    status, created = call(api, f"{SHOP}?fieldManager=kubectl-create", method="POST", body=body)
+    assert status == 201, created
+    return created
+
+
+def patch_status(api, body, name="api", **kwargs):
+    return call(api, f"{SHOP}/{name}/status", method="PATCH", body=body, content_type=MERGE, **kwargs)
+
+
+def without_times(entries):
+    """managedFields without their times, by manager (writes within a second sort by manager name)."""
+    return sorted(({k: v for k, v in e.items() if k != "time"} for e in entries), key=lambda e: e.get("manager", ""))
+
+
+def test_status_patch_answers_like_the_real_server(fakeapi, fakeapi_captures_dir):
+    expected = load(fakeapi_captures_dir, "service-status-patch.json")
+    created = shop_api(fakeapi)
+    assert created["status"] == {"loadBalancer": {}}
+    status, body = patch_status(fakeapi, {"status": {"loadBalancer": {"ingress": INGRESS}}}, user_agent="curl/8.5.0")
+    assert status == 200
+    assert key_paths(body) == key_paths(expected)
+    assert list(body["metadata"]) == list(expected["metadata"]) and list(body["spec"]) == list(expected["spec"])
+    assert body["status"] == expected["status"]
+    assert without_times(body["metadata"]["managedFields"]) == without_times(expected["metadata"]["managedFields"])
+    assert int(body["metadata"]["resourceVersion"]) == int(created["metadata"]["resourceVersion"]) + 1
+    assert {k: v for k, v in body["spec"].items() if k not in ("clusterIP", "clusterIPs")} == {
+        k: v for k, v in expected["spec"].items() if k not in ("clusterIP", "clusterIPs")}
+    assert call(fakeapi, f"{SHOP}/api/status") == (200, body) and call(fakeapi, f"{SHOP}/api") == (200, body)
+
+
+def test_status_errors_are_the_real_servers(fakeapi, fakeapi_captures_dir):
+    current = shop_api(fakeapi)
+    fakeapi.add_token("viewer-token", "viewer", forbidden=[("patch", "services/status")])
+    stale = {"metadata": {"resourceVersion": str(int(current["metadata"]["resourceVersion"]) - 1)},
+             "status": {"loadBalancer": {"ingress": INGRESS}}}
+    bogus = {"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.10", "ipMode": "Bogus"}]}}}
+    cases = {
+        "error-409-status-conflict.json": ("api", stale, DEFAULT),
+        "error-422-status-invalid.json": ("api", bogus, DEFAULT),
+        "error-404-status-missing.json": ("nope", bogus, DEFAULT),
+        "error-403-status-forbidden.json": ("api", bogus, "viewer-token"),
+    }
+    for name, (service, body, token) in cases.items():
+        expected = load(fakeapi_captures_dir, name)
+        assert patch_status(fakeapi, body, service, token=token) == (expected["code"], expected), name
+    assert call(fakeapi, f"{SHOP}/api", token="viewer-token")[0] == 200
+    assert fakeapi.get("services", "api", "shop") == {"kind": "Service", "apiVersion": "v1", **current}
+    status, body = call(fakeapi, f"{SHOP}/api/status", method="PATCH", body=bogus, content_type="text/plain")
+    assert (status, body["reason"], "details" in body) == (415, "UnsupportedMediaType", False)
+    assert body["message"] == ("the body of the request was in an unknown format - accepted media types include: "
+                               "application/json-patch+json, application/merge-patch+json, "
+                               "application/strategic-merge-patch+json, application/apply-patch+yaml")
+    assert call(fakeapi, f"{SHOP}/api/status", method="POST", body=bogus)[1]["reason"] == "MethodNotAllowed"
+    assert call(fakeapi, f"{SHOP}/api/proxy")[0] == 404
+
+
+@pytest.mark.parametrize("ingress, spec, errors", [
+    ([{"ip": "192.0.2.10", "ipMode": "Bogus"}], {},
+     [("FieldValueNotSupported", "status.loadBalancer.ingress[0].ipMode",
+       'Unsupported value: "Bogus": supported values: "Proxy", "VIP"')]),
+    ([{"hostname": "lb.example.com", "ipMode": "Proxy"}], {},
+     [("FieldValueForbidden", "status.loadBalancer.ingress[0].ipMode",
+       "Forbidden: may not be specified when `ip` is not set")]),
+    ([{"ip": "192.0.2.10"}, {"ip": "not-an-ip"}], {},
+     [("FieldValueInvalid", "status.loadBalancer.ingress[1].ip",
+       'Invalid value: "not-an-ip": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)')]),
+    ([{"ip": "192.0.2.010"}], {},
+     [("FieldValueInvalid", "status.loadBalancer.ingress[0].ip",
+       'Invalid value: "192.0.2.010": must not have leading 0s')]),
+    ([{"hostname": "192.0.2.10"}], {},
+     [("FieldValueInvalid", "status.loadBalancer.ingress[0].hostname",
+       'Invalid value: "192.0.2.10": must be a DNS name, not an IP address')]),
+    ([{"ip": "192.0.2.10"}], {"type": "NodePort"},
+     [("FieldValueForbidden", "status.loadBalancer.ingress",
+       "Forbidden: may only be used when `spec.type` is 'LoadBalancer'")]),
+])
+def test_status_is_validated_as_the_real_server_does(fakeapi, ingress, spec, errors):
+    if spec:
+        body = {"metadata": {"name": "api"}, "spec": {"ports": [{"port": 80}], **spec}}
+        assert call(fakeapi, SHOP, method="POST", body=body)[0] == 201
+    else:
+        shop_api(fakeapi)
+    status, body = patch_status(fakeapi, {"status": {"loadBalancer": {"ingress": ingress}}})
+    assert (status, body["reason"]) == (422, "Invalid")
+    assert [(c["reason"], c["field"], c["message"]) for c in body["details"]["causes"]] == errors
+    field, message = errors[0][1:]
+    assert body["message"] == f'Service "api" is invalid: {field}: {message}'
+
+
+def test_status_writes_change_only_status_and_metadata(fakeapi):
+    shop_api(fakeapi)
+    body = {"metadata": {"labels": {"app": "api", "seen": "yes"}}, "spec": {"type": "ClusterIP"},
+            "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.10", "ports": [{"port": 1, "protocol": "HTTP"}]},
+                                                    {"hostname": "api.example.com"}]}}}
+    status, patched = patch_status(fakeapi, body)
+    assert (status, patched["spec"]["type"], patched["metadata"]["labels"]["seen"]) == (200, "LoadBalancer", "yes")
+    # ipMode defaults to VIP for an ip; the ports of an ingress are not validated by a real server
+    assert patched["status"]["loadBalancer"]["ingress"] == [
+        {"ip": "192.0.2.10", "ipMode": "VIP", "ports": [{"port": 1, "protocol": "HTTP"}]},
+        {"hostname": "api.example.com"}]
+    replaced = {**patched, "spec": {**patched["spec"], "type": "NodePort"}, "status": {"loadBalancer": {}}}
+    status, put = call(fakeapi, f"{SHOP}/api/status", method="PUT", body=replaced)
+    assert (status, put["spec"]["type"], put["status"]) == (200, "LoadBalancer", {"loadBalancer": {}})
+    # A status sent to the main resource is the server's: kept on update, dropped on create.
+    body = {"metadata": {"annotations": {"a": "b"}}, "status": {"loadBalancer": {"ingress": INGRESS}}}
+    status, main = call(fakeapi, f"{SHOP}/api", method="PATCH", content_type=MERGE, body=body)
+    assert (status, main["metadata"]["annotations"], main["status"]) == (200, {"a": "b"}, {"loadBalancer": {}})
+    status, created = call(fakeapi, SHOP, method="POST", body={
+        "metadata": {"name": "web"}, "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]},
+        "status": {"loadBalancer": {"ingress": INGRESS}}})
+    assert (status, created["status"]) == (201, {"loadBalancer": {}})
+
+
+def test_status_owners_move_between_field_managers(fakeapi):
+    shop_api(fakeapi)
+    status, first = call(fakeapi, f"{SHOP}/api/status?fieldManager=metallb", method="PATCH", content_type=MERGE,
+                         body={"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}}})
+    assert status == 200
+    assert fakeapi.field_owners("services", "api", "shop", "status.loadBalancer.ingress") == ["metallb"]
+    status, second = call(fakeapi, f"{SHOP}/api/status?fieldManager=portico", method="PATCH", content_type=MERGE,
+                          body={"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.20"}]}}})
+    entries = fakeapi.managed_fields("services", "api", "shop")
+    assert [(e["manager"], e.get("subresource")) for e in entries] == [("kubectl-create", None), ("portico", "status")]
+    assert entries[1]["fieldsV1"] == {"f:status": {"f:loadBalancer": {"f:ingress": {}}}}
+    assert fakeapi.field_owners("services", "api", "shop", "status.loadBalancer.ingress") == ["portico"]
+    assert fakeapi.field_owners("services", "api", "shop", "spec.type") == ["kubectl-create"]
+    # The same status again changes nothing: no new resourceVersion, managedFields as they were.
+    status, same = call(fakeapi, f"{SHOP}/api/status?fieldManager=other", method="PATCH", content_type=MERGE,
+                        body={"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.20", "ipMode": "VIP"}]}}})
+    assert (status, same) == (200, second)
+    # Removing the ingress leaves an empty loadBalancer, and nobody owns it any more.
+    status, removed = call(fakeapi, f"{SHOP}/api/status?fieldManager=portico", method="PATCH", content_type=MERGE,
+                           body={"status": {"loadBalancer": {"ingress": None}}})
+    assert (status, removed["status"]) == (200, {"loadBalancer": {}})
+    assert [e["manager"] for e in removed["metadata"]["managedFields"]] == ["kubectl-create"]
+    assert int(removed["metadata"]["resourceVersion"]) == int(second["metadata"]["resourceVersion"]) + 1
+    # Without fieldManager, the User-Agent's program is the manager.
+    patch_status(fakeapi, {"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.30"}]}}},
+                 user_agent="OpenAPI-Generator/37.0.2/python")
+    assert fakeapi.field_owners("services", "api", "shop", "status.loadBalancer.ingress") == ["OpenAPI-Generator"]
+    assert first["metadata"]["uid"] == removed["metadata"]["uid"]
+
+
+def test_status_changes_reach_watches(fakeapi_certdir):
+    with FakeKubeAPI(fakeapi_certdir, watch=True) as api:
+        rv = shop_api(api)["metadata"]["resourceVersion"]
+        patch_status(api, {"status": {"loadBalancer": {"ingress": INGRESS}}})
+        patch_status(api, {"status": {"loadBalancer": {"ingress": INGRESS}}})
+        patch_status(api, {"metadata": {"annotations": {"x": "y"}}})
+        conn = _connection(api)
+        conn.request("GET", f"{SHOP}?watch=1&resourceVersion={rv}&timeoutSeconds=1",
+                     headers={"Authorization": f"Bearer {api.token}"})
+        events = [json.loads(line) for line in conn.getresponse().read().splitlines()]
+        conn.close()
+    assert [e["type"] for e in events] == ["MODIFIED", "MODIFIED"]
+    assert events[0]["object"]["status"]["loadBalancer"]["ingress"] == INGRESS
+    assert events[1]["object"]["metadata"]["annotations"] == {"x": "y"}
+
+
+def test_python_client_patches_the_status(fakeapi):
+    from kubernetes import client
+    shop_api(fakeapi)
+    with core_api(fakeapi) as api_client:
+        core = client.CoreV1Api(api_client)
+        patched = core.patch_namespaced_service_status("api", "shop",
+                                                       {"status": {"loadBalancer": {"ingress": INGRESS}}})
+        assert [(i.ip, i.ip_mode) for i in patched.status.load_balancer.ingress] == [("192.0.2.10", "Proxy")]
+        request = api_client.param_serialize(
+            method="PATCH", resource_path="/api/v1/namespaces/{namespace}/services/{name}/status",
+            path_params={"namespace": "shop", "name": "api"}, query_params=[("fieldManager", "portico-sync")],
+            header_params={"Accept": "application/json", "Content-Type": MERGE},
+            body={"metadata": {"resourceVersion": patched.metadata.resource_version},
+                  "status": {"loadBalancer": {"ingress": None}}}, auth_settings=["BearerToken"])
+        response = api_client.call_api(*request)
+        assert (response.status, json.loads(response.read())["status"]) == (200, {"loadBalancer": {}})
+    patches = [(r.headers.get("Content-Type"), r.status) for r in fakeapi.requests if r.method == "PATCH"]
+    assert patches == [("application/strategic-merge-patch+json", 200), (MERGE, 200)]
+    entries = fakeapi.managed_fields("services", "api", "shop")
+    assert [(e["manager"], e.get("subresource")) for e in entries] == [("kubectl-create", None)]
+
+
+def test_forbid_and_allow_rules(fakeapi):
+    shop_api(fakeapi)
+    ingress = {"status": {"loadBalancer": {"ingress": INGRESS}}}
+    fakeapi.add_token("t", "bob")
+    fakeapi.forbid("t", "services/status")
+    assert (call(fakeapi, f"{SHOP}/api/status", token="t")[0], call(fakeapi, f"{SHOP}/api", token="t")[0]) == (403, 200)
+    fakeapi.allow("t", "services/status")
+    fakeapi.forbid("t", ["patch", "services/status"], ("create", "events.events.k8s.io"))
+    assert call(fakeapi, f"{SHOP}/api/status", token="t")[0] == 200
+    assert patch_status(fakeapi, ingress, token="t")[0] == 403
+    status, body = call(fakeapi, "/apis/events.k8s.io/v1/namespaces/shop/events", method="POST", token="t",
+                        body={"metadata": {"name": "x"}})
+    assert (status, body["message"], body["details"]) == (403, (
+        'events.events.k8s.io is forbidden: User "bob" cannot create resource "events" in API group '
+        '"events.k8s.io" in the namespace "shop"'), {"group": "events.k8s.io", "kind": "events"})
+    assert call(fakeapi, "/apis/events.k8s.io/v1/namespaces/shop/events", token="t")[0] == 200
+    fakeapi.allow("t", ("patch", "services/status"))
+    fakeapi.forbid("t", "services")
+    assert patch_status(fakeapi, ingress, token="t")[0] == 403
+    fakeapi.allow("t", "services")
+    assert patch_status(fakeapi, ingress, token="t")[0] == 200
+
+
+@needs_kubectl
+def test_kubectl_shows_the_external_ip_after_a_status_patch(fakeapi, fakeapi_kubeconfig, tmp_path):
+    cluster_ip = shop_api(fakeapi)["spec"]["clusterIP"]
+    result = kubectl(fakeapi_kubeconfig, tmp_path, "get", "svc", "-n", "shop")
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()]
+    assert rows[0][:5] == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"]
+    assert rows[1][:5] == ["api", "LoadBalancer", cluster_ip, "<pending>", "443:30443/TCP,9000:30900/TCP"]
+    result = kubectl(fakeapi_kubeconfig, tmp_path, "patch", "svc", "api", "-n", "shop", "--subresource=status",
+                     "--type=merge", "-p", json.dumps({"status": {"loadBalancer": {"ingress": INGRESS}}}))
+    assert result.returncode == 0, result.stderr
+    result = kubectl(fakeapi_kubeconfig, tmp_path, "get", "svc", "api", "-n", "shop")
+    assert result.stdout.splitlines()[1].split()[:4] == ["api", "LoadBalancer", cluster_ip, "192.0.2.10"]
+    assert fakeapi.field_owners("services", "api", "shop", "status.loadBalancer.ingress") == ["kubectl-patch"]
+    assert call(fakeapi, EVENTS, method="POST", body=event_body())[0] == 201
+    result = kubectl(fakeapi_kubeconfig, tmp_path, "get", "events", "-n", "shop")
+    assert result.returncode == 0, result.stderr
+    rows = [re.split(r"\s{2,}", line.strip()) for line in result.stdout.splitlines()]
+    assert rows[0] == ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    assert [row[1:] for row in rows[1:]] == [["Normal", "AddressAssigned", "service/api",
+                                              "assigned 192.0.2.10 from pool default"]]
+
+
+# ---------------------------------------------------------------- Service spec rules and patches
+
+def test_load_balancer_class_rules(fakeapi):
+    shop_api(fakeapi, loadBalancerClass="portico.io/haproxy")
+    cases = [
+        ({"spec": {"loadBalancerClass": "other.io/lb"}},
+         'spec.loadBalancerClass: Invalid value: "other.io/lb": may not change once set'),
+        ({"spec": {"loadBalancerClass": None}},
+         'spec.loadBalancerClass: Invalid value: "null": may not change once set'),
+        ({"spec": {"type": "ClusterIP", "loadBalancerClass": "other.io/lb"}},
+         "spec.loadBalancerClass: Forbidden: may only be used when `type` is 'LoadBalancer'"),
+    ]
+    for patch, message in cases:
+        status, body = call(fakeapi, f"{SHOP}/api", method="PATCH", body=patch, content_type=MERGE)
+        assert (status, body["message"]) == (422, f'Service "api" is invalid: {message}'), patch
+    spec = {"type": "LoadBalancer", "loadBalancerClass": "portico.io/", "ports": [{"port": 80}]}
+    status, body = call(fakeapi, SHOP, method="POST", body={"metadata": {"name": "bad"}, "spec": spec})
+    assert (status, body["details"]["causes"][0]["field"]) == (422, "spec.loadBalancerClass")
+    assert body["details"]["causes"][0]["message"].startswith(
+        'Invalid value: "portico.io/": name part must be non-empty')
+    status, body = call(fakeapi, SHOP, method="POST", body={
+        "metadata": {"name": "bad"}, "spec": {"loadBalancerClass": "portico.io/haproxy", "ports": [{"port": 80}]}})
+    assert body["message"] == ("Service \"bad\" is invalid: spec.loadBalancerClass: Forbidden: may only be used when "
+                               "`type` is 'LoadBalancer'")
+
+
+def test_a_type_change_drops_what_depended_on_the_type(fakeapi):
+    shop_api(fakeapi, loadBalancerClass="portico.io/haproxy", loadBalancerIP="192.0.2.99")
+    fakeapi.patch_status("services", "api", "shop", {"status": {"loadBalancer": {"ingress": INGRESS}}},
+                         manager="portico")
+    status, body = call(fakeapi, f"{SHOP}/api", method="PATCH", body={"spec": {"type": "NodePort"}}, content_type=MERGE,
+                        user_agent="kubectl-patch/v1.36")
+    assert status == 200, body
+    spec = body["spec"]
+    assert (spec["type"], body["status"]) == ("NodePort", {"loadBalancer": {}})
+    for dropped in ("loadBalancerClass", "allocateLoadBalancerNodePorts", "healthCheckNodePort"):
+        assert dropped not in spec, dropped
+    assert ([p["nodePort"] for p in spec["ports"]], spec["externalTrafficPolicy"]) == ([30443, 30900], "Local")
+    assert spec["loadBalancerIP"] == "192.0.2.99"
+    assert fakeapi.field_owners("services", "api", "shop", "spec.type") == ["kubectl-patch"]
+    status, body = call(fakeapi, f"{SHOP}/api", method="PATCH", body={"spec": {"type": "ClusterIP"}},
+                        content_type=MERGE)
+    assert (status, [p.get("nodePort") for p in body["spec"]["ports"]]) == (200, [None, None])
+    assert "externalTrafficPolicy" not in body["spec"]
+
+
+def test_patch_types_of_the_main_resource(fakeapi):
+    shop_api(fakeapi)
+    path = f"{SHOP}/api"
+    status, body = call(fakeapi, path, method="PATCH", content_type="application/strategic-merge-patch+json",
+                        body={"spec": {"ports": [{"port": 9000, "name": "prom"}]}})
+    assert status == 200 and [(p["port"], p["name"], p["nodePort"]) for p in body["spec"]["ports"]] == [
+        (443, "https", 30443), (9000, "prom", 30900)]
+    status, body = call(fakeapi, path, method="PATCH", content_type="application/json-patch+json", body=[
+        {"op": "add", "path": "/metadata/annotations", "value": {"portico.io/balance": "leastconn"}},
+        {"op": "test", "path": "/spec/type", "value": "LoadBalancer"}])
+    assert (status, body["metadata"]["annotations"]) == (200, {"portico.io/balance": "leastconn"})
+    status, body = call(fakeapi, path, method="PATCH", content_type="application/json-patch+json",
+                        body=[{"op": "remove", "path": "/spec/nope"}])
+    assert (status, body["reason"]) == (422, "Invalid")
+    status, body = call(fakeapi, path, method="PATCH", content_type="application/apply-patch+yaml", body={})
+    assert (status, body["reason"]) == (415, "UnsupportedMediaType")
+    status, body = call(fakeapi, path, method="PATCH", content_type=MERGE, body={"metadata": {"name": "other"}})
+    assert (status, body["reason"]) == (400, "BadRequest")
+    node = fakeapi.add_node(objects.node("n1"))
+    precondition = {"metadata": {"resourceVersion": node["metadata"]["resourceVersion"]}}
+    status, body = call(fakeapi, "/api/v1/nodes/n1", method="PATCH", content_type=MERGE,
+                        body={"spec": {"unschedulable": True}, **precondition})
+    assert (status, body["spec"]["unschedulable"]) == (200, True)
+    status, body = call(fakeapi, "/api/v1/nodes/n1", method="PATCH", content_type=MERGE, body=precondition)
+    assert (status, body["reason"]) == (409, "Conflict")
+
+
+# ---------------------------------------------------------------- events.k8s.io/v1
+
+EVENTS = "/apis/events.k8s.io/v1/namespaces/shop/events"
+
+
+def event_body(**changes):
+    body = {"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"generateName": "api-"},
+            "eventTime": "2026-12-01T21:00:00.000000Z", "reportingController": "portico.io/haproxy",
+            "reportingInstance": "portico-sync", "action": "AssignAddress", "reason": "AddressAssigned",
+            "regarding": {"apiVersion": "v1", "kind": "Service", "namespace": "shop", "name": "api"},
+            "note": "assigned 192.0.2.10 from pool default", "type": "Normal"}
+    body.update(changes)
+    return body
+
+
+def test_events_answer_like_the_real_server(fakeapi, fakeapi_captures_dir):
+    expected = load(fakeapi_captures_dir, "event-create.json")
+    status, created = call(fakeapi, EVENTS, method="POST", body=event_body(), user_agent="curl/8.5.0")
+    assert status == 201
+    assert list(created) == list(expected) and list(created["metadata"]) == list(expected["metadata"])
+    assert key_paths(created) == key_paths(expected)
+    assert {**created, "metadata": None} == {**expected, "metadata": None}
+    assert without_times(created["metadata"]["managedFields"]) == without_times(expected["metadata"]["managedFields"])
+    name = created["metadata"]["name"]
+    assert re.fullmatch(r"api-[bcdfghjklmnpqrstvwxz2456789]{5}", name)
+    invalid = load(fakeapi_captures_dir, "error-422-event-invalid.json")
+    status, body = call(fakeapi, EVENTS, method="POST", body=event_body(metadata={"generateName": "api."}))
+    assert (status, body["details"]["causes"]) == (422, invalid["details"]["causes"])
+    generated = body["details"]["name"]
+    assert re.fullmatch(r"api\.[bcdfghjklmnpqrstvwxz2456789]{5}", generated)
+    assert json.loads(json.dumps(body).replace(generated, "api.4jpml")) == invalid
+    assert call(fakeapi, f"{EVENTS}/{name}") == (200, created)
+    status, listed = call(fakeapi, EVENTS)
+    assert (status, listed["kind"], names(listed["items"])) == (200, "EventList", [name])
+    again = event_body(metadata={"name": name})
+    status, body = call(fakeapi, EVENTS, method="POST", body=again)
+    assert (status, body["reason"]) == (409, "AlreadyExists")
+    assert body["message"] == f'events.events.k8s.io "{name}" already exists'
+    assert body["details"] == {"name": name, "group": "events.k8s.io", "kind": "events"}
+    assert [e["metadata"]["name"] for e in fakeapi.events("shop", regarding="api", reason="AddressAssigned")] == [name]
+    assert fakeapi.events("shop", regarding=("Service", "web")) == []
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"reportingController": None, "action": "", "type": "Info"},
+     "[reportingController: Required value, reportingController: Invalid value: \"\": name part must be non-empty, "
+     "reportingController: Invalid value: \"\": name part must consist of alphanumeric characters, '-', '_' or "
+     "'.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', "
+     "regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]'), action: Required value, "
+     "type: Invalid value: \"\": has invalid value: Info]"),
+    ({"note": "x" * 1025, "reportingInstance": "i" * 129},
+     "[reportingInstance: Invalid value: \"\": can have at most 128 characters, "
+     "message: Invalid value: \"\": can have at most 1024 characters]"),
+    ({"eventTime": None}, "eventTime: Required value"),
+    ({"regarding": {"kind": "Node", "name": "worker-1"}},
+     'involvedObject.namespace: Invalid value: "": does not match event.namespace'),
+    ({"deprecatedCount": 3, "deprecatedSource": {"component": "x"}},
+     '[count: Invalid value: "": needs to be unset, source: Invalid value: "": needs to be unset]'),
+])
+def test_events_are_validated_as_the_real_server_does(fakeapi, changes, message):
+    status, body = call(fakeapi, EVENTS, method="POST", body=event_body(metadata={"name": "api.1"}, **changes))
+    assert (status, body["reason"], body["details"]["kind"]) == (422, "Invalid", "Event")
+    assert body["message"] == f'Event "api.1" is invalid: {message}'
+
+
+def test_event_times_are_micro_times(fakeapi):
+    status, body = call(fakeapi, EVENTS, method="POST", body=event_body(eventTime="2026-12-01T21:00:00Z"))
+    assert (status, body["reason"]) == (400, "BadRequest")
+    assert body["message"] == ('Event in version "v1" cannot be handled as a Event: parsing time '
+                               '"2026-12-01T21:00:00Z" as "2006-01-02T15:04:05.000000Z07:00": cannot parse "Z" as '
+                               '".000000"')
+    status, body = call(fakeapi, EVENTS, method="POST", body=event_body(eventTime="2026-12-01T22:00:00.5+01:00"))
+    assert status == 400
+    status, body = call(fakeapi, EVENTS, method="POST", body=event_body(eventTime="2026-12-01T22:00:00.500000+01:00"))
+    assert (status, body["eventTime"]) == (201, "2026-12-01T21:00:00.500000Z")
+
+
+def test_python_client_creates_events(fakeapi):
+    import datetime
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+    when = datetime.datetime(2026, 12, 1, 21, 0, 0, 250000, tzinfo=datetime.timezone.utc)
+    event = client.EventsV1Event(
+        metadata=client.V1ObjectMeta(name="api.portico-1", namespace="shop"), event_time=when,
+        reporting_controller="portico.io/haproxy", reporting_instance="portico-sync", action="AssignAddress",
+        reason="AddressAssigned", note="assigned 192.0.2.10", type="Normal",
+        regarding=client.V1ObjectReference(api_version="v1", kind="Service", namespace="shop", name="api"))
+    with core_api(fakeapi) as api_client:
+        events = client.EventsV1Api(api_client)
+        created = events.create_namespaced_event("shop", event)
+        assert (created.metadata.name, created.event_time, created.deprecated_source) == (
+            "api.portico-1", when, client.V1EventSource())
+        assert [e.reason for e in events.list_namespaced_event("shop").items] == ["AddressAssigned"]
+        with pytest.raises(ApiException) as caught:
+            events.create_namespaced_event("shop", event)
+        assert caught.value.status == 409
+        event.metadata.name, event.reporting_controller = "api.portico-2", "not a name!"
+        with pytest.raises(ApiException) as caught:
+            events.create_namespaced_event("shop", event)
+    assert caught.value.status == 422
+    assert json.loads(caught.value.body)["details"]["causes"][0]["field"] == "reportingController"
+    assert fakeapi.managed_fields("events", "api.portico-1", "shop")[0]["manager"] == "OpenAPI-Generator"
 
 
 # ---------------------------------------------------------------- faults
