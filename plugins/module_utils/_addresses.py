@@ -299,13 +299,15 @@ def status_entry(service, address=None, pool=None, ports=(), reason=None):
     before = current_ips(service)
     if address is None and not (ours and current) and reason is None:
         return None
+    key = None
     if address is None:
         # another controller's status is left alone
         desired = [] if ours else current
-        if reason and before and ours:
-            event = ('AddressReleased', 'Normal', 'released %s: %s' % (', '.join(before), reason))
-        elif reason:
-            event = ('AddressRefused', 'Warning', 'no address: %s' % reason)
+        if reason:
+            # one news whether or not an address was let go with it, so the next run tells it no more
+            key = 'refused: %s' % reason
+            released = '; released %s' % ', '.join(before) if before and ours else ''
+            event = ('AddressRefused', 'Warning', 'no address: %s%s' % (reason, released))
         else:
             event = ('AddressReleased', 'Normal', 'released %s' % ', '.join(before))
     elif before and before != [address]:
@@ -326,5 +328,6 @@ def status_entry(service, address=None, pool=None, ports=(), reason=None):
         'current': current,
         'ingress': desired,
         'write': desired != current,
-        'event': None if event is None else {'reason': event[0], 'type': event[1], 'note': event[2]},
+        'event': None if event is None else {'reason': event[0], 'type': event[1], 'note': event[2],
+                                             'key': key or event[2]},
     }

@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import hashlib
+import json
 import time
 
 from ansible_collections.portico.k8s.plugins.module_utils._addresses import FIELD_MANAGER
@@ -32,9 +33,9 @@ def status_patch(entry):
 
 
 def event_name(entry):
-    """A name made of the Service, the reason and the note: the same news is posted once (409 after)."""
+    """A name made of the Service and its news: the same news is posted once (409 after)."""
     event = entry['event']
-    text = '%s\n%s\n%s\n%s' % (entry.get('uid'), event['reason'], event['note'], entry.get('address'))
+    text = '%s\n%s\n%s\n%s' % (entry.get('uid'), event['reason'], event.get('key') or event['note'], entry.get('address'))
     return '%s.portico-%s' % (entry['name'], hashlib.sha256(text.encode('utf-8')).hexdigest()[:16])
 
 
@@ -66,6 +67,23 @@ def event_object(entry, instance, now):
 
 def _message(answer):
     return answer.get('message') or answer.get('reason') or 'no message'
+
+
+def diffs(entries):
+    """Ansible diffs of the statuses that change, with the Event each would post as a comment."""
+    found = []
+    for entry in entries:
+        if not entry.get('write') and not entry.get('event'):
+            continue
+        event = entry.get('event')
+        note = '# Event %s (%s): %s\n' % (event['reason'], event['type'], event['note']) if event else ''
+        found.append({
+            'before_header': '%s status.loadBalancer.ingress' % entry['service'],
+            'after_header': '%s status.loadBalancer.ingress' % entry['service'],
+            'before': json.dumps(entry.get('current') or [], indent=2, sort_keys=True) + '\n',
+            'after': note + json.dumps(entry['ingress'] if entry.get('write') else entry.get('current') or [],
+                                       indent=2, sort_keys=True) + '\n'})
+    return found
 
 
 def unconfirmed(hosts, confirmed):

@@ -59,7 +59,8 @@ attributes:
     details: In check mode it writes nothing to the cluster and returns the status and Events it would write.
   diff_mode:
     description: Will return details on what has changed when in diff mode.
-    support: none
+    support: full
+    details: Each Service's status before and after, with the Event it posts.
   idempotent:
     description: A second run on the same cluster state writes nothing.
     support: full
@@ -128,7 +129,7 @@ from ansible_collections.portico.k8s.plugins.module_utils._client import (
     KubeError,
     connection_argument_spec,
 )
-from ansible_collections.portico.k8s.plugins.module_utils._status import StatusWriter, unconfirmed
+from ansible_collections.portico.k8s.plugins.module_utils._status import StatusWriter, diffs, unconfirmed
 
 
 def main():
@@ -172,6 +173,9 @@ def main():
     for failure in writer.failed:
         module.warn('%s: %s' % (failure['service'], failure['reason']))
     result.update(changed=writer.changed, written=writer.written, events=writer.events, failed=writer.failed)
+    if module._diff and writer.changed:
+        told = set(e['service'] for e in writer.events) | set(w['service'] for w in writer.written)
+        result['diff'] = diffs([entry for entry in entries if entry['service'] in told])
     module.exit_json(**result)
 
 

@@ -267,7 +267,8 @@ def test_a_service_that_leaves_the_class_has_the_status_portico_wrote_removed():
     theirs = dict(lb('theirs', ingress=status, manager='other-controller'), load_balancer_class='other.io/lb')
     model = _model.build_model([node()], [gone, theirs], {'address_pools': POOLS})
     assert [(e['service'], e['ingress'], e['write'], e['event']) for e in model['load_balancers']] == [
-        ('shop/gone', [], True, {'reason': 'AddressReleased', 'type': 'Normal', 'note': 'released 192.0.2.1'})]
+        ('shop/gone', [], True, {'reason': 'AddressReleased', 'type': 'Normal', 'note': 'released 192.0.2.1',
+                                     'key': 'released 192.0.2.1'})]
 
 
 def test_a_refused_service_is_excluded_and_a_warning_event_says_why():
