@@ -21,7 +21,7 @@ from ansible_collections.portico.k8s.plugins.module_utils._addresses import FIEL
 REPORTING_CONTROLLER = 'portico.io/haproxy-sync'
 ACTIONS = {'AddressAssigned': 'AssignAddress', 'AddressChanged': 'ChangeAddress',
            'AddressReleased': 'ReleaseAddress', 'AddressRefused': 'RefuseAddress'}
-# events.k8s.io/v1 limits: a note of at most 1 kB, an instance of at most 128 characters
+# events.k8s.io/v1 limits: a note of at most 1 kB (bytes), an instance of at most 128 characters
 _NOTE_LIMIT = 1024
 _INSTANCE_LIMIT = 128
 
@@ -59,7 +59,7 @@ def event_object(entry, instance, now):
         'reportingInstance': (instance or 'portico')[:_INSTANCE_LIMIT],
         'action': ACTIONS[event['reason']],
         'reason': event['reason'],
-        'note': event['note'][:_NOTE_LIMIT],
+        'note': event['note'].encode('utf-8')[:_NOTE_LIMIT].decode('utf-8', 'ignore'),
         'type': event['type'],
         'regarding': regarding,
     }
