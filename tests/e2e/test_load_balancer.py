@@ -189,3 +189,27 @@ def test_without_a_pool_the_services_of_the_class_are_refused_with_a_warning_eve
     # the same news is not told twice: the Event's name is taken (409), nothing is written
     assert lab.writes() == []
     lab.write_inventory()
+
+
+def test_without_rbac_for_status_the_sync_serves_and_says_once_that_it_cannot_write(lab):
+    lab.api.add_token('reader', 'system:serviceaccount:portico:reader',
+                      forbidden=[('patch', 'services/status'), ('create', 'events')])
+    lab.api.delete('services', 'shop', 'shop')
+    lab.api.create(load_balancer_service('late', 8443, lab.node_ports[2], created='2026-11-04T00:00:00Z'))
+    result, recap = lab.sync(token='reader')
+    assert lab.status('late') == {} and lab.status('api') == {}
+    said = ' '.join((result.stdout + result.stderr).split())
+    assert said.count('cannot write the status of LoadBalancer services (403 Forbidden') == 1
+    assert 'grant "patch" on "services/status"' in said
+    # served all the same, on the address it will get once its status can be written
+    expect('127.0.5.2', 8443, lab.node_ports[2])
+
+
+def test_a_run_limited_to_some_load_balancers_writes_no_status(lab):
+    result, recap = lab.sync('--limit', 'lb-1,localhost')
+    assert lab.status('late') == {}
+    said = ' '.join((result.stdout + result.stderr).split())
+    assert "load balancer(s) lb-2 did not install and verify this run's configuration" in said
+    result, recap = lab.sync()
+    assert lab.status('late') == {'ingress': ingress('127.0.5.2', 8443)}
+    assert lab.status('api') == {'ingress': ingress('127.0.5.1', 80)}
