@@ -271,3 +271,34 @@ def test_a_wrong_token_is_retried_not_fatal(watchapi, run_source):
     source.run_for(1.0)
     assert not source.task.done()
     assert all(w.failures >= 2 and not w.lists for w in source.source.watchers)
+
+
+def _patch_status(api, name, manager, address):
+    """A status write over HTTP, as a load balancer controller (or kubectl) sends it."""
+    from ansible_collections.portico.k8s.plugins.module_utils._client import KubeClient
+    client = KubeClient({'host': api.url, 'api_key': api.token, 'ca_cert': str(api.ca_path)})
+    try:
+        body = {'status': {'loadBalancer': {'ingress': [{'ip': address, 'ipMode': 'Proxy',
+                                                         'ports': [{'port': 443, 'protocol': 'TCP'}]}]}}}
+        code, answer = client.write('PATCH', '/api/v1/namespaces/{namespace}/services/{name}/status',
+                                    {'namespace': 'shop', 'name': name}, body, 'application/merge-patch+json',
+                                    [('fieldManager', manager)])
+        assert code == 200, answer
+    finally:
+        client.close()
+
+
+def test_portico_writing_a_status_makes_no_event_but_another_writer_does(watchapi, run_source):
+    cluster(watchapi)
+    watchapi.add_service(objects.service('edge', 'shop', type='LoadBalancer', load_balancer_class='portico.io/haproxy',
+                                         ports=[objects.service_port(443, name='https')]))
+    source = run_source(watchapi)
+    _patch_status(watchapi, 'edge', 'portico', '192.0.2.10')
+    assert source.run_until(lambda: all(w.resource_version == str(watchapi.resource_version)
+                                        for w in source.source.watchers))
+    source.run_for(1.0)
+    assert source.events() == []
+    _patch_status(watchapi, 'edge', 'kubectl-edit', '192.0.2.99')
+    assert source.run_until(lambda: not source.queue.empty(), timeout=5)
+    source.run_for(0.5)
+    assert source.events() == [{'reason': 'change', 'changes': 1, 'kinds': ['Service']}]
