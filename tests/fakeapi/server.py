@@ -164,8 +164,8 @@ BY_NAME = {r.name: r for r in RESOURCES}
 BY_PATH = {(r.group, r.version, r.name): r for r in RESOURCES}
 # In the order /apis lists them on a real server.
 GROUP_VERSIONS = {"events.k8s.io": "v1", "discovery.k8s.io": "v1"}
-# Fields a write through the main resource cannot set (the strategies' GetResetFields).
-STATUS_RESET = {"services", "nodes", "namespaces"}
+# Resources whose status a write through the main resource cannot set (GetResetFields), as served here.
+STATUS_RESET = {"services"}
 # The real alphabet of generated name suffixes (utilrand), and their length.
 NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
@@ -1078,12 +1078,16 @@ def _service_status(obj):
     """A Service's status as the typed object has it: loadBalancer always there, no empty ingress,
     ipMode defaulted to VIP for an ip on a LoadBalancer, keys in Go's order."""
     status = obj.get("status") or {}
-    if not isinstance(status, dict) or not isinstance(status.get("loadBalancer") or {}, dict):
-        raise _undecodable("Service", "status", status)
+    if not isinstance(status, dict):
+        raise _undecodable("Service", "Service.status", status, "v1.ServiceStatus")
+    if not isinstance(status.get("loadBalancer") or {}, dict):
+        raise _undecodable("Service", "ServiceStatus.status.loadBalancer", status["loadBalancer"],
+                           "v1.LoadBalancerStatus")
     lb = dict(status.get("loadBalancer") or {})
     ingress = lb.pop("ingress", None) or []
     if not isinstance(ingress, list) or not all(isinstance(i, dict) for i in ingress):
-        raise _undecodable("Service", "status.loadBalancer.ingress", ingress, "[]v1.LoadBalancerIngress")
+        raise _undecodable("Service", "LoadBalancerStatus.status.loadBalancer.ingress", ingress,
+                           "[]v1.LoadBalancerIngress")
     entries = []
     for item in ingress:
         item = dict(item)
@@ -1099,11 +1103,11 @@ def _service_status(obj):
     return out
 
 
-def _undecodable(kind, field, value, go_type=None):
-    found = {dict: "object", list: "array", str: "string", bool: "bool", type(None): "null"}.get(type(value), "number")
-    struct = field.split(".")[-2] if "." in field else kind
+def _undecodable(kind, field, value, go_type):
+    """400 as the decoder refuses a value of the wrong JSON type (field: Go's Struct.json.path)."""
+    found = {dict: "object", list: "array", str: "string", bool: "bool"}.get(type(value), "number")
     return bad_request(f'{kind} in version "v1" cannot be handled as a {kind}: json: cannot unmarshal {found} '
-                       f'into Go struct field {struct}.{field} of type {go_type or "v1." + kind + "Status"}')
+                       f'into Go struct field {field} of type {go_type}')
 
 
 # Metadata a write through /status cannot change (BeforeUpdate and the strategies restore them).

@@ -779,6 +779,11 @@ def test_patch_types_of_the_main_resource(fakeapi):
     assert (status, body["reason"]) == (415, "UnsupportedMediaType")
     status, body = call(fakeapi, path, method="PATCH", content_type=MERGE, body={"metadata": {"name": "other"}})
     assert (status, body["reason"]) == (400, "BadRequest")
+    status, body = call(fakeapi, f"{path}/status", method="PATCH", content_type=MERGE,
+                        body={"status": {"loadBalancer": {"ingress": "192.0.2.1"}}})
+    assert (status, body["message"]) == (400, (
+        'Service in version "v1" cannot be handled as a Service: json: cannot unmarshal string into Go struct field '
+        'LoadBalancerStatus.status.loadBalancer.ingress of type []v1.LoadBalancerIngress'))
     node = fakeapi.add_node(objects.node("n1"))
     precondition = {"metadata": {"resourceVersion": node["metadata"]["resourceVersion"]}}
     status, body = call(fakeapi, "/api/v1/nodes/n1", method="PATCH", content_type=MERGE,

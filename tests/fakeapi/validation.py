@@ -267,7 +267,7 @@ def load_balancer_class(old, new):
 
 # ---------------------------------------------------------------- Events (events.k8s.io/v1)
 
-EVENT_LIMITS = (("reportingInstance", "reportingInstance", 128), ("action", "action", 128), ("reason", "reason", 128))
+EVENT_LIMITS = (("reportingInstance", 128), ("action", 128), ("reason", 128))
 
 
 def _byte_length(value):
@@ -320,11 +320,11 @@ def _reporter(event):
 def _limited(event):
     """Required and at most 128 bytes each (reportingInstance, action, reason), a note of at most 1024."""
     errors = []
-    for name, field, limit in EVENT_LIMITS:
+    for name, limit in EVENT_LIMITS:
         if not event.get(name):
-            errors.append(required(field))
+            errors.append(required(name))
         if _byte_length(event.get(name)) > limit:
-            errors.append(invalid(field, "", f"can have at most {limit} characters"))
+            errors.append(invalid(name, "", f"can have at most {limit} characters"))
     if _byte_length(event.get("note")) > 1024:
         errors.append(invalid("message", "", "can have at most 1024 characters"))
     return errors
