@@ -62,7 +62,8 @@ class ActionModule(ActionBase):
             if sealed:
                 certificates.update(unseal_all(plain(sealed), key))
             problem = input_problem(model, args.get('base') or '', args.get('validate', 'haproxy -c -f %s'),
-                                    args.get('cert_dir', '/etc/haproxy/portico-certs'), certificates)
+                                    args.get('cert_dir', '/etc/haproxy/portico-certs'), certificates,
+                                    args.get('bind_address', '*'))
             if problem:
                 raise AnsibleActionFail(problem)
             wanted = set(c['file'] for c in model.get('certificates') or [])

@@ -58,9 +58,11 @@ def _range(entry, pool):
         except ValueError as exc:
             raise InvalidValue('address pool %s: %s is not a CIDR (%s)' % (pool, _show(entry), exc))
         first, last = network[0], network[-1]
-        # a network's own address and its broadcast address are left out, as routers treat them apart
-        if network.version == 4 and network.prefixlen < 31:
-            first, last = first + 1, last - 1
+        # a network's own address (IPv6: its Subnet-Router anycast) and the IPv4 broadcast address are
+        # left out, as routers treat them apart
+        if network.prefixlen < network.max_prefixlen - 1:
+            first = first + 1
+            last = last - 1 if network.version == 4 else last
         _pool_address(str(first), pool)
         _pool_address(str(last), pool)
         return first, last
@@ -115,6 +117,27 @@ def pool_of(address, pools):
     return None
 
 
+def unusable(address, first):
+    """Why address, in a range that starts at first, can be no Service's, or None.
+
+    A wide range may span special addresses; loopback is only for a range on loopback (a lab).
+    """
+    if address.is_multicast or address.is_unspecified or address.is_link_local or (
+            address.version == 4 and (address.is_reserved or address == ipaddress.IPv4Address('255.255.255.255'))):
+        return '%s is a multicast, unspecified, link-local or reserved address' % address
+    if address.is_loopback != first.is_loopback:
+        return '%s is a loopback address' % address
+    return None
+
+
+def _range_of(address, pools):
+    for pool in pools:
+        for first, last in pool['ranges']:
+            if first.version == address.version and first <= address <= last:
+                return first
+    return None
+
+
 def implements(service, options):
     """Whether Portico gives this Service an address: its class, or no class when Portico is the default."""
     if service.get('type') != 'LoadBalancer':
@@ -152,9 +175,12 @@ def _request(service, settings, pools, prefix):
                                % (what, value, ', '.join(p['name'] for p in pools)))
         return ('pool', value, 'pool %s' % value), notes
     address = _parsed(value, what)
-    if pool_of(address, pools) is None:
+    first = _range_of(address, pools)
+    if first is None:
         raise InvalidValue('%s %s is in no address pool (pools: %s)'
                            % (what, address, ', '.join(p['name'] for p in pools)))
+    if unusable(address, first):
+        raise InvalidValue('%s: %s' % (what, unusable(address, first)))
     return ('address', address, what), notes
 
 
@@ -163,7 +189,12 @@ def _ports(service):
 
 
 def _held(service, pools, request):
-    """The address of the Service's status that it keeps, if that satisfies its request."""
+    """The address of the status Portico wrote that the Service keeps, if it satisfies its request.
+
+    Only Portico's own status counts: whoever else may write a Service's status does not choose its address.
+    """
+    if service.get('status_manager') != FIELD_MANAGER:
+        return None
     for entry in service.get('ingress') or []:
         try:
             address = _parsed(entry.get('ip'), 'status ip')
@@ -181,97 +212,116 @@ def _held(service, pools, request):
 
 
 class _Claims:
-    """Who holds each address: [(service id, sharing key, ports)]."""
+    """Who holds each address, and the addresses of each sharing key, as allocation goes."""
 
-    def __init__(self):
+    def __init__(self, pools):
+        self.pools = pools
         self.holders = {}
+        self.by_key = {}
+        # (pool, range index) -> the lowest address there that may still be free: claims only grow
+        self.cursors = {}
 
-    def problem(self, address, service_id, key, ports):
+    def problem(self, address, service, key, ports):
         """Why the Service cannot have address, or None."""
         for holder, holder_key, holder_ports in self.holders.get(address, []):
+            # another namespace's Service is not named to this one's owner
+            who = 'service %s' % holder if holder.split('/')[0] == service.get('namespace') else \
+                'a service in another namespace'
             if not key or holder_key != key:
-                return 'address %s is taken by the older service %s' % (address, holder)
+                return 'address %s is taken by %s' % (address, who)
             clash = sorted(ports & holder_ports, key=str)
             if clash:
-                return ('address %s is shared (key %s) with the older service %s, which also uses port %s'
-                        % (address, key, holder, '%s/%s' % clash[0]))
+                return 'address %s is shared (key %s) with %s, which also uses port %s' % (
+                    address, key[1], who, '%s/%s' % clash[0])
         return None
 
     def take(self, address, service_id, key, ports):
         self.holders.setdefault(address, []).append((service_id, key, ports))
+        if key:
+            self.by_key.setdefault(key, set()).add(address)
+
+    def lowest_free(self, pool_name, ranges):
+        """The lowest address of these ranges of the pool that nobody holds, or None."""
+        for index, (first, last) in ranges:
+            address = self.cursors.get((pool_name, index), first)
+            while address <= last and (address in self.holders or unusable(address, first)):
+                address += 1
+            self.cursors[(pool_name, index)] = address
+            if address <= last:
+                return address
+        return None
 
 
-def _family_order(service, pools, pool_name):
-    """The pool's ranges, those of the Service's first IP family first."""
-    pool = [p for p in pools if p['name'] == pool_name][0]
+def _family_first(service):
     families = service.get('ip_families') or []
-    first = 6 if families and families[0] == 'IPv6' else 4
-    return sorted(pool['ranges'], key=lambda r: r[0].version != first)
+    return 6 if families and families[0] == 'IPv6' else 4
 
 
-def _free(service, pools, pool_name, claims, key, ports, service_id):
+def _free(service, pools, pool_name, claims, key, ports):
     """A new address for the Service: one it may share under its key, else the lowest free one."""
+    family = _family_first(service)
     if key:
-        for address in sorted(claims.holders, key=lambda a: (a.version, a)):
-            if pool_of(address, pools) == pool_name and claims.problem(address, service_id, key, ports) is None:
+        for address in sorted(claims.by_key.get(key, ()), key=lambda a: (a.version != family, a.version, a)):
+            if pool_of(address, pools) == pool_name and claims.problem(address, service, key, ports) is None:
                 return address
-    for first, last in _family_order(service, pools, pool_name):
-        address = first
-        while address <= last:
-            if address not in claims.holders:
-                return address
-            address += 1
-    return None
+    pool = [p for p in pools if p['name'] == pool_name][0]
+    ranges = sorted(enumerate(pool['ranges']), key=lambda r: r[1][0].version != family)
+    return claims.lowest_free(pool_name, ranges)
 
 
 def allocate(services, pools, settings_of, prefix):
-    """{service id: {'address', 'pool', 'how'}} and {service id: reason} for the implemented Services.
+    """{service id: {'address', 'pool', 'how'}}, {service id: reason} and warnings, for the implemented Services.
 
-    services: the slim Services Portico implements; settings_of(service) their parsed
-    annotations. The oldest Service keeps an address two ask for, unless both carry the same
-    allow-shared-ip key and their ports do not clash; a new address is the lowest free one of
-    the pool asked for (or shared under the key), so the result does not depend on input order.
+    services: the slim Services Portico implements; settings_of(service) their parsed annotations.
+    An address Portico wrote to a Service's status stays that Service's (the oldest holder's, if two
+    hold one); then addresses asked for by name go to the oldest that asks, unless held; then each
+    Service still without one gets a new one, oldest first. Services of one namespace with the same
+    allow-shared-ip key may share an address when their ports do not clash. A new address is the
+    lowest free one of the pool asked for (or one shared under the key), so the result does not
+    depend on input order.
     """
     order = sorted(services, key=lambda s: (s.get('created') or '9999', s.get('namespace'), s.get('name')))
-    assigned, refused, warnings, pending = {}, {}, [], []
-    claims = _Claims()
+    assigned, refused, warnings = {}, {}, []
     if not pools:
         for service in order:
             refused[_service_id(service)] = 'no address pool is configured (option address_pools)'
         return assigned, refused, warnings
+    claims = _Claims(pools)
+    asking, pending = [], []
     for service in order:
         service_id = _service_id(service)
-        settings = settings_of(service)
+        settings = settings_of(service) or {}
         try:
             request, notes = _request(service, settings, pools, prefix)
         except InvalidValue as exc:
             refused[service_id] = str(exc)
             continue
         warnings.extend((service_id, note) for note in notes)
-        key, ports = settings.get('allow-shared-ip'), _ports(service)
+        shared = settings.get('allow-shared-ip')
+        wish = (service, request, (service.get('namespace'), shared) if shared else None, _ports(service))
         held = _held(service, pools, request)
-        wanted = request[1] if request[0] == 'address' else held
-        if wanted is None:
-            pending.append((service, request, key, ports))
-            continue
-        problem = claims.problem(wanted, service_id, key, ports)
-        if problem is None:
-            claims.take(wanted, service_id, key, ports)
-            assigned[service_id] = {'address': str(wanted), 'pool': pool_of(wanted, pools),
-                                    'how': 'held' if wanted == held else request[2]}
+        if held is not None and claims.problem(held, service, wish[2], wish[3]) is None:
+            claims.take(held, service_id, wish[2], wish[3])
+            assigned[service_id] = {'address': str(held), 'pool': pool_of(held, pools), 'how': 'held'}
         elif request[0] == 'address':
-            refused[service_id] = '%s: %s' % (request[2], problem)
+            asking.append(wish)
         else:
-            pending.append((service, request, key, ports))
-    # New addresses only after every address already held or asked for by name is claimed.
-    for service, request, key, ports in pending:
-        service_id = _service_id(service)
-        address = _free(service, pools, request[1], claims, key, ports, service_id)
-        if address is None:
-            refused[service_id] = 'address pool %s has no free address' % request[1]
+            pending.append(wish)
+    for service, request, key, ports in asking:
+        problem = claims.problem(request[1], service, key, ports)
+        if problem:
+            refused[_service_id(service)] = '%s: %s' % (request[2], problem)
             continue
-        claims.take(address, service_id, key, ports)
-        assigned[service_id] = {'address': str(address), 'pool': request[1], 'how': request[2]}
+        claims.take(request[1], _service_id(service), key, ports)
+        assigned[_service_id(service)] = {'address': str(request[1]), 'pool': pool_of(request[1], pools),
+                                          'how': request[2]}
+    for service, request, key, ports in pending:
+        address = _free(service, pools, request[1], claims, key, ports)
+        if address is None:
+            refused[_service_id(service)] = 'address pool %s has no free address' % request[1]
+            continue
+        claims.take(address, _service_id(service), key, ports)
+        assigned[_service_id(service)] = {'address': str(address), 'pool': request[1], 'how': request[2]}
     return assigned, refused, warnings
 
 
@@ -284,14 +334,23 @@ def ingress(address, ports):
 
 
 def current_ips(service):
-    return [entry.get('ip') or entry.get('hostname') for entry in service.get('ingress') or []]
+    """The addresses of a Service's status, as a message may show them (a status is anyone's to write)."""
+    shown = []
+    for entry in service.get('ingress') or []:
+        value = entry.get('ip') or entry.get('hostname') if isinstance(entry, dict) else None
+        try:
+            shown.append(ip_address(value))
+        except InvalidValue:
+            shown.append(_show(value))
+    return shown
 
 
-def status_entry(service, address=None, pool=None, ports=(), reason=None):
+def status_entry(service, address=None, pool=None, ports=(), reason=None, keep=False):
     """What to write on one Service's status, and the Event that tells it; None when nothing is to say.
 
     address None: the Service gets no address (reason says why); its status is cleared if
-    Portico wrote it.
+    Portico wrote it. keep: the Service keeps its address but nothing of it is served now (reason
+    says why): its status stays, so the address stays its own.
     """
     desired = ingress(address, ports)
     current = service.get('ingress') or []
@@ -299,12 +358,15 @@ def status_entry(service, address=None, pool=None, ports=(), reason=None):
     before = current_ips(service)
     if address is None and not (ours and current) and reason is None:
         return None
+    # a refusal or a warning is one news for as long as its reason holds: told once, not every run
     key = None
-    if address is None:
+    if keep:
+        desired, key = current, 'kept: %s' % reason
+        event = ('AddressNotServed', 'Warning', '%s is kept but not served: %s' % (address, reason))
+    elif address is None:
         # another controller's status is left alone
         desired = [] if ours else current
         if reason:
-            # one news whether or not an address was let go with it, so the next run tells it no more
             key = 'refused: %s' % reason
             released = '; released %s' % ', '.join(before) if before and ours else ''
             event = ('AddressRefused', 'Warning', 'no address: %s%s' % (reason, released))
@@ -328,6 +390,5 @@ def status_entry(service, address=None, pool=None, ports=(), reason=None):
         'current': current,
         'ingress': desired,
         'write': desired != current,
-        'event': None if event is None else {'reason': event[0], 'type': event[1], 'note': event[2],
-                                             'key': key or event[2]},
+        'event': None if event is None else {'reason': event[0], 'type': event[1], 'note': event[2], 'key': key},
     }

@@ -146,7 +146,7 @@ def probe_address(model, bind_address):
     return ('127.0.0.1' if address in _WILDCARDS else address.strip('[]')), frontends[0]['port']
 
 
-def input_problem(model, base, validate, cert_dir, certificates):
+def input_problem(model, base, validate, cert_dir, certificates, bind_address=None):
     """Why these inputs cannot make a configuration (checked on the controller first), or None."""
     if not isinstance(model, dict) or not isinstance(model.get('source'), dict) or not all(
             isinstance(model.get(key), list) for key in ('nodes', 'frontends', 'backends')):
@@ -155,6 +155,10 @@ def input_problem(model, base, validate, cert_dir, certificates):
     if '%s' not in validate:
         return ('haproxy_sync_validate_command must contain %%s, which is replaced by the path of the candidate '
                 'file, for example \'haproxy -c -f %%s\' (it is %r).' % validate)
+    own = sorted(set(f['address'] for f in model['frontends'] if f.get('address') and f['address'] == bind_address))
+    if own:
+        return ('haproxy_sync_bind_address %s is the own address of a LoadBalancer service: the shared frontends '
+                'would bind it too. Give the load balancer a bind address outside the address pools.' % own[0])
     taken = taken_ports(base, model)
     if taken:
         return ('The base template binds port(s) %s, which generated frontends also want. Add them to '

@@ -101,7 +101,8 @@ def service_candidates(service, options, warnings=None, address=None):
     except InvalidValue as exc:
         return [], [_entry(service_id, None, 'invalid: %s' % exc)]
     warnings.extend(_entry(service_id, None, note) for note in notes)
-    reason = _expose(settings, options, prefix)
+    # a LoadBalancer Service of Portico's class asked for it: only annotation expose=false says no
+    reason = _expose(settings, options if address is None else dict(options, expose_by_default=True), prefix)
     if reason:
         return [], [_entry(service_id, None, reason)]
     if address is not None:
@@ -178,6 +179,14 @@ def service_candidates(service, options, warnings=None, address=None):
     if not candidates and not excluded:
         excluded.append(_entry(service_id, None, 'no ports'))
     return candidates, excluded
+
+
+def _address_order(address):
+    """Frontends of the shared bind first, then by address (IPv4 before IPv6), numerically."""
+    if address is None:
+        return (0, 0, 0)
+    parsed = ipaddress.ip_address(address)
+    return (1, parsed.version, int(parsed))
 
 
 def _in_pool(address, options):
@@ -484,7 +493,7 @@ def _frontends(winners, warnings):
                                            % (port, first['service'])))
             frontend['routes'].sort(key=_route_order)
         frontends.append(frontend)
-    frontends.sort(key=lambda f: (f['port'], f.get('address') or ''))
+    frontends.sort(key=lambda f: (f['port'],) + _address_order(f.get('address')))
     return frontends
 
 
@@ -521,13 +530,17 @@ def _settings(service, prefix):
 
 
 def _allocate(services, counts, options, warnings, prefix):
-    """The addresses of the LoadBalancer Services Portico implements, and why the others got none."""
+    """The addresses of the LoadBalancer Services Portico implements, and why the others got none.
+
+    A Service with an invalid annotation keeps the address it holds (its frontends are left out,
+    with the reason): a typo must not give its address away. Only annotation expose=false lets it go.
+    """
     implemented, settings = [], {}
     for service in services:
         service_id = _service_id(service)
         if counts[service_id] == 1 and _addresses.implements(service, options):
             settings[service_id] = _settings(service, prefix)
-            if settings[service_id] is not None and _expose(settings[service_id], options, prefix) is None:
+            if (settings[service_id] or {}).get('expose') is not False:
                 implemented.append(service)
     assigned, not_given, notes = _addresses.allocate(implemented, options['address_pools'],
                                                      lambda s: settings[_service_id(s)], prefix)
@@ -535,12 +548,14 @@ def _allocate(services, counts, options, warnings, prefix):
     return assigned, not_given
 
 
-def _status(services, counts, assigned, not_given, winners, options):
+def _status(services, counts, assigned, not_given, winners, excluded, options, prefix):
     """What to write on each Service's status.loadBalancer, and the Event that says it."""
-    served = {}
+    served, not_served = {}, {}
     for winner in winners:
         if winner.get('address'):
             served.setdefault(winner['service'], []).append(winner['service_port'])
+    for entry in excluded:
+        not_served.setdefault(entry['service'], entry['reason'])
     entries = []
     for service in services:
         service_id = _service_id(service)
@@ -550,11 +565,12 @@ def _status(services, counts, assigned, not_given, winners, options):
         if given and service_id in served:
             entry = _addresses.status_entry(service, given['address'], given['pool'], served[service_id])
         elif given:
-            entry = _addresses.status_entry(service, reason='none of its ports is served (see excluded_services)')
+            entry = _addresses.status_entry(service, given['address'], given['pool'], keep=True,
+                                            reason=not_served.get(service_id, 'none of its ports is served'))
         elif service_id in not_given:
             entry = _addresses.status_entry(service, reason=not_given[service_id])
         elif _addresses.implements(service, options):
-            entry = _addresses.status_entry(service, reason='it is not exposed or not valid (see excluded_services)')
+            entry = _addresses.status_entry(service, reason='annotation %sexpose is "false"' % prefix)
         else:
             entry = _addresses.status_entry(service)
         if entry is not None:
@@ -634,7 +650,7 @@ def _build(nodes, services, options, source, endpoint_slices, secrets, refused):
         })
         by_service.setdefault(candidate['service'], []).append(name)
     frontends = _frontends(winners + redirects, warnings)
-    load_balancers = _status(services, counts, addresses, not_given, winners, options)
+    load_balancers = _status(services, counts, addresses, not_given, winners, excluded_services, options, prefix)
     used = set(f for frontend in frontends for f in (frontend['tls'] or {}).get('certificates', []))
     certificates = sorted(dict((c['tls']['file'], c['tls']) for c in winners if c.get('tls')
                                and c['tls']['file'] in used).values(), key=lambda c: c['file'])

@@ -20,7 +20,7 @@ from ansible_collections.portico.k8s.plugins.module_utils._addresses import FIEL
 
 REPORTING_CONTROLLER = 'portico.io/haproxy-sync'
 ACTIONS = {'AddressAssigned': 'AssignAddress', 'AddressChanged': 'ChangeAddress',
-           'AddressReleased': 'ReleaseAddress', 'AddressRefused': 'RefuseAddress'}
+           'AddressReleased': 'ReleaseAddress', 'AddressRefused': 'RefuseAddress', 'AddressNotServed': 'KeepAddress'}
 # events.k8s.io/v1 limits: a note of at most 1 kB (bytes), an instance of at most 128 characters
 _NOTE_LIMIT = 1024
 _INSTANCE_LIMIT = 128
@@ -33,9 +33,14 @@ def status_patch(entry):
 
 
 def event_name(entry):
-    """A name made of the Service and its news: the same news is posted once (409 after)."""
+    """A name made of the Service and its news, so the same news is posted once (409 after).
+
+    A warning's news lasts as long as its reason (event key); an assignment, change or release
+    happens once per version of the Service.
+    """
     event = entry['event']
-    text = '%s\n%s\n%s\n%s' % (entry.get('uid'), event['reason'], event.get('key') or event['note'], entry.get('address'))
+    news = event.get('key') or '%s\n%s' % (event['note'], entry.get('resource_version'))
+    text = '%s\n%s\n%s' % (entry.get('uid'), event['reason'], news)
     return '%s.portico-%s' % (entry['name'], hashlib.sha256(text.encode('utf-8')).hexdigest()[:16])
 
 

@@ -159,7 +159,9 @@ def main():
         client = KubeClient(dict((name, params.get(name)) for name in CONNECTION_OPTIONS),
                             timeout=params['api_timeout'])
     except KubeError as exc:
-        module.fail_json(msg=str(exc), **result)
+        # the load balancers serve already: a status that cannot be written waits for the next run
+        module.warn('the status of LoadBalancer services was not written: %s' % exc)
+        module.exit_json(**result)
     writer = StatusWriter(client, params['reporting_instance'] or socket.gethostname(), module.check_mode)
     try:
         writer.run(entries)

@@ -20,10 +20,10 @@ def lb(name, created='2026-01-01T00:00:00Z', ports=(80,), cls=_addresses.DEFAULT
             'annotations': dict(annotations or {}), 'ingress': list(ingress or []), 'status_manager': manager}
 
 
-def allocate(services, pools=POOLS):
-    """As the model allocates: a service with an invalid annotation is excluded before."""
+def allocate(services, pools=None):
+    """As the model allocates: a service with an invalid annotation keeps what it holds, and asks for no more."""
     settings_of = dict(('%s/%s' % (s['namespace'], s['name']), _model._settings(s, 'portico.io/')) for s in services)
-    services = [s for s in services if settings_of['%s/%s' % (s['namespace'], s['name'])] is not None]
+    pools = POOLS if pools is None else pools
     return _addresses.allocate(services, _addresses.address_pools(pools),
                                lambda s: settings_of['%s/%s' % (s['namespace'], s['name'])], 'portico.io/')
 
@@ -93,10 +93,63 @@ def test_new_addresses_are_the_lowest_free_ones_in_age_order():
 
 
 def test_an_address_held_in_the_status_is_kept_and_never_given_to_another():
-    held = lb('held', '2026-05-01T00:00:00Z', ingress=[{'ip': '192.0.2.1', 'ipMode': 'Proxy'}])
+    held = lb('held', '2026-05-01T00:00:00Z', ingress=[{'ip': '192.0.2.1', 'ipMode': 'Proxy'}], manager='portico')
     assigned, refused, dummy = allocate([lb('old'), held])
     assert assigned['shop/held'] == {'address': '192.0.2.1', 'pool': 'web', 'how': 'held'}
     assert assigned['shop/old']['address'] == '192.0.2.2'
+
+
+def test_an_older_service_cannot_take_an_address_another_holds_by_asking_for_it():
+    victim = lb('web', '2026-05-01T00:00:00Z', ingress=[{'ip': '192.0.2.1'}], manager='portico')
+    thief = lb('x', '2025-01-01T00:00:00Z', namespace='evil', annotations={'address': '192.0.2.1'})
+    assigned, refused, dummy = allocate([victim, thief])
+    assert assigned == {'shop/web': {'address': '192.0.2.1', 'pool': 'web', 'how': 'held'}}
+    # the other tenant's service is not named to the thief
+    assert refused == {'evil/x': 'annotation portico.io/address: address 192.0.2.1 is taken by a service in '
+                                 'another namespace'}
+
+
+def test_a_status_someone_else_wrote_chooses_no_address():
+    planted = lb('planted', ingress=[{'ip': '192.0.2.5'}], manager='kubectl-edit')
+    assigned, dummy, dummy = allocate([planted])
+    assert assigned['shop/planted']['address'] == '192.0.2.1'
+
+
+def test_a_sharing_key_is_one_namespace_s_own():
+    web = lb('web', ports=(443,), ingress=[{'ip': '192.0.2.1'}], manager='portico', annotations={'allow-shared-ip': 'k'})
+    other = lb('y', '2026-02-01T00:00:00Z', ports=(80,), namespace='evil', annotations={'allow-shared-ip': 'k'})
+    same = lb('z', '2026-03-01T00:00:00Z', ports=(80,), annotations={'allow-shared-ip': 'k'})
+    assigned, dummy, dummy = allocate([web, other, same])
+    assert assigned['evil/y']['address'] == '192.0.2.2'
+    assert assigned['shop/z']['address'] == '192.0.2.1'
+
+
+def test_special_addresses_inside_a_wide_range_are_never_handed_out():
+    pools = [{'name': 'wide', 'addresses': ['126.255.255.254-128.0.0.1', '223.255.255.255-240.0.0.1']},
+             {'name': 'six', 'addresses': ['2001:db8::/64']}]
+    services = [lb('a'), lb('b', '2026-02-01T00:00:00Z'), lb('c', '2026-03-01T00:00:00Z'), lb('m', ip='224.0.0.1'),
+                lb('v6', annotations={'address-pool': 'six'}, families=('IPv6',))]
+    assigned, refused, dummy = allocate(services, pools)
+    # loopback is left out of a range that does not start on it; so is an IPv6 prefix's anycast address
+    assert [assigned[k]['address'] for k in ('shop/a', 'shop/b', 'shop/c', 'shop/v6')] == [
+        '126.255.255.254', '126.255.255.255', '128.0.0.0', '2001:db8::1']
+    assert refused['shop/m'] == 'spec.loadBalancerIP: 224.0.0.1 is a multicast, unspecified, link-local or reserved address'
+
+
+def test_a_key_joins_an_address_of_the_service_s_own_family_first():
+    pools = [{'name': 'dual', 'addresses': ['192.0.2.8/30', '2001:db8::10-2001:db8::11']}]
+    v4 = lb('a', ports=(80,), ip='192.0.2.9', annotations={'allow-shared-ip': 'k'})
+    v6 = lb('b', '2026-02-01T00:00:00Z', ports=(80,), ip='2001:db8::10', annotations={'allow-shared-ip': 'k'})
+    joiner = lb('c', '2026-03-01T00:00:00Z', ports=(443,), families=('IPv6',), annotations={'allow-shared-ip': 'k'})
+    assigned, dummy, dummy = allocate([v4, v6, joiner], pools)
+    assert assigned['shop/c']['address'] == '2001:db8::10'
+
+
+def test_an_odd_status_written_by_anyone_never_breaks_the_model():
+    odd = lb('odd', ingress=[{}, {'hostname': 'x' * 300}, {'ip': 7}], manager='portico', cls='other.io/x')
+    model = _model.build_model([node()], [odd, lb('web')], {'address_pools': POOLS})
+    [entry] = [e for e in model['load_balancers'] if e['service'] == 'shop/odd']
+    assert entry['write'] and entry['event']['note'].startswith("released None, 'xxxxxxxx")
 
 
 def test_a_held_address_outside_every_pool_is_replaced():
@@ -110,8 +163,8 @@ def test_two_services_asking_for_one_address_the_older_keeps_it():
     younger = lb('younger', '2026-02-01T00:00:00Z', annotations={'address': '192.0.2.5'})
     assigned, refused, dummy = allocate([younger, older])
     assert assigned == {'shop/older': {'address': '192.0.2.5', 'pool': 'web', 'how': 'spec.loadBalancerIP'}}
-    assert refused == {'shop/younger': 'annotation portico.io/address: address 192.0.2.5 is taken by the older '
-                                       'service shop/older'}
+    assert refused == {'shop/younger': 'annotation portico.io/address: address 192.0.2.5 is taken by service '
+                                       'shop/older'}
 
 
 def test_a_held_address_asked_for_by_an_older_service_goes_to_it():
@@ -133,9 +186,9 @@ def test_services_with_one_sharing_key_share_an_address_when_their_ports_do_not_
     assert assigned['shop/web']['address'] == assigned['shop/tls']['address'] == '192.0.2.1'
     assert assigned['shop/later']['address'] == '192.0.2.1'
     assert refused == {
-        'shop/clash': 'spec.loadBalancerIP: address 192.0.2.1 is shared (key front) with the older service shop/web, '
+        'shop/clash': 'spec.loadBalancerIP: address 192.0.2.1 is shared (key front) with service shop/web, '
                       'which also uses port 80/TCP',
-        'shop/other': 'spec.loadBalancerIP: address 192.0.2.1 is taken by the older service shop/web'}
+        'shop/other': 'spec.loadBalancerIP: address 192.0.2.1 is taken by service shop/web'}
 
 
 def test_every_refusal_says_why():
@@ -209,8 +262,7 @@ def test_allocation_does_not_depend_on_input_order(services, rnd):
 def test_an_address_has_one_owner_unless_shared_by_key_without_a_port_clash(services):
     assigned, refused, dummy = allocate(services)
     by_id = dict(('%s/%s' % (s['namespace'], s['name']), s) for s in services)
-    valid = set(k for k, s in by_id.items() if _model._settings(s, 'portico.io/') is not None)
-    assert set(assigned) | set(refused) == valid and not set(assigned) & set(refused)
+    assert set(assigned) | set(refused) == set(by_id) and not set(assigned) & set(refused)
     assert all(refused.values())
     owners = {}
     for service_id, given in assigned.items():
@@ -229,7 +281,7 @@ def test_an_address_has_one_owner_unless_shared_by_key_without_a_port_clash(serv
 @given(lb_services())
 def test_once_written_to_the_status_the_next_run_keeps_every_address(services):
     assigned, refused, dummy = allocate(services)
-    written = [dict(s, ingress=[{'ip': assigned[k]['address']}] if k in assigned else [])
+    written = [dict(s, ingress=[{'ip': assigned[k]['address']}] if k in assigned else [], status_manager='portico')
                for k, s in (('%s/%s' % (s['namespace'], s['name']), s) for s in services)]
     again, dummy, dummy = allocate(written)
     assert dict((k, v['address']) for k, v in again.items()) == dict((k, v['address']) for k, v in assigned.items())
@@ -254,6 +306,22 @@ def test_a_status_already_right_is_not_written_again_and_tells_nothing():
     assert [(e['write'], e['event']) for e in model['load_balancers']] == [(False, None)]
 
 
+def test_a_service_that_is_not_served_for_a_while_keeps_its_address_and_is_warned():
+    status = [{'ip': '192.0.2.3', 'ipMode': 'Proxy', 'ports': [{'port': 80, 'protocol': 'TCP'}]}]
+    typo = lb('web', ingress=status, manager='portico', annotations={'mode': 'htp'})
+    newcomer = lb('new', '2026-02-01T00:00:00Z')
+    model = _model.build_model([node()], [typo, newcomer], {'address_pools': POOLS})
+    entries = dict((e['service'], e) for e in model['load_balancers'])
+    assert entries['shop/web']['write'] is False and entries['shop/web']['address'] == '192.0.2.3'
+    assert entries['shop/web']['event']['type'] == 'Warning'
+    assert entries['shop/web']['event']['note'].startswith('192.0.2.3 is kept but not served: invalid: annotation '
+                                                           'portico.io/mode')
+    assert entries['shop/new']['address'] == '192.0.2.1'
+    # only annotation expose=false gives the address up
+    gone = _model.build_model([node()], [dict(typo, annotations={'expose': 'false'})], {'address_pools': POOLS})
+    assert gone['load_balancers'][0]['ingress'] == [] and gone['load_balancers'][0]['write']
+
+
 def test_other_load_balancers_share_the_ports_as_before_and_get_no_status():
     metallb = lb('m', cls='metallb.io/metallb', ingress=[{'ip': '203.0.113.5'}], manager='metallb')
     model = _model.build_model([node()], [metallb, lb('own', '2026-02-01T00:00:00Z')], {'address_pools': POOLS})
@@ -268,7 +336,7 @@ def test_a_service_that_leaves_the_class_has_the_status_portico_wrote_removed():
     model = _model.build_model([node()], [gone, theirs], {'address_pools': POOLS})
     assert [(e['service'], e['ingress'], e['write'], e['event']) for e in model['load_balancers']] == [
         ('shop/gone', [], True, {'reason': 'AddressReleased', 'type': 'Normal', 'note': 'released 192.0.2.1',
-                                     'key': 'released 192.0.2.1'})]
+                                 'key': None})]
 
 
 def test_a_refused_service_is_excluded_and_a_warning_event_says_why():

@@ -105,6 +105,10 @@ def test_the_controller_refuses_inputs_that_cannot_make_a_configuration():
     assert _config.input_problem(good, BASE, 'haproxy -c -f %s', '/etc/c', {}) is None
     assert 'must be the \'model\' result' in _config.input_problem({'nodes': []}, BASE, 'haproxy -c -f %s', '/c', {})
     assert 'must contain %s' in _config.input_problem(good, BASE, 'haproxy -c', '/c', {})
+    own = dict(good, frontends=[dict(good['frontends'][0], address='192.0.2.7', bind_address='192.0.2.7')])
+    assert _config.input_problem(own, BASE, 'haproxy -c -f %s', '/c', {}, '*') is None
+    assert 'haproxy_sync_bind_address 192.0.2.7 is the own address of a LoadBalancer service' in \
+        _config.input_problem(own, BASE, 'haproxy -c -f %s', '/c', {}, '192.0.2.7')
     assert 'binds port(s) 80' in _config.input_problem(good, BASE + 'listen x\n  bind :80\n', 'haproxy -c -f %s', '/c', {})
     tls = dict(good, certificates=[{'file': 'shop_web.0123456789ab.pem', 'secret': 'shop/web-tls'}])
     assert 'shop/web-tls came without' in _config.input_problem(tls, BASE, 'haproxy -c -f %s', '/c', {})
