@@ -239,13 +239,16 @@ def key_material(directories, key_lines):
     """Files under directories that hold any line of the key (or a PEM private key at all)."""
     found = []
     for directory in directories:
-        for path in directory.rglob('*'):
-            try:
-                data = path.read_bytes() if path.is_file() else b''
-            except OSError:  # gone meanwhile
-                continue
-            if b'PRIVATE KEY' in data or any(line in data for line in key_lines):
-                found.append(str(path))
+        # os.walk skips a directory that goes away while it is read (rglob raises)
+        for root, dummy, files in os.walk(directory):
+            for name in files:
+                path = Path(root) / name
+                try:
+                    data = path.read_bytes()
+                except OSError:  # gone meanwhile
+                    continue
+                if b'PRIVATE KEY' in data or any(line in data for line in key_lines):
+                    found.append(str(path))
     return found
 
 
