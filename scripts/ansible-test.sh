@@ -7,7 +7,9 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv="$root/${VENV:-.venv}"
-work="$root/build/ansible-test${ANSIBLE_CORE:+-$ANSIBLE_CORE}${VENV:+-$(basename "$venv")}"
+if [ $# -eq 0 ]; then set -- sanity; fi
+# a tree per command and release: sanity and units may run side by side
+work="$root/build/ansible-test-$1${ANSIBLE_CORE:+-$ANSIBLE_CORE}${VENV:+-$(basename "$venv")}"
 if [ -n "${ANSIBLE_CORE:-}" ]; then
   venv="$root/build/ansible-core-$ANSIBLE_CORE"
   if [ ! -x "$venv/bin/ansible-test" ]; then
@@ -35,5 +37,4 @@ mkdir -p "$cache"
 cp "$root/tests/sanity/get_pip.py" "$cache/get_pip_${pip_version//./_}.py"
 
 cd "$tree"
-if [ $# -eq 0 ]; then set -- sanity; fi
 exec "$venv/bin/ansible-test" "$@" --python "$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"

@@ -45,7 +45,7 @@ if ! command -v java >/dev/null 2>&1; then
 fi
 
 stamp="$venv/.portico-requirements"
-want=$(cat requirements.txt requirements-test.txt | sha256sum | cut -d' ' -f1)
+want=$(cat requirements.txt requirements-test.txt tests/unit/requirements.txt | sha256sum | cut -d' ' -f1)
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   say "creating the virtualenv in .venv"
   "$python" -m venv "$venv"

@@ -32,6 +32,17 @@ def test_ansible_test_sanity_passes(venv):
     assert 'Running sanity test "shellcheck"' in output and not re.search(r'(?i)skipping[^\n]*shellcheck', output)
 
 
+@pytest.mark.slow
+def test_ansible_test_units_passes():
+    """ansible-test units runs tests/unit from the tree it builds (its own ansible_collections path),
+    in the setup's virtualenv (tests/unit/requirements.txt) and a network namespace of its own."""
+    result, output = run(str(REPO / 'scripts' / 'netns-python'), 'scripts/ansible-test.sh', 'units', '--local',
+                         '--num-workers', '2', timeout=1200, env=dict(os.environ, NETNS_PYTHON='/bin/bash'))
+    assert result.returncode == 0, output[-6000:]
+    counts = [int(n) for n in re.findall(r'=+ (\d+) passed', output)]
+    assert counts and sum(counts) > 400 and ' failed' not in output and 'skipped' not in output, output[-3000:]
+
+
 def test_ansible_lint_production_profile_passes():
     result, output = run(str(BIN / 'ansible-lint'), '--profile', 'production', 'roles', 'playbooks', timeout=300)
     assert result.returncode == 0, output[-6000:]

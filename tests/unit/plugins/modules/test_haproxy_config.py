@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.portico.k8s.plugins.module_utils import _config, _haproxy, _model
+from ansible_collections.portico.k8s.plugins.module_utils import _config, _haproxy, _model, _names
 from tests.support.haproxy import HAProxy, free_ports, minimal_config
 
 MODULE = Path(__file__).resolve().parents[4] / 'plugins' / 'modules' / 'haproxy_config.py'
-COLLECTIONS = Path(__file__).resolve().parents[4] / 'collection'
+# what holds ansible_collections/portico/k8s: collection/ in a checkout, the tree ansible-test builds
+COLLECTIONS = Path(os.path.abspath(_names.__file__)).parents[5]
 LB = '127.0.0.31'
 NODE_ADDRESS = '127.0.2.31'
 

@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.portico.k8s.plugins.module_utils import _names
+
 MODULES = Path(__file__).resolve().parents[4] / 'plugins' / 'modules'
-COLLECTIONS = Path(__file__).resolve().parents[4] / 'collection'
+# what holds ansible_collections/portico/k8s: collection/ in a checkout, the tree ansible-test builds
+COLLECTIONS = Path(os.path.abspath(_names.__file__)).parents[5]
 
 GENERATED = """global
     master-worker

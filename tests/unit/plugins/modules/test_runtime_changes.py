@@ -3,6 +3,7 @@ as Ansible runs it, against real HAProxy instances in master-worker mode on 127.
 stand-in nodePorts that answer real HTTP."""
 
 import contextlib
+import os
 import socket
 import threading
 import time
@@ -13,8 +14,10 @@ from ansible_collections.portico.k8s.plugins.module_utils import _config, _hapro
 from tests.support.haproxy import HAProxy, NodePortServer, free_ports, http_get, minimal_config
 from tests.unit.plugins.modules.test_haproxy_config import Host, node, service
 
-LBS = ('127.0.0.33', '127.0.0.34')
-NODES = dict(('w%d' % number, '127.0.2.%d' % (40 + number)) for number in range(12))
+# two test workers that share a network (ansible-test units) each take addresses of their own
+_WORKER = int(os.environ.get('PYTEST_XDIST_WORKER', 'gw0')[2:] or 0) % 100
+LBS = ('127.0.%d.33' % (100 + _WORKER), '127.0.%d.34' % (100 + _WORKER))
+NODES = dict(('w%d' % number, '127.0.%d.%d' % (2 + _WORKER, 40 + number)) for number in range(12))
 # long client and server timeouts: an idle connection must outlive the whole churn
 BASE_TIMEOUTS = (('    timeout client 10s\n', '    timeout client 300s\n'),
                  ('    timeout server 10s\n', '    timeout server 300s\n'))
@@ -182,7 +185,7 @@ def test_a_node_and_a_new_service_together_reload_once_and_the_next_node_change_
         node_only = lb.call(routing(['w0', 'w1', 'w2'], ports, 1002.0), slowstart='5s')
         assert node_only['applied_at_runtime'] and node_only['runtime_changes'] == 2, node_only
         assert lb.proxy.state() == after
-        assert '    server w2 127.0.2.42:31001 check slowstart 5s\n' in lb.config.read_text()
+        assert '    server w2 %s:31001 check slowstart 5s\n' % NODES['w2'] in lb.config.read_text()
         agree(lb)
 
 
@@ -193,8 +196,8 @@ def test_a_refused_runtime_command_falls_back_to_the_reload_and_the_file_and_hap
         before = lb.proxy.state()
         result = lb.call(routing(['w0', 'w1'], ports[:1], 1001.0))
         assert result['reloaded'] and not result['applied_at_runtime'], result
-        assert result['reload_reason'].startswith("HAProxy refused 'add server shop.s0.%d/w1 127.0.2.41:31000 check"
-                                                  % ports[0]), result
+        assert result['reload_reason'].startswith("HAProxy refused 'add server shop.s0.%d/w1 %s:31000 check"
+                                                  % (ports[0], NODES['w1'])), result
         assert 'Permission denied' in result['reload_reason'], result
         assert 'because HAProxy refused' in result['msg']
         assert not lb.proxy.state().workers & before.workers
@@ -298,7 +301,7 @@ def test_a_draining_node_no_connection_uses_is_removed_at_once_and_a_busy_one_dr
             assert result['applied_at_runtime'] and result['drained'] == ['w1'], result
             assert 'Draining node(s) no connection uses any more were removed at once: w1.' in result['msg']
             text = lb.config.read_text()
-            assert '    server w0 127.0.2.40:31000 check weight 0\n' in text and 'server w1 ' not in text
+            assert '    server w0 %s:31000 check weight 0\n' % NODES['w0'] in text and 'server w1 ' not in text
             agree(lb)
         finally:
             for connection in held:
@@ -322,7 +325,7 @@ def test_a_malformed_list_of_draining_nodes_is_a_clear_failure_not_a_traceback(t
     with load_balancers(tmp_path, 1) as (lb,):
         lb.call(routing(['w0'], ports[:1], 1000.0))
         files = lb.files()
-        for draining in (['w1'], [{'address': '127.0.2.41'}]):
+        for draining in (['w1'], [{'address': NODES['w1']}]):
             result = lb.call(dict(routing(['w0'], ports[:1], 1001.0), draining_nodes=draining))
             assert result['failed'] and 'the model is not one portico.k8s.nodeport_info returns' in result['msg'], result
             assert lb.files() == files
