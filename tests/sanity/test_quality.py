@@ -43,6 +43,18 @@ def test_ansible_test_units_passes():
     assert counts and sum(counts) > 400 and ' failed' not in output and 'skipped' not in output, output[-3000:]
 
 
+@pytest.mark.slow
+def test_ansible_test_integration_targets_pass():
+    """tests/integration/targets (the module, the lookup, the filter and the status writer on a
+    snapshot: check mode, errors) run as ansible-test integration runs a collection's targets."""
+    result, output = run(str(REPO / 'scripts' / 'netns-python'), 'scripts/ansible-test.sh', 'integration', '--local',
+                         timeout=900, env=dict(os.environ, NETNS_PYTHON='/bin/bash'))
+    assert result.returncode == 0, output[-6000:]
+    ran = re.findall(r'Running (\S+) integration test role', output)
+    assert sorted(ran) == ['load_balancer_status', 'nodeport_info', 'nodeports_lookup'], output[-3000:]
+    assert 'failed=0' in output and not re.search(r'failed=[1-9]', output)
+
+
 def test_ansible_lint_production_profile_passes():
     result, output = run(str(BIN / 'ansible-lint'), '--profile', 'production', 'roles', 'playbooks', timeout=300)
     assert result.returncode == 0, output[-6000:]
