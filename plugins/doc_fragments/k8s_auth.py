@@ -65,6 +65,20 @@ options:
         C(localhost,.svc,10.0.0.0/8). Can also be set with E(K8S_AUTH_NO_PROXY).
     type: str
     version_added: 0.2.0
+  impersonate_user:
+    description:
+      - Act as this user (the C(Impersonate-User) header), as in C(kubernetes.core). The account needs
+        C(impersonate) on C(users) (and on C(groups) for O(impersonate_groups)).
+      - Can also be set with E(K8S_AUTH_IMPERSONATE_USER).
+    type: str
+    version_added: 0.3.0
+  impersonate_groups:
+    description:
+      - Groups to act in, with O(impersonate_user) (one C(Impersonate-Group) header each).
+      - Can also be set with E(K8S_AUTH_IMPERSONATE_GROUPS), comma-separated.
+    type: list
+    elements: str
+    version_added: 0.3.0
   proxy_headers:
     description:
       - Headers sent to O(proxy), as in C(kubernetes.core).
@@ -105,4 +119,8 @@ options:
     env: [{name: K8S_AUTH_PROXY}]
   no_proxy:
     env: [{name: K8S_AUTH_NO_PROXY}]
+  impersonate_user:
+    env: [{name: K8S_AUTH_IMPERSONATE_USER}]
+  impersonate_groups:
+    env: [{name: K8S_AUTH_IMPERSONATE_GROUPS}]
 '''

@@ -40,6 +40,8 @@ CONNECTION_ENV = {
     'client_key': ('K8S_AUTH_KEY_FILE',),
     'proxy': ('K8S_AUTH_PROXY',),
     'no_proxy': ('K8S_AUTH_NO_PROXY',),
+    'impersonate_user': ('K8S_AUTH_IMPERSONATE_USER',),
+    'impersonate_groups': ('K8S_AUTH_IMPERSONATE_GROUPS',),
 }
 # Connection options without an environment variable (as in kubernetes.core).
 CONNECTION_OPTIONS = tuple(CONNECTION_ENV) + ('proxy_headers',)
@@ -77,6 +79,8 @@ def connection_argument_spec():
         client_key=dict(type='path', aliases=['key_file'], no_log=False),
         proxy=dict(type='str'),
         no_proxy=dict(type='str'),
+        impersonate_user=dict(type='str'),
+        impersonate_groups=dict(type='list', elements='str'),
     )
     for name, env in CONNECTION_ENV.items():
         spec[name]['fallback'] = (env_fallback, list(env))
@@ -208,6 +212,38 @@ def parse_json_body(data, what):
             gc.enable()
 
 
+def impersonation(settings):
+    """(user, groups) to impersonate, or None; groups from a list or a comma-separated string."""
+    user, groups = settings.get('impersonate_user') or None, settings.get('impersonate_groups') or []
+    if isinstance(groups, str):
+        groups = [group.strip() for group in groups.split(',') if group.strip()]
+    if not isinstance(groups, list) or not all(isinstance(g, str) and g for g in groups):
+        raise KubeError('impersonate_groups must be a list of group names')
+    if groups and not user:
+        raise KubeError('impersonate_groups needs impersonate_user: the API server impersonates groups of a user')
+    for value in [user or ''] + groups:
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise KubeError('impersonate_user and impersonate_groups may not hold control characters')
+    return (user, groups) if user else None
+
+
+def _impersonating(request, user, groups):
+    """The client's request function, sending the impersonation headers: a group header each.
+
+    The client's own header handling keeps one value per name, so the headers are added here,
+    where they reach urllib3 as they are.
+    """
+    import urllib3
+
+    def send(method, url, *args, **kwargs):
+        headers = urllib3.HTTPHeaderDict(kwargs.pop('headers', None) or {})
+        headers['Impersonate-User'] = user
+        for group in groups:
+            headers.add('Impersonate-Group', group)
+        return request(method, url, *args, headers=headers, **kwargs)
+    return send
+
+
 class KubeClient:
     """Lists resources as raw JSON pages, reducing each item as soon as it is read."""
 
@@ -219,6 +255,10 @@ class KubeClient:
         self.timeout = timeout
         self.page_size = page_size
         self.api_client = kubernetes.client.ApiClient(self.configuration)
+        acting = impersonation(settings)
+        if acting:
+            rest = self.api_client.rest_client
+            rest.request = _impersonating(rest.request, *acting)
 
     def close(self):
         if hasattr(self.api_client, 'close'):

@@ -823,6 +823,9 @@ class Request:
     headers: dict
     token: str = None
     status: int = None
+    # with Impersonate-User: the account that sent it (user is the one impersonated), and the groups
+    impersonator: str = None
+    groups: tuple = ()
 
 
 @dataclasses.dataclass
@@ -1212,6 +1215,7 @@ def _ordered(res, obj):
 class _Identity:
     user: str
     forbidden: set
+    impersonate: bool = False
 
 
 class FakeKubeAPI:
@@ -1229,6 +1233,7 @@ class FakeKubeAPI:
         self.token, self.user = token, user
         self.store = Store()
         self._tokens = {token: _Identity(user, set())}
+        self._users = {}
         self._faults, self._requests = [], []
         # Unexpected exceptions raised while answering; a test can assert it stays empty.
         self.errors = []
@@ -1329,10 +1334,16 @@ class FakeKubeAPI:
 
     # ------------------------------------------------------------ identities
 
-    def add_token(self, token, user, forbidden=()):
-        """Accept token as user; forbidden lists rules of what it may not do (see forbid)."""
+    def add_token(self, token, user, forbidden=(), impersonate=False):
+        """Accept token as user; forbidden lists rules of what it may not do (see forbid);
+        impersonate lets it act as other users (Impersonate-User, see add_user)."""
         with self._meta_lock:
-            self._tokens[token] = _Identity(user, {_rule(r) for r in forbidden})
+            self._tokens[token] = _Identity(user, {_rule(r) for r in forbidden}, impersonate)
+
+    def add_user(self, user, forbidden=()):
+        """A user a token with impersonate=True may act as (add_token), refused what the rules say."""
+        with self._meta_lock:
+            self._users[user] = {_rule(r) for r in forbidden}
 
     def forbid(self, token, *rules):
         """Refuse token what the rules say (403 as RBAC words it). A rule is a resource ("nodes":
@@ -1377,6 +1388,11 @@ class FakeKubeAPI:
             identity = self._tokens.get(token) if token else None
             user = identity.user if identity else (ANONYMOUS if token is None else None)
             request = Request(method, path, query, user, headers.get("Accept", ""), dict(headers.items()), token)
+            acting = headers.get("Impersonate-User")
+            if acting is not None and user is not None:
+                # every Impersonate-Group header counts, as the real server reads them
+                request = dataclasses.replace(request, user=acting, impersonator=user,
+                                              groups=tuple(headers.get_all("Impersonate-Group") or ()))
             self._requests.append(request)
             return request, self._take_fault(request)
 
@@ -1416,6 +1432,19 @@ class FakeKubeAPI:
         if request.user == ANONYMOUS:
             if info.is_resource or request.path not in PUBLIC_PATHS:
                 raise forbidden(ANONYMOUS, info)
+            return
+        if request.impersonator is not None:
+            with self._meta_lock:
+                allowed = self._tokens[request.token].impersonate
+                denied = set(self._users.get(request.user, ()))
+            if not allowed:
+                # the impersonation filter runs before the request's own authorization
+                raise FakeAPIError(status_body(403, "Forbidden", 'users "%s" is forbidden: User "%s" cannot '
+                                               'impersonate resource "users" in API group "" at the cluster scope'
+                                               % (request.user, request.impersonator),
+                                               _details(request.user, "", "users")))
+            if info.is_resource and _denied(denied, info):
+                raise forbidden(request.user, info)
             return
         with self._meta_lock:
             denied = set(self._tokens[request.token].forbidden)

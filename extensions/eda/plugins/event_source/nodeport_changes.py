@@ -39,6 +39,10 @@ options:
   proxy_headers:
     description: Headers for the proxy, as in kubernetes.core (C(basic_auth), C(proxy_basic_auth), C(user_agent)).
     type: dict
+  impersonate_user: {description: Act as this user (env K8S_AUTH_IMPERSONATE_USER)., type: str}
+  impersonate_groups:
+    description: Groups to act in with impersonate_user (env K8S_AUTH_IMPERSONATE_GROUPS, comma-separated).
+    type: list
   namespaces:
     description: Only services in these namespaces (a list or a comma-separated string).
     type: list

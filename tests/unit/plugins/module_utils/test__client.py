@@ -244,3 +244,37 @@ def test_the_proxy_its_headers_and_no_proxy_are_used_as_kubernetes_core_uses_the
             _client.KubeClient(settings(cluster, proxy=proxy.url, proxy_headers={'x-evil': 'y'}))
     finally:
         proxy.close()
+
+
+def test_impersonation_sends_the_user_and_one_header_per_group(cluster):
+    cluster.add_token('impersonator', 'system:serviceaccount:portico:sync', impersonate=True)
+    cluster.add_user('lb-viewer', forbidden=['secrets'])
+    client = _client.KubeClient(settings(cluster, api_key='impersonator', impersonate_user='lb-viewer',
+                                         impersonate_groups=['portico', 'readers']))
+    try:
+        nodes, dummy = client.list('nodes', lambda o: o['metadata']['name'])
+    finally:
+        client.close()
+    assert nodes
+    request = [r for r in cluster.requests if r.path == '/api/v1/nodes'][-1]
+    assert (request.user, request.impersonator, request.groups) == (
+        'lb-viewer', 'system:serviceaccount:portico:sync', ('portico', 'readers'))
+
+
+def test_impersonation_without_the_right_is_refused_naming_both_accounts(cluster):
+    with pytest.raises(_client.KubeError) as caught:
+        _cluster.read_api(settings(cluster, impersonate_user='jane'), _cluster.ServiceFilter())
+    assert ('users "jane" is forbidden: User "%s" cannot impersonate resource "users"' % cluster.user) in str(caught.value)
+
+
+@pytest.mark.parametrize('value, message', [
+    ({'impersonate_groups': ['a']}, 'impersonate_groups needs impersonate_user'),
+    ({'impersonate_user': 'jane\nx'}, 'control characters'),
+    ({'impersonate_user': 'jane', 'impersonate_groups': [3]}, 'must be a list of group names')])
+def test_bad_impersonation_is_refused_before_connecting(value, message):
+    with pytest.raises(_client.KubeError, match=message):
+        _client.impersonation(value)
+
+
+def test_groups_from_the_environment_are_comma_separated():
+    assert _client.impersonation({'impersonate_user': 'jane', 'impersonate_groups': 'a, b,'}) == ('jane', ['a', 'b'])
