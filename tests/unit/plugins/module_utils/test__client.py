@@ -143,6 +143,23 @@ def test_namespaces_and_label_selector_are_asked_of_the_server(fakeapi):
     assert '/api/v1/namespaces/shop/services' in paths and '/api/v1/services' not in paths
 
 
+def test_services_as_kubectl_creates_them_are_served(fakeapi):
+    # through the API server's own validation: `kubectl create service nodeport x --tcp=8200:8080`
+    # names its port "8200-8080", and a chart's "http-metrics-api" is as valid
+    fakeapi.add_node(objects.node('node-1', internal_ips='10.0.0.1'))
+    fakeapi.add_service(objects.service('x', 'shop', type='NodePort', ports=[
+        objects.service_port(8200, name='8200-8080', target_port=8080)]))
+    fakeapi.add_service(objects.service('metrics', 'shop', type='NodePort', ports=[
+        objects.service_port(9100, name='http-metrics-api'), objects.service_port(9101, name='9101')]))
+    options = dict(settings(fakeapi), namespaces=[], label_selector=None, filter=None, snapshot=None,
+                   address_types=['InternalIP'], frontend_port='service_port', api_timeout=5,
+                   page_size=10, allow_no_nodes=False)
+    model = _collect.collect_model(options.get)
+    assert model['excluded_services'] == []
+    assert [(b['name'], b['port_name']) for b in model['backends']] == [
+        ('shop.metrics.9100', 'http-metrics-api'), ('shop.metrics.9101', '9101'), ('shop.x.8200', '8200-8080')]
+
+
 def test_no_eligible_node_stops_the_run_unless_allowed(fakeapi):
     fakeapi.load_list(objects.cluster_list([
         objects.node('node-1', internal_ips='10.0.0.1', ready=False),
