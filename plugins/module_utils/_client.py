@@ -98,6 +98,35 @@ def _in_cluster():
     return bool(os.environ.get('KUBERNETES_SERVICE_HOST')) and os.path.exists(SERVICE_ACCOUNT_TOKEN)
 
 
+def _check_files(settings):
+    """Name the option and the path of a file that is not there, before anything connects.
+
+    Without this, a missing kubeconfig reads as "Invalid kube-config file. No configuration found."
+    (or is silently skipped when host is set), and a missing CA file fails the first request
+    without its path. A kubeconfig may be several paths joined by ":", as KUBECONFIG is: it is
+    missing when none of them exists.
+    """
+    kubeconfig = settings.get('kubeconfig')
+    if isinstance(kubeconfig, str) and kubeconfig:
+        paths = [os.path.expanduser(p) for p in kubeconfig.split(os.pathsep) if p]
+        if paths and not any(os.path.exists(p) for p in paths):
+            raise KubeError('kubeconfig %s does not exist (option kubeconfig, or K8S_AUTH_KUBECONFIG)'
+                            % ', '.join(paths))
+    for option, what in (('ca_cert', 'CA certificate'), ('client_cert', 'client certificate'),
+                         ('client_key', 'client key')):
+        path = settings.get(option)
+        if not isinstance(path, str) or not path:
+            continue
+        path = os.path.expanduser(path)
+        if not os.path.isfile(path):
+            problem = 'is not a file' if os.path.exists(path) else 'does not exist'
+            raise KubeError('%s: the %s file %s %s (option %s, or %s)'
+                            % (option, what, path, problem, option, CONNECTION_ENV[option][0]))
+        if not os.access(path, os.R_OK):
+            raise KubeError('%s: the %s file %s cannot be read (option %s, or %s)'
+                            % (option, what, path, option, CONNECTION_ENV[option][0]))
+
+
 def make_configuration(settings):
     """Build a kubernetes.client.Configuration from the connection settings.
 
@@ -109,6 +138,7 @@ def make_configuration(settings):
     if kubeconfig is not None and not isinstance(kubeconfig, (str, dict)):
         raise KubeError('kubeconfig must be the path of a kubeconfig file or its content as a dict, not %s'
                         % type(kubeconfig).__name__)
+    _check_files(settings)
     explicit = kubeconfig or settings.get('context')
     try:
         if explicit or not settings.get('host'):
@@ -164,8 +194,12 @@ def _explain_api_error(exc, resource, server):
                 'client certificate is invalid or expired; check api_key, client_cert or the '
                 'kubeconfig user' % server)
     if status == 403:
-        return ('permission denied listing %s (403 Forbidden): %s. The account needs "list" on '
-                '%s at the cluster scope (or in each selected namespace).' % (resource, message, resource))
+        if RESOURCES.get(resource, (None, None, None))[2] is None:
+            scope = 'at the cluster scope (%s are cluster-scoped: a ClusterRole and a ClusterRoleBinding)' % resource
+        else:
+            scope = 'at the cluster scope (or in each selected namespace)'
+        return ('permission denied listing %s (403 Forbidden): %s. The account needs "list" on %s %s.'
+                % (resource, message, resource, scope))
     if status == 404:
         return ('listing %s: 404 Not Found (%s); is host %s a Kubernetes API server?'
                 % (resource, message, server))

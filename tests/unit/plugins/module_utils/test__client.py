@@ -67,6 +67,45 @@ def test_a_missing_permission_is_named(cluster):
     assert '"list" on services' in message
 
 
+def test_a_missing_permission_on_nodes_asks_for_the_cluster_scope_only(cluster):
+    # nodes are cluster-scoped: a namespaced Role cannot grant them
+    cluster.forbid(cluster.token, 'nodes')
+    with pytest.raises(_client.KubeError) as caught:
+        _client.KubeClient(settings(cluster)).list('nodes', _cluster.slim_node)
+    message = str(caught.value)
+    assert '403 Forbidden' in message and 'cannot list resource "nodes"' in message
+    assert message.endswith('The account needs "list" on nodes at the cluster scope (nodes are cluster-scoped: '
+                            'a ClusterRole and a ClusterRoleBinding).')
+    assert 'namespace.' not in message
+
+
+@pytest.mark.parametrize('option', ['ca_cert', 'client_cert', 'client_key'])
+def test_a_missing_certificate_file_is_named_before_connecting(cluster, tmp_path, option):
+    missing = tmp_path / 'no-such' / 'file.pem'
+    with pytest.raises(_client.KubeError) as caught:
+        _client.KubeClient(settings(cluster, **{option: str(missing)}))
+    message = str(caught.value)
+    assert message.startswith('%s: the ' % option) and '%s does not exist' % missing in message
+    assert 'option %s' % option in message
+    assert cluster.requests == []
+    with pytest.raises(_client.KubeError) as caught:
+        _client.KubeClient(settings(cluster, **{option: str(tmp_path)}))
+    assert '%s is not a file' % tmp_path in str(caught.value)
+
+
+@pytest.mark.parametrize('host', [True, False])
+def test_a_missing_kubeconfig_is_named(cluster, tmp_path, host):
+    missing = tmp_path / 'kubeconfig'
+    overrides = {} if host else {'host': None, 'api_key': None, 'ca_cert': None}
+    with pytest.raises(_client.KubeError) as caught:
+        _client.KubeClient(dict(settings(cluster, **overrides), kubeconfig=str(missing)))
+    assert str(caught.value) == 'kubeconfig %s does not exist (option kubeconfig, or K8S_AUTH_KUBECONFIG)' % missing
+    # several paths, as KUBECONFIG takes them: one that exists is enough
+    real = cluster.write_kubeconfig(tmp_path / 'real')
+    client = _client.KubeClient(dict(settings(cluster, **overrides), kubeconfig='%s:%s' % (missing, real)))
+    assert len(client.list('nodes', _cluster.slim_node)[0]) == 7
+
+
 def test_an_expired_continue_token_restarts_the_list_once(cluster):
     fault = cluster.fault('/api/v1/nodes', status=410, times=1, when=lambda r: 'continue' in r.query)
     nodes, version = _client.KubeClient(settings(cluster), page_size=3).list('nodes', _cluster.slim_node)
