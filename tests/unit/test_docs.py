@@ -25,3 +25,25 @@ def test_every_snapshot_command_lists_endpointslices():
                 if 'endpointslices' not in match.group(1).split(','):
                     short.append('%s:%d: %s' % (path.relative_to(ROOT), number, match.group(0)))
     assert found and short == []
+
+
+def test_every_plugin_documentation_block_is_yaml():
+    # a ": " inside a plain scalar breaks a doc fragment for every module that uses it
+    import ast
+    import yaml
+
+    def blocks(body):
+        for node in body:
+            if isinstance(node, ast.ClassDef):
+                yield from blocks(node.body)
+            elif (isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+                  and isinstance(node.value.value, str)
+                  and any(getattr(t, 'id', None) in ('DOCUMENTATION', 'EXAMPLES', 'RETURN') for t in node.targets)):
+                yield node.value.value
+
+    checked = 0
+    for path in sorted((ROOT / 'plugins').glob('*/*.py')):
+        for text in blocks(ast.parse(path.read_text()).body):
+            yaml.safe_load(text)
+            checked += 1
+    assert checked > 10
