@@ -147,6 +147,36 @@ def test_server_faults_end_with_a_message_naming_the_cause(cluster, fault, expec
     assert expected in str(caught.value)
 
 
+ANSI_BODY = {'kind': 'Status', 'apiVersion': 'v1', 'status': 'Failure', 'code': 500, 'reason': 'InternalError',
+             'message': '\x1b[31mERROR\x1b[0m etcd:\r\n\x1b]0;owned\x07 leader \u202echanged\u202c ' + 'x' * 5000}
+
+
+def test_api_error_texts_lose_control_characters_and_are_cut(cluster):
+    # a proxy's or an apiserver wrapper's error: ANSI colours, a terminal title, line breaks, a bidi override, 5 KB
+    cluster.fault('/api/v1/nodes', status=500, body=ANSI_BODY)
+    with pytest.raises(_client.KubeError) as caught:
+        _client.KubeClient(settings(cluster)).list('nodes', _cluster.slim_node)
+    message = str(caught.value)
+    assert message.startswith('listing nodes: the API server answered 500 Internal Server Error: ERROR etcd: leader '
+                              'changed xxx')
+    assert message.endswith('xxx... [4727 more characters cut]'), message[-80:]
+    assert len(message) < 420 and message.isprintable() and '\x1b' not in message and 'owned' not in message
+
+
+@pytest.mark.parametrize('value,expected', [
+    ('\x1b[1;31mred\x1b[0m', 'red'),
+    ('a\n\tb\x00c\x7fd', 'a b c d'),
+    ('\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\', 'link'),
+    (b'\xffbytes', '\ufffdbytes'),
+    (None, ''),
+    ('\u202eevil\u200b', 'evil'),
+    ('y' * 300, 'y' * 300),
+    ('y' * 301, 'y' * 300 + '... [1 more characters cut]'),
+])
+def test_api_text(value, expected):
+    assert _client.api_text(value) == expected
+
+
 def test_a_hanging_server_times_out(cluster):
     cluster.fault('/api/v1/nodes', delay=3, times=1)
     with pytest.raises(_client.KubeError) as caught:
