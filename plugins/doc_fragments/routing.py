@@ -15,7 +15,8 @@ options:
   snapshot:
     description:
       - Read the cluster from this JSON file instead of the API, a Kubernetes C(List) as written by
-        C(kubectl get nodes,services -A -o json). For load-balancer networks that cannot reach
+        C(kubectl get nodes,services,endpointslices -A -o json) (without the EndpointSlices, no service
+        of external traffic policy C(Local) is routed). For load-balancer networks that cannot reach
         the API, and for the demo. The connection options are ignored when it is set.
     type: path
   namespaces:

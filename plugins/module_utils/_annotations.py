@@ -30,6 +30,7 @@ _TOKEN = re.compile(r'\A[A-Za-z0-9][A-Za-z0-9-]{0,63}\Z')
 _HDR = re.compile(r'\Ahdr\(([^()]*)\)\Z')
 _HOST_LABEL = re.compile(r'\A[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z')
 _NUMBER = re.compile(r'\A[0-9]{1,7}\Z')
+_DIGITS = re.compile(r'\A[0-9]+\Z')
 # A DNS subdomain, short enough that "<namespace>_<name>.<version>.pem" fits a file name.
 _SECRET = re.compile(r'\A[a-z0-9]([-a-z0-9.]{0,168}[a-z0-9])?\Z')
 _POOL = re.compile(r'\A[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z')
@@ -89,12 +90,12 @@ def _address(value):
 
 
 def _port_ref(value):
-    """A service port by number (1-65535) or name."""
-    if _NUMBER.match(value):
-        number = int(value)
-        if not 1 <= number <= 65535:
+    """A service port by number (1-65535) or name. Digits only are always a number: a port whose
+    name is all digits (a valid DNS-1123 label) is referred to by its port number."""
+    if _DIGITS.match(value):
+        if not _NUMBER.match(value) or not 1 <= int(value) <= 65535:
             raise InvalidValue('port %s is not from 1 to 65535' % _show(value))
-        return number
+        return int(value)
     if not value:
         raise InvalidValue('empty port name')
     return port_name(value)
@@ -193,11 +194,13 @@ ANNOTATIONS = {
     'timeout-server': (_TIMEOUT, 'a time, `1ms` to `24h`', 'the base template\'s'),
     'timeout-tunnel': (_TIMEOUT, 'a time, `1ms` to `24h`', 'none'),
     'maxconn': (_integer(1, 1000000), '1 to 1000000', 'none (the global limit)'),
-    'frontend-port': (_frontend_port, 'a port, or `name=port,...` per service port name or number',
+    'frontend-port': (_frontend_port, 'a port, or `name=port,...` per service port name or number (digits '
+                      'only are a number)',
                       'the service port (option `frontend_port`)'),
     'bind-address': (_address, 'an IPv4 or IPv6 address, without a zone id (`%...`); not IPv4-mapped IPv6',
                      'role variable `haproxy_sync_bind_address`'),
-    'ports': (_ports, 'service port names or numbers, comma-separated', 'every TCP port'),
+    'ports': (_ports, 'service port names or numbers, comma-separated; digits only are a number (a port named '
+              '`8080` is given by its port number)', 'every TCP port'),
     'hosts': (_hosts, 'DNS names or `*.` wildcards, comma-separated', 'none (a port of its own)'),
     'host-default': (_boolean, '`true`, `false`', '`false`'),
     'tls-secret': (_secret, 'the name of a Secret of type `kubernetes.io/tls` in the service\'s namespace',

@@ -14,7 +14,9 @@ __metaclass__ = type
 import gc
 import json
 import os
+import re
 import traceback
+import unicodedata
 
 try:
     import kubernetes
@@ -102,6 +104,35 @@ def _in_cluster():
     return bool(os.environ.get('KUBERNETES_SERVICE_HOST')) and os.path.exists(SERVICE_ACCOUNT_TOKEN)
 
 
+def _check_files(settings):
+    """Name the option and the path of a file that is not there, before anything connects.
+
+    Without this, a missing kubeconfig reads as "Invalid kube-config file. No configuration found."
+    (or is silently skipped when host is set), and a missing CA file fails the first request
+    without its path. A kubeconfig may be several paths joined by ":", as KUBECONFIG is: it is
+    missing when none of them exists.
+    """
+    kubeconfig = settings.get('kubeconfig')
+    if isinstance(kubeconfig, str) and kubeconfig:
+        paths = [os.path.expanduser(p) for p in kubeconfig.split(os.pathsep) if p]
+        if paths and not any(os.path.exists(p) for p in paths):
+            raise KubeError('kubeconfig %s does not exist (option kubeconfig, or K8S_AUTH_KUBECONFIG)'
+                            % ', '.join(paths))
+    for option, what in (('ca_cert', 'CA certificate'), ('client_cert', 'client certificate'),
+                         ('client_key', 'client key')):
+        path = settings.get(option)
+        if not isinstance(path, str) or not path:
+            continue
+        path = os.path.expanduser(path)
+        if not os.path.isfile(path):
+            problem = 'is not a file' if os.path.exists(path) else 'does not exist'
+            raise KubeError('%s: the %s file %s %s (option %s, or %s)'
+                            % (option, what, path, problem, option, CONNECTION_ENV[option][0]))
+        if not os.access(path, os.R_OK):
+            raise KubeError('%s: the %s file %s cannot be read (option %s, or %s)'
+                            % (option, what, path, option, CONNECTION_ENV[option][0]))
+
+
 def make_configuration(settings):
     """Build a kubernetes.client.Configuration from the connection settings.
 
@@ -113,6 +144,7 @@ def make_configuration(settings):
     if kubeconfig is not None and not isinstance(kubeconfig, (str, dict)):
         raise KubeError('kubeconfig must be the path of a kubeconfig file or its content as a dict, not %s'
                         % type(kubeconfig).__name__)
+    _check_files(settings)
     explicit = kubeconfig or settings.get('context')
     try:
         if explicit or not settings.get('host'):
@@ -151,13 +183,37 @@ def make_configuration(settings):
     return config
 
 
+# ANSI escape sequences (CSI such as colours, OSC such as window titles and links) as a whole
+_ESCAPES = re.compile(r'\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]')
+API_TEXT_LIMIT = 300
+
+
+def api_text(value, limit=API_TEXT_LIMIT):
+    """Text an API server (or whatever answers in its place) sent, as a message may carry it.
+
+    ANSI escape sequences go, every other control or format character (line breaks, bidi
+    overrides) becomes a space, runs of spaces one, and text longer than limit is cut there
+    with the cut marked: a proxy's 5 KB error page or a coloured log line stays readable.
+    """
+    if value is None:
+        return ''
+    if isinstance(value, bytes):
+        value = value.decode('utf-8', 'replace')
+    text = _ESCAPES.sub('', value if isinstance(value, str) else str(value))
+    text = ' '.join(''.join(' ' if unicodedata.category(c)[0] == 'C' else c for c in text).split())
+    if len(text) > limit:
+        text = '%s... [%d more characters cut]' % (text[:limit].rstrip(), len(text) - limit)
+    return text
+
+
 def _status_message(exc):
-    """The message of a Kubernetes Status body, or the raw reason."""
+    """The message of a Kubernetes Status body, or the raw reason, made safe for a message (api_text)."""
     try:
         body = json.loads(exc.body)
-        return body.get('message') or body.get('reason') or exc.reason
+        message = body.get('message') or body.get('reason') or exc.reason
     except (TypeError, ValueError, AttributeError):
-        return exc.reason or 'no message'
+        message = exc.reason
+    return api_text(message) or 'no message'
 
 
 def _explain_api_error(exc, resource, server):
@@ -168,18 +224,22 @@ def _explain_api_error(exc, resource, server):
                 'client certificate is invalid or expired; check api_key, client_cert or the '
                 'kubeconfig user' % server)
     if status == 403:
-        return ('permission denied listing %s (403 Forbidden): %s. The account needs "list" on '
-                '%s at the cluster scope (or in each selected namespace).' % (resource, message, resource))
+        if RESOURCES.get(resource, (None, None, None))[2] is None:
+            scope = 'at the cluster scope (%s are cluster-scoped: a ClusterRole and a ClusterRoleBinding)' % resource
+        else:
+            scope = 'at the cluster scope (or in each selected namespace)'
+        return ('permission denied listing %s (403 Forbidden): %s. The account needs "list" on %s %s.'
+                % (resource, message, resource, scope))
     if status == 404:
         return ('listing %s: 404 Not Found (%s); is host %s a Kubernetes API server?'
                 % (resource, message, server))
-    return 'listing %s: the API server answered %s %s: %s' % (resource, status, exc.reason, message)
+    return 'listing %s: the API server answered %s %s: %s' % (resource, status, api_text(exc.reason, 60), message)
 
 
 def _explain_transport_error(exc, resource, server, timeout):
     # urllib3 wraps the cause in MaxRetryError; the cause is what the operator needs.
     cause = getattr(exc, 'reason', None) if type(exc).__name__ == 'MaxRetryError' else None
-    text = '%s: %s' % (type(cause or exc).__name__, cause or exc)
+    text = '%s: %s' % (type(cause or exc).__name__, api_text(cause or exc))
     lowered = text.lower()
     if 'timeout' in lowered or 'timed out' in lowered:
         return ('listing %s: the API server %s did not answer within %s seconds (api_timeout)'
@@ -318,7 +378,7 @@ class KubeClient:
                 raise SecretForbidden('permission denied reading Secret %s/%s (403 Forbidden): the account '
                                       'needs "get" on secrets in namespace %s' % (namespace, name, namespace))
             raise KubeError('%s: the API server answered %s %s: %s'
-                            % (what, exc.status, exc.reason, _status_message(exc)))
+                            % (what, exc.status, api_text(exc.reason, 60), _status_message(exc)))
         except Exception as exc:
             raise KubeError(_explain_transport_error(exc, 'Secret %s/%s' % (namespace, name),
                                                      self.server, self.timeout).replace('listing ', 'reading ', 1))
@@ -376,8 +436,8 @@ class KubeClient:
             raise KubeError(_explain_transport_error(exc, resource, self.server, self.timeout))
         page = parse_json_body(data, what)
         if not isinstance(page, dict) or page.get('kind') != kind or not isinstance(page.get('items'), list):
-            raise KubeError('%s: the answer is not a %s (kind %r)' % (
-                what, kind, page.get('kind') if isinstance(page, dict) else type(page).__name__))
+            raise KubeError('%s: the answer is not a %s (kind %s)' % (
+                what, kind, api_text(repr(page.get('kind')) if isinstance(page, dict) else type(page).__name__, 60)))
         return page
 
     def list(self, resource, reduce, namespace=None, selector=None):

@@ -175,7 +175,12 @@ def service_candidates(service, options, warnings=None, address=None):
         known = set(p.get('name') for p in service.get('ports') or []) | set(p.get('port') for p in service.get('ports') or [])
         for key in sorted(set(selected or []) | set(wanted if isinstance(wanted, dict) else []), key=str):
             if key not in known:
-                warnings.append(_entry(service_id, None, 'annotation names port %s, which the service does not have' % key))
+                # digits only are a port number; a port whose name is digits is meant by its number
+                named = [p.get('port') for p in service.get('ports') or [] if p.get('name') == str(key)]
+                hint = (' (digits are a port number; its port named "%s" is port %s)' % (key, named[0])
+                        if named else '')
+                warnings.append(_entry(service_id, None, 'annotation names port %s, which the service does not have%s'
+                                       % (key, hint)))
     if not candidates and not excluded:
         excluded.append(_entry(service_id, None, 'no ports'))
     return candidates, excluded

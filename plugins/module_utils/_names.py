@@ -18,7 +18,6 @@ import re
 # (node names): the same rules the API server applies, so a valid cluster never trips them.
 _DNS1123_LABEL = re.compile(r'\A[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z')
 _DNS1035_LABEL = re.compile(r'\A[a-z]([-a-z0-9]{0,61}[a-z0-9])?\Z')
-_PORT_NAME = re.compile(r'\A[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?\Z')
 _HOSTNAME_LABEL = re.compile(r'\A[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z')
 # The characters of IPv4 and IPv6 notation, before ipaddress reads the value.
 _IP_CHARACTERS = re.compile(r'\A[0-9A-Fa-f:.]{2,45}\Z')
@@ -55,12 +54,17 @@ def node_name(value):
 
 
 def port_name(value):
-    """An IANA service name as Kubernetes allows it; empty means unnamed."""
+    """A Service port name: a DNS-1123 label, as the API server validates it; empty means unnamed.
+
+    Not the stricter IANA service name of container ports: ``kubectl create service nodeport x
+    --tcp=8200:8080`` names its port ``8200-8080``, and names up to 63 characters are valid.
+    Port names are never written into HAProxy's configuration; only annotations refer to them.
+    """
     if value is None or value == '':
         return ''
-    if (not isinstance(value, str) or not _PORT_NAME.match(value) or '--' in value
-            or not any(c.isalpha() for c in value)):
-        raise InvalidValue('port name %s is not a valid IANA service name' % _show(value))
+    if not isinstance(value, str) or not _DNS1123_LABEL.match(value):
+        raise InvalidValue('port name %s is not a DNS-1123 label (at most 63 lowercase letters, digits and "-", '
+                           'starting and ending with a letter or digit)' % _show(value))
     return value
 
 

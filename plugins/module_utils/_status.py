@@ -17,6 +17,7 @@ import json
 import time
 
 from ansible_collections.portico.k8s.plugins.module_utils._addresses import FIELD_MANAGER
+from ansible_collections.portico.k8s.plugins.module_utils._client import api_text
 
 REPORTING_CONTROLLER = 'portico.io/haproxy-sync'
 ACTIONS = {'AddressAssigned': 'AssignAddress', 'AddressChanged': 'ChangeAddress',
@@ -71,7 +72,8 @@ def event_object(entry, instance, now):
 
 
 def _message(answer):
-    return answer.get('message') or answer.get('reason') or 'no message'
+    """The message of an API answer, control characters out and cut at 300 characters (api_text)."""
+    return api_text(answer.get('message') or answer.get('reason')) or 'no message'
 
 
 def diffs(entries):

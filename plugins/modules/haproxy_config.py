@@ -124,7 +124,10 @@ options:
     type: bool
     default: true
   validate:
-    description: The command that validates the candidate; C(%s) is replaced by its path. Run without a shell.
+    description:
+      - The command that validates the candidate; C(%s) is replaced by its path. Run without a shell.
+      - Its program is looked up on E(PATH), then in C(/sbin), C(/usr/sbin) and C(/usr/local/sbin); when it is not
+        found the step fails (in check mode too) and says so.
     type: str
     default: haproxy -c -f %s
   reload_command:
@@ -379,6 +382,12 @@ class HostStep(object):
 
     def run(self):
         token, lock = None, self.path + LOCK_SUFFIX
+        directory = os.path.dirname(self.path) or '.'
+        if not os.path.isdir(directory):
+            problem = 'is not a directory' if os.path.lexists(directory) else 'does not exist'
+            self.fail('the directory %s of %s %s, so %s: create it (the HAProxy package does) or set path; nothing '
+                      'was changed here' % (directory, self.path, problem, 'a real run would fail' if self.check
+                                            else 'the new file cannot be written'))
         try:
             if not self.check:
                 try:
@@ -534,12 +543,45 @@ class HostStep(object):
                               after=''.join(name + '\n' for name in sorted(wanted))))
         return diffs
 
+    def validate_words(self):
+        """The validate command split into words, its program found (PATH, then the sbin directories)."""
+        try:
+            words = shlex.split(self.params['validate'])
+        except ValueError as exc:
+            words, problem = None, 'cannot be split into words (%s)' % exc
+        if words == []:
+            problem = 'is empty'
+        if not words:
+            self.fail('the validate command %r %s; set validate (haproxy_sync_validate_command); %s'
+                      % (self.params['validate'], problem, self.unchanged()))
+        program = words[0]
+        found = self.module.get_bin_path(program) if os.sep not in program else (
+            program if os.path.isfile(program) and os.access(program, os.X_OK) else None)
+        if not found:
+            where = ('not on PATH, nor in /sbin, /usr/sbin, /usr/local/sbin' if os.sep not in program
+                     else 'no executable file there')
+            self.fail('the validate command\'s program %r was not found on this host (%s), so the new '
+                      'configuration cannot be checked; install HAProxy or set validate '
+                      '(haproxy_sync_validate_command); %s' % (program, where, self.unchanged()))
+        return [found] + words[1:]
+
+    def unchanged(self):
+        return ('a real run would fail the same way and change nothing' if self.check
+                else '%s was not changed' % self.path)
+
+    def shown_validate(self):
+        """The validate command as an operator reads it: the candidate's temporary path is no use to them."""
+        return self.params['validate'].replace('%s', '<candidate>')
+
     def validate(self, candidate_path):
-        """(rc, output) of the validate command on the candidate file."""
-        argv = [word.replace('%s', candidate_path) for word in shlex.split(self.params['validate'])]
+        """(rc, output) of the validate command on the candidate file; output says something even when it is empty."""
+        argv = [word.replace('%s', candidate_path) for word in self.validate_words()]
         rc, out, err = run_command(self.module, argv)
         self.result['validation'] = (out + err).strip()
-        return rc, (err or out).strip()
+        output = (err or out).strip() or 'no output'
+        if rc == 127:
+            output = 'exit 127 means a command was not found: %s' % output
+        return rc, output
 
     def check_candidate(self, candidate, current, certificates):
         """Check mode: validate the candidate with its certificates in a temporary directory."""
@@ -556,7 +598,7 @@ class HostStep(object):
         rc, output = self.validate(path)
         if rc != 0:
             self.fail('the new configuration would be refused by \'%s\' (exit %d), and a real run would leave the '
-                      'current one in place: %s' % (self.params['validate'], rc, output))
+                      'current one in place: %s' % (self.shown_validate(), rc, output))
         changes, why = self.runtime_plan(current, candidate)
         if changes is not None:
             try:
@@ -690,7 +732,7 @@ class HostStep(object):
         rc, output = self.validate(candidate_path)
         if rc != 0:
             self.fail('the new %s failed to validate with \'%s\' (exit %d), so the current file stays in place and '
-                      'HAProxy was not reloaded: %s' % (self.path, params['validate'], rc, output))
+                      'HAProxy was not reloaded: %s' % (self.path, self.shown_validate(), rc, output))
         runtime = self.runtime
         if current is not None and params['backup']:
             try:

@@ -89,7 +89,7 @@ EXAMPLES = r'''
     frontend_port: node_port
   register: routing
 
-- name: Read from a snapshot made with kubectl get nodes,services -A -o json
+- name: Read from a snapshot made with kubectl get nodes,services,endpointslices -A -o json
   portico.k8s.nodeport_info:
     snapshot: /var/lib/portico/cluster.json
 

@@ -282,3 +282,41 @@ def test_the_lookup_reads_the_same_model(lab):
         cwd=REPO, env=lab.env(), capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert '"shop.shop.%d"' % lab.shop_port in result.stdout
+
+
+@pytest.mark.parametrize('given,shown', [
+    ('haproxy_sync_serial=abc', '"abc"'),
+    # a list with key=value arrives as text
+    ('haproxy_sync_serial=[1,100%]', '"[1,100%]"'),
+    ('{"haproxy_sync_serial": [1, "x"]}', '[1, "x"]'),
+    ('{"haproxy_sync_serial": {"a": 1}}', '{"a": 1}'),
+])
+def test_a_serial_ansible_cannot_read_stops_the_run_with_what_it_takes(tmp_path, given, shown):
+    # Ansible's batching would end in a traceback ("invalid literal for int()"); the play keyword is
+    # templated before any task, so the check is in it, and also holds with --limit (no collect play)
+    (tmp_path / 'inventory.json').write_text(json.dumps(inventory({'lb-x': {}}, tmp_path)))
+    for limit in ((), ('--limit', 'lb-x')):
+        result = subprocess.run(
+            [str(BIN / 'ansible-playbook'), '-i', str(tmp_path / 'inventory.json'), 'playbooks/sync.yml', '--check',
+             '-e', '{"haproxy_sync_model": {}}', '-e', given, *limit],
+            cwd=REPO, env=sync_env(temp=tmp_path), capture_output=True, text=True, timeout=120, check=False)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0 and 'Traceback' not in output and 'probably a bug' not in output, output
+        assert ("Error processing keyword 'serial': haproxy_sync_serial is %s, which is not a serial: it takes the "
+                'number of load balancers per batch (2), a percentage of them ("30%%"), or a list of those' % shown
+                in ' '.join(output.split())), output
+        assert 'PLAY [Render, validate, install' not in result.stdout, output
+
+
+@pytest.mark.parametrize('given', ['haproxy_sync_serial=2', 'haproxy_sync_serial=30%',
+                                   '{"haproxy_sync_serial": [1, "100%"]}', '{"haproxy_sync_serial": []}'])
+def test_serials_ansible_reads_pass(tmp_path, given):
+    (tmp_path / 'inventory.json').write_text(json.dumps(inventory({'lb-x': {}}, tmp_path)))
+    result = subprocess.run(
+        [str(BIN / 'ansible-playbook'), '-i', str(tmp_path / 'inventory.json'), 'playbooks/sync.yml', '--check',
+         '-e', '{"haproxy_sync_model": {}}', '-e', given],
+        cwd=REPO, env=sync_env(temp=tmp_path), capture_output=True, text=True, timeout=120, check=False)
+    output = result.stdout + result.stderr
+    # the run goes on to the load balancers' play (where the empty model given here is refused)
+    assert 'haproxy_sync_serial is' not in output and 'Traceback' not in output, output
+    assert 'PLAY [Render, validate, install and reload HAProxy on the load balancers]' in result.stdout, output

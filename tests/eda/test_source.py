@@ -1,6 +1,7 @@
 """The event source against the test API server: only routing changes make events, bursts coalesce,
 and a restart, a dropped watch or a 410 never lose a change."""
 
+import json
 import time
 
 import pytest
@@ -302,3 +303,15 @@ def test_portico_writing_a_status_makes_no_event_but_another_writer_does(watchap
     assert source.run_until(lambda: not source.queue.empty(), timeout=5)
     source.run_for(0.5)
     assert source.events() == [{'reason': 'change', 'changes': 1, 'kinds': ['Service']}]
+
+
+def test_a_watch_error_event_is_told_without_control_characters_and_cut(source_module):
+    watcher = source_module._Watcher('Service', 'services', None, None, {}, {}, lambda message: None)
+    line = json.dumps({'type': 'ERROR', 'object': {
+        'kind': 'Status', 'apiVersion': 'v1', 'status': 'Failure', 'code': 500, 'reason': 'InternalError',
+        'message': '\x1b[31mwatch\x1b[0m broken:\r\n' + 'w' * 5000}}).encode()
+    with pytest.raises(source_module._WatchError) as caught:
+        watcher._line(line)
+    message = str(caught.value)
+    assert message.startswith('watching services: watch broken: www')
+    assert message.endswith('... [4714 more characters cut] (500)') and message.isprintable()

@@ -26,6 +26,7 @@ It serves nodes, services, endpoints, namespaces, secrets (core v1), endpointsli
   type when left unchanged (clusterIP, nodePorts, healthCheckNodePort,
   allocateLoadBalancerNodePorts, loadBalancerClass, externalTrafficPolicy) and clears
   status.loadBalancer unless the type is LoadBalancer (dropTypeDependentFields); the rules on
+  port names (a DNS-1123 label such as "8200-8080", required on a multi-port Service, unique),
   type, loadBalancerClass (a qualified name, only on a LoadBalancer, immutable while one) and
   allocateLoadBalancerNodePorts give 422 (validation.py);
 - metadata.managedFields kept for every write made over HTTP as the real server keeps them for

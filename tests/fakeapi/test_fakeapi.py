@@ -741,6 +741,39 @@ def test_load_balancer_class_rules(fakeapi):
                                "`type` is 'LoadBalancer'")
 
 
+LABEL_RULE = ("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must "
+              "start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for "
+              "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')")
+
+
+@pytest.mark.parametrize("ports,message", [
+    ([{"name": "Http", "port": 80}], f'spec.ports[0].name: Invalid value: "Http": {LABEL_RULE}'),
+    ([{"name": "http.x", "port": 80}], 'spec.ports[0].name: Invalid value: "http.x": must not contain dots'),
+    ([{"name": "p" * 64, "port": 80}],
+     f'spec.ports[0].name: Invalid value: "{"p" * 64}": must be no more than 63 characters'),
+    ([{"name": "http", "port": 80}, {"port": 81}], "spec.ports[1].name: Required value"),
+    ([{"name": "http", "port": 80}, {"name": "http", "port": 81}],
+     'spec.ports[1].name: Duplicate value: "http"'),
+])
+def test_service_port_names_are_validated_as_the_real_server_does(fakeapi, ports, message):
+    body = {"metadata": {"name": "web"}, "spec": {"type": "NodePort", "ports": ports}}
+    status, answer = call(fakeapi, SHOP, method="POST", body=body)
+    assert (status, answer["message"]) == (422, f'Service "web" is invalid: {message}')
+    assert [c["field"] for c in answer["details"]["causes"]] == [message.split(":")[0]]
+    with pytest.raises(FakeAPIError):
+        fakeapi.add_service(objects.service("web", "shop", type="NodePort", ports=[objects.service_port(80, name="A")]))
+
+
+def test_service_port_names_the_real_server_accepts(fakeapi):
+    # kubectl create service nodeport x --tcp=8200:8080 names its port "8200-8080"; any DNS-1123 label goes
+    ports = [{"name": "8200-8080", "port": 8200, "targetPort": 8080}, {"name": "http-metrics-api", "port": 9100},
+             {"name": "9", "port": 9}, {"name": "a--b", "port": 10}, {"name": "p" * 63, "port": 11}]
+    body = {"metadata": {"name": "x"}, "spec": {"type": "NodePort", "ports": ports}}
+    status, answer = call(fakeapi, SHOP, method="POST", body=body)
+    assert status == 201, answer
+    assert [p["name"] for p in answer["spec"]["ports"]] == [p["name"] for p in ports]
+
+
 def test_a_type_change_drops_what_depended_on_the_type(fakeapi):
     shop_api(fakeapi, loadBalancerClass="portico.io/haproxy", loadBalancerIP="192.0.2.99")
     fakeapi.patch_status("services", "api", "shop", {"status": {"loadBalancer": {"ingress": INGRESS}}},

@@ -7,9 +7,10 @@ are those of kube-apiserver v1.36 (pkg/apis/core/validation):
 - `service_status()`: ValidateServiceStatusUpdate's ValidateLoadBalancerStatus (ingress only on
   a LoadBalancer, `ip` a valid IP, `ipMode` Proxy or VIP and only with `ip`, `hostname` a DNS
   subdomain and not an IP). The ingress' `ports` are not validated there: a real server takes any.
-- `service_spec()`: the part of ValidateService/ValidateServiceUpdate about `type` and the
-  fields that depend on it (loadBalancerClass, allocateLoadBalancerNodePorts, nodePort on a
-  ClusterIP, loadBalancerSourceRanges). `spec.loadBalancerIP` is not validated by a real server.
+- `service_spec()`: the part of ValidateService/ValidateServiceUpdate about port names (a
+  DNS-1123 label, required on a multi-port Service, unique), `type` and the fields that depend
+  on it (loadBalancerClass, allocateLoadBalancerNodePorts, nodePort on a ClusterIP,
+  loadBalancerSourceRanges). `spec.loadBalancerIP` is not validated by a real server.
 - `event_create()`: ValidateEventCreate for events.k8s.io/v1 (the core Event's field names:
   `message` for `note`, `involvedObject` for `regarding`, as the real messages have them).
 """
@@ -106,6 +107,23 @@ def _regex_error(message, regex, *examples):
     """RegexError, its Go spacing included: (e.g. 'MyName',  or 'my.name',  or '123-abc', regex ...)."""
     shown = " or ".join(f"'{e}', " for e in examples)
     return f"{message} (e.g. {shown}regex used for validation is '{regex}')"
+
+
+_LABEL_MESSAGE = ("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must "
+                  "start and end with an alphanumeric character")
+
+
+def dns1123_label(value):
+    """IsDNS1123Label: the problems of value as an RFC 1123 label (none: valid)."""
+    errors = []
+    if len(value) > 63:
+        errors.append("must be no more than 63 characters")
+    if not re.fullmatch(DNS1123_LABEL, value):
+        if re.fullmatch(DNS1123_SUBDOMAIN, value):
+            errors.append("must not contain dots")
+        else:
+            errors.append(_regex_error(_LABEL_MESSAGE, DNS1123_LABEL, "my-name", "123-abc"))
+    return errors
 
 
 def dns1123_subdomain(value):
@@ -231,9 +249,11 @@ def _ingress_errors(path, entry, existing):
 
 
 def service_spec(new, old=None):
-    """The type-dependent rules of ValidateServiceUpdate (old given) or ValidateServiceCreate, in their order."""
+    """The port-name and type-dependent rules of ValidateServiceUpdate (old given) or ValidateServiceCreate,
+    in their order."""
     errors = load_balancer_class(old, new) if old is not None else []
     spec = new.get("spec") or {}
+    errors += service_port_names(spec.get("ports") or [])
     stype = spec.get("type")
     if not stype:
         errors.append(required("spec.type"))
@@ -247,6 +267,23 @@ def service_spec(new, old=None):
     if spec.get("allocateLoadBalancerNodePorts") is not None and stype != "LoadBalancer":
         errors.append(forbidden("spec.allocateLoadBalancerNodePorts", "may only be used when `type` is 'LoadBalancer'"))
     return errors + load_balancer_class(None, new)
+
+
+def service_port_names(ports):
+    """validateServicePort's name rules: a DNS-1123 label (ValidateDNS1123Label, not the IANA service
+    name of container ports: "8200-8080" is valid), required when there are several ports, unique."""
+    errors, seen = [], set()
+    for index, port in enumerate(ports):
+        name, field = port.get("name") or "", f"spec.ports[{index}].name"
+        if not name:
+            if len(ports) > 1:
+                errors.append(required(field))
+            continue
+        errors += [invalid(field, name, m) for m in dns1123_label(name)]
+        if name in seen:
+            errors.append(FieldError("Duplicate value", field, name))
+        seen.add(name)
+    return errors
 
 
 def load_balancer_class(old, new):

@@ -283,7 +283,7 @@ class _Watcher(threading.Thread):
         except _client.ApiException as exc:
             if exc.status == 410:
                 return self._expired('the watch request')
-            raise _client.KubeError('watching %s: %s %s' % (self.resource, exc.status, exc.reason))
+            raise _client.KubeError('watching %s: %s %s' % (self.resource, exc.status, _client.api_text(exc.reason, 60)))
         self.response, self.watches = response, self.watches + 1
         delivered, buffer = False, b''
         try:
@@ -310,7 +310,8 @@ class _Watcher(threading.Thread):
             if obj.get('code') == 410:
                 self._expired('the watch')
                 return False
-            raise _WatchError('watching %s: %s (%s)' % (self.resource, obj.get('message'), obj.get('code')))
+            raise _WatchError('watching %s: %s (%s)' % (self.resource, _client.api_text(obj.get('message')),
+                                                        _client.api_text(obj.get('code'), 10)))
         version = (obj.get('metadata') or {}).get('resourceVersion')
         if event_type in ('ADDED', 'MODIFIED', 'DELETED'):
             self.post(('event', self, event_type, obj))

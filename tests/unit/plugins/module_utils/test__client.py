@@ -67,6 +67,45 @@ def test_a_missing_permission_is_named(cluster):
     assert '"list" on services' in message
 
 
+def test_a_missing_permission_on_nodes_asks_for_the_cluster_scope_only(cluster):
+    # nodes are cluster-scoped: a namespaced Role cannot grant them
+    cluster.forbid(cluster.token, 'nodes')
+    with pytest.raises(_client.KubeError) as caught:
+        _client.KubeClient(settings(cluster)).list('nodes', _cluster.slim_node)
+    message = str(caught.value)
+    assert '403 Forbidden' in message and 'cannot list resource "nodes"' in message
+    assert message.endswith('The account needs "list" on nodes at the cluster scope (nodes are cluster-scoped: '
+                            'a ClusterRole and a ClusterRoleBinding).')
+    assert 'namespace.' not in message
+
+
+@pytest.mark.parametrize('option', ['ca_cert', 'client_cert', 'client_key'])
+def test_a_missing_certificate_file_is_named_before_connecting(cluster, tmp_path, option):
+    missing = tmp_path / 'no-such' / 'file.pem'
+    with pytest.raises(_client.KubeError) as caught:
+        _client.KubeClient(settings(cluster, **{option: str(missing)}))
+    message = str(caught.value)
+    assert message.startswith('%s: the ' % option) and '%s does not exist' % missing in message
+    assert 'option %s' % option in message
+    assert cluster.requests == []
+    with pytest.raises(_client.KubeError) as caught:
+        _client.KubeClient(settings(cluster, **{option: str(tmp_path)}))
+    assert '%s is not a file' % tmp_path in str(caught.value)
+
+
+@pytest.mark.parametrize('host', [True, False])
+def test_a_missing_kubeconfig_is_named(cluster, tmp_path, host):
+    missing = tmp_path / 'kubeconfig'
+    overrides = {} if host else {'host': None, 'api_key': None, 'ca_cert': None}
+    with pytest.raises(_client.KubeError) as caught:
+        _client.KubeClient(dict(settings(cluster, **overrides), kubeconfig=str(missing)))
+    assert str(caught.value) == 'kubeconfig %s does not exist (option kubeconfig, or K8S_AUTH_KUBECONFIG)' % missing
+    # several paths, as KUBECONFIG takes them: one that exists is enough
+    real = cluster.write_kubeconfig(tmp_path / 'real')
+    client = _client.KubeClient(dict(settings(cluster, **overrides), kubeconfig='%s:%s' % (missing, real)))
+    assert len(client.list('nodes', _cluster.slim_node)[0]) == 7
+
+
 def test_an_expired_continue_token_restarts_the_list_once(cluster):
     fault = cluster.fault('/api/v1/nodes', status=410, times=1, when=lambda r: 'continue' in r.query)
     nodes, version = _client.KubeClient(settings(cluster), page_size=3).list('nodes', _cluster.slim_node)
@@ -108,6 +147,36 @@ def test_server_faults_end_with_a_message_naming_the_cause(cluster, fault, expec
     assert expected in str(caught.value)
 
 
+ANSI_BODY = {'kind': 'Status', 'apiVersion': 'v1', 'status': 'Failure', 'code': 500, 'reason': 'InternalError',
+             'message': '\x1b[31mERROR\x1b[0m etcd:\r\n\x1b]0;owned\x07 leader \u202echanged\u202c ' + 'x' * 5000}
+
+
+def test_api_error_texts_lose_control_characters_and_are_cut(cluster):
+    # a proxy's or an apiserver wrapper's error: ANSI colours, a terminal title, line breaks, a bidi override, 5 KB
+    cluster.fault('/api/v1/nodes', status=500, body=ANSI_BODY)
+    with pytest.raises(_client.KubeError) as caught:
+        _client.KubeClient(settings(cluster)).list('nodes', _cluster.slim_node)
+    message = str(caught.value)
+    assert message.startswith('listing nodes: the API server answered 500 Internal Server Error: ERROR etcd: leader '
+                              'changed xxx')
+    assert message.endswith('xxx... [4727 more characters cut]'), message[-80:]
+    assert len(message) < 420 and message.isprintable() and '\x1b' not in message and 'owned' not in message
+
+
+@pytest.mark.parametrize('value,expected', [
+    ('\x1b[1;31mred\x1b[0m', 'red'),
+    ('a\n\tb\x00c\x7fd', 'a b c d'),
+    ('\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\', 'link'),
+    (b'\xffbytes', '\ufffdbytes'),
+    (None, ''),
+    ('\u202eevil\u200b', 'evil'),
+    ('y' * 300, 'y' * 300),
+    ('y' * 301, 'y' * 300 + '... [1 more characters cut]'),
+])
+def test_api_text(value, expected):
+    assert _client.api_text(value) == expected
+
+
 def test_a_hanging_server_times_out(cluster):
     cluster.fault('/api/v1/nodes', delay=3, times=1)
     with pytest.raises(_client.KubeError) as caught:
@@ -141,6 +210,23 @@ def test_namespaces_and_label_selector_are_asked_of_the_server(fakeapi):
     assert [b['service'] for b in model['backends']] == ['shop/a']
     paths = {r.path for r in fakeapi.requests}
     assert '/api/v1/namespaces/shop/services' in paths and '/api/v1/services' not in paths
+
+
+def test_services_as_kubectl_creates_them_are_served(fakeapi):
+    # through the API server's own validation: `kubectl create service nodeport x --tcp=8200:8080`
+    # names its port "8200-8080", and a chart's "http-metrics-api" is as valid
+    fakeapi.add_node(objects.node('node-1', internal_ips='10.0.0.1'))
+    fakeapi.add_service(objects.service('x', 'shop', type='NodePort', ports=[
+        objects.service_port(8200, name='8200-8080', target_port=8080)]))
+    fakeapi.add_service(objects.service('metrics', 'shop', type='NodePort', ports=[
+        objects.service_port(9100, name='http-metrics-api'), objects.service_port(9101, name='9101')]))
+    options = dict(settings(fakeapi), namespaces=[], label_selector=None, filter=None, snapshot=None,
+                   address_types=['InternalIP'], frontend_port='service_port', api_timeout=5,
+                   page_size=10, allow_no_nodes=False)
+    model = _collect.collect_model(options.get)
+    assert model['excluded_services'] == []
+    assert [(b['name'], b['port_name']) for b in model['backends']] == [
+        ('shop.metrics.9100', 'http-metrics-api'), ('shop.metrics.9101', '9101'), ('shop.x.8200', '8200-8080')]
 
 
 def test_no_eligible_node_stops_the_run_unless_allowed(fakeapi):

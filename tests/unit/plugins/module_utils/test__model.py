@@ -133,6 +133,33 @@ def test_a_port_listed_twice_in_one_service_is_excluded_with_the_reason():
                                                'reason': 'invalid: port 80/TCP is listed twice'}]
 
 
+def test_ports_named_as_kubectl_and_helm_charts_name_them_are_served():
+    # `kubectl create service nodeport x --tcp=8200:8080` names its port "8200-8080"; names up to
+    # 63 characters are valid Service port names (only container ports keep the IANA rule)
+    web = service('a', 'x', '', 8200, 30820)
+    web['ports'][0]['name'] = '8200-8080'
+    metrics = service('a', 'm', '', 9100, 30910)
+    metrics['ports'][0]['name'] = 'http-metrics-api'
+    model = _model.build_model([ready_node('w1', ('InternalIP', '10.0.0.1'))], [web, metrics])
+    assert model['excluded_services'] == []
+    assert sorted((b['name'], b['port_name']) for b in model['backends']) == [
+        ('a.m.9100', 'http-metrics-api'), ('a.x.8200', '8200-8080')]
+
+
+def test_a_port_named_with_digits_only_is_referred_to_by_its_number():
+    svc = service('a', 'web', '', 80, 30080)
+    svc['ports'][0]['name'] = '8080'
+    svc['annotations'] = {'ports': '8080'}
+    model = _model.build_model([ready_node('w1', ('InternalIP', '10.0.0.1'))], [svc])
+    assert model['backends'] == []
+    assert [w['reason'] for w in model['warnings']] == [
+        'annotation names port 8080, which the service does not have (digits are a port number; '
+        'its port named "8080" is port 80)']
+    svc['annotations'] = {'ports': '80'}
+    model = _model.build_model([ready_node('w1', ('InternalIP', '10.0.0.1'))], [svc])
+    assert [b['name'] for b in model['backends']] == ['a.web.80']
+
+
 def test_address_preference_and_ipv6_notation():
     node = ready_node('w1', ('Hostname', 'w1'), ('ExternalIP', '203.0.113.9'), ('InternalIP', 'fd00::22'))
     model = _model.build_model([node], [], {'address_types': ['InternalIP', 'ExternalIP']})

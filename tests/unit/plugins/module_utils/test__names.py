@@ -83,14 +83,19 @@ def test_port_numbers_outside_the_range_are_refused(value):
         _names.port_number(value)
 
 
-@pytest.mark.parametrize('value,ok', [('http', True), ('', True), ('dns-tcp', True), ('80', False),
-                                      ('a--b', False), ('toolongportname1', False), ('HTTP', False)])
-def test_port_names_follow_iana_rules(value, ok):
+@pytest.mark.parametrize('value,ok', [
+    ('http', True), ('', True), ('dns-tcp', True),
+    # what the API server accepts (ValidateDNS1123Label), not the IANA rule of container ports
+    ('8200-8080', True), ('80', True), ('a--b', True), ('http-metrics-api', True), ('p' * 63, True),
+    ('p' * 64, False), ('HTTP', False), ('-http', False), ('http-', False), ('http_x', False),
+    ('http.x', False), ('h\nbind', False), (80, False)])
+def test_port_names_follow_the_api_servers_rule(value, ok):
     if ok:
         assert _names.port_name(value) == value
     else:
-        with pytest.raises(_names.InvalidValue):
+        with pytest.raises(_names.InvalidValue) as caught:
             _names.port_name(value)
+        assert 'is not a DNS-1123 label' in str(caught.value)
 
 
 def test_section_name_joins_namespace_service_and_port():

@@ -88,6 +88,21 @@ def test_events_refused_alone_still_write_the_status(api):
     assert len([r for r in api.requests if r.method == 'POST']) == 1
 
 
+def test_api_error_texts_in_the_writers_reasons_and_warnings_are_clean_and_cut(api):
+    message = '\x1b[33mwebhook\x1b[0m denied:\n' + 'z' * 5000
+    api.fault('/api/v1/namespaces/shop/services/web/status', status=500, body={
+        'kind': 'Status', 'apiVersion': 'v1', 'status': 'Failure', 'code': 500, 'message': message})
+    api.fault('/apis/events.k8s.io/v1/namespaces/shop/events', status=500, body={
+        'kind': 'Status', 'apiVersion': 'v1', 'status': 'Failure', 'code': 500, 'message': message})
+    writer = _status.StatusWriter(client(api), 'ctl').run([entry(api, 'web'), entry(api, 'api', '192.0.2.11')])
+    [failed] = writer.failed
+    assert failed['reason'].startswith('writing its status: the API server answered 500: webhook denied: zzz')
+    assert failed['reason'].endswith('... [4716 more characters cut]') and '\x1b' not in failed['reason']
+    [warning] = writer.warnings
+    assert warning.startswith('posting an Event on shop/api: the API server answered 500: webhook denied: zzz')
+    assert len(warning) < 420 and warning.isprintable()
+
+
 def test_check_mode_sends_nothing(api):
     api.clear_requests()
     writer = _status.StatusWriter(client(api), 'ctl', check_mode=True).run([entry(api, 'web')])

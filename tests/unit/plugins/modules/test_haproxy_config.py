@@ -166,6 +166,45 @@ def test_check_mode_validates_shows_the_diff_and_changes_nothing(host, ports):
     assert refused['failed'] and 'would be refused' in refused['msg'] and 'no-such-keyword-here' in refused['msg']
 
 
+@pytest.mark.parametrize('check_mode', [True, False])
+def test_a_missing_config_directory_is_said_in_check_mode_as_a_real_run_fails(host, ports, check_mode):
+    missing = host.root / 'no-such-dir' / 'haproxy.cfg'
+    result = host.call(model(ports[:1]), check_mode=check_mode, path=str(missing))
+    assert result['failed'] and not result['changed'], result
+    assert result['msg'].startswith('lb-test: the directory %s of %s does not exist, so %s: create it'
+                                    % (missing.parent, missing, 'a real run would fail' if check_mode
+                                       else 'the new file cannot be written'))
+    assert 'passes' not in result['msg'] and not missing.parent.exists()
+
+
+@pytest.mark.parametrize('check_mode', [True, False])
+def test_a_validate_program_that_is_not_there_is_named(host, ports, check_mode):
+    host.call(model(ports[:1]))
+    files, state = host.files(), host.proxy.state()
+    for program, where in (('no-such-haproxy', 'not on PATH, nor in /sbin, /usr/sbin, /usr/local/sbin'),
+                           (str(host.root / 'bin' / 'haproxy'), 'no executable file there')):
+        result = host.call(model(ports[:2]), check_mode=check_mode, validate='%s -c -f %%s' % program)
+        assert result['failed'] and 'would be refused' not in result['msg'] and '%s' not in result['msg'], result
+        assert result['msg'] == (
+            "lb-test: the validate command's program '%s' was not found on this host (%s), so the new configuration "
+            'cannot be checked; install HAProxy or set validate (haproxy_sync_validate_command); %s'
+            % (program, where, 'a real run would fail the same way and change nothing' if check_mode
+               else '%s was not changed' % host.config))
+        assert host.files() == files and host.proxy.state() == state
+
+
+def test_a_refusal_without_output_says_so_and_shows_the_command_without_its_placeholder(host, ports):
+    host.call(model(ports[:1]))
+    result = host.call(model(ports[:2]), check_mode=True, validate='/bin/false %s')
+    assert result['failed'] and result['msg'] == (
+        "lb-test: the new configuration would be refused by '/bin/false <candidate>' (exit 1), and a real run would "
+        'leave the current one in place: no output')
+    result = host.call(model(ports[:2]), validate='/bin/sh -c "exit 127" %s')
+    assert result['failed'] and ("failed to validate with '/bin/sh -c \"exit 127\" <candidate>' (exit 127)"
+                                 in result['msg']), result
+    assert result['msg'].endswith('HAProxy was not reloaded: exit 127 means a command was not found: no output')
+
+
 def test_a_host_that_has_a_newer_model_is_left_alone_unless_forced(host, ports):
     host.call(model(ports[:1], read_at=5000.0))
     files = host.files()
