@@ -1,0 +1,68 @@
+"""portico.k8s.haproxy_config under injected faults (issue 14, item 7): a run killed mid-way, a
+lock its holder left behind, a reload command that hangs, a clock that runs ahead, racing runs,
+a full disk, a ratchet of removals; against a real HAProxy as in test_haproxy_config."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.unit.plugins.modules.test_haproxy_config import (  # noqa: F401 (host and ports are fixtures)
+    COLLECTIONS,
+    LB,
+    MODULE,
+    Host,
+    host,
+    model,
+    ports,
+)
+
+
+def state_of(host):
+    return json.loads(Path(str(host.config) + '.portico-state').read_text())
+
+
+def killed(host, the_model, **args):
+    """Call the module with a reload command that kills it (SIGKILL) once the new file is in place."""
+    args.setdefault('reload_command', "/bin/sh -c 'kill -KILL $PPID; sleep 5'")
+    params = dict(path=str(host.config), base=host.base, model=the_model, bind_address=LB,
+                  reload_timeout=5, cert_dir=str(host.root / 'certs'), load_balancer='lb-test', lock_timeout=1)
+    params.update(args)
+    path = host.root / ('args-%d.json' % time.monotonic_ns())
+    path.write_text(json.dumps({'ANSIBLE_MODULE_ARGS': params}))
+    (host.root / 'tmp').mkdir(exist_ok=True)
+    done = subprocess.run([sys.executable, str(MODULE), str(path)], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(COLLECTIONS), TMPDIR=str(host.root / 'tmp')),
+                          check=False)
+    path.unlink()
+    assert done.returncode == -signal.SIGKILL, (done.returncode, done.stdout, done.stderr)
+    return done
+
+
+def serves(port):
+    try:
+        socket.create_connection((LB, port), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_a_run_killed_between_the_rename_and_the_reload_is_reloaded_by_the_next_run(host, ports):
+    assert host.call(model(ports[:1]))['reloaded']
+    state = host.proxy.state()
+    killed(host, model(ports[:2], read_at=2000.0))
+    # the new file is in place, HAProxy never loaded it, and the record says so
+    assert host.config.read_text() == host.expected(model(ports[:2], read_at=2000.0))
+    assert host.proxy.state() == state and not serves(ports[1])
+    assert state_of(host)['unverified']
+    shutil.rmtree(str(host.config) + '.portico-lock')  # the killed run's lock (see the lock tests)
+    again = host.call(model(ports[:2], read_at=2000.0))
+    assert again['changed'] and again['reloaded'], again
+    assert again['reload_reason'] == 'the installed file was never seen serving'
+    assert serves(ports[1]) and 'unverified' not in state_of(host)
+    assert not host.call(model(ports[:2], read_at=2000.0))['changed']
