@@ -26,13 +26,133 @@ TOKEN_FILE = 'owner'
 STATE_SUFFIX = '.portico-state'
 
 
+# Who holds a lock: enough to tell, on the same host, that the holder is gone.
+BOOT_ID = '/proc/sys/kernel/random/boot_id'
+# A lock with no readable owner record this old was left by a run killed as it took it (the
+# record is written right after the directory is made).
+NO_OWNER_GRACE = 30
+
+
 def token_of(lock):
     """The token a lock holds, or None (no lock, or a lock without a token file)."""
     try:
         with open(os.path.join(lock, TOKEN_FILE)) as handle:
-            return handle.read().strip()
+            return handle.read().strip() or None
+    except (IOError, OSError, UnicodeDecodeError):
+        return None
+
+
+def _read(path):
+    try:
+        with open(path) as handle:
+            return handle.read().strip() or None
+    except (IOError, OSError, UnicodeDecodeError):
+        return None
+
+
+def process_start(pid):
+    """(state letter, start time in clock ticks after boot) of a process from /proc/<pid>/stat;
+    None when there is no such process. Raises OSError when /proc cannot tell (no /proc)."""
+    try:
+        with open('/proc/%d/stat' % pid) as handle:
+            text = handle.read()
+    except (IOError, OSError):
+        if not os.path.isdir('/proc/self'):
+            raise OSError('no /proc on this host')
+        return None
+    # the command name is in parentheses and may hold anything: the fields follow the last ')'
+    fields = text.rsplit(')', 1)[-1].split()
+    try:
+        return fields[0], int(fields[19])
+    except (IndexError, ValueError):
+        raise OSError('/proc/%d/stat is not in the format this module reads' % pid)
+
+
+def _pid_namespace():
+    try:
+        return os.readlink('/proc/self/ns/pid')
     except (IOError, OSError):
         return None
+
+
+def identity(process=True):
+    """This run's owner record: a token, the host, its boot id and, when the lock lives as long as
+    this process (process=True), the process id, its start time and its pid namespace."""
+    me = {'token': uuid.uuid4().hex, 'host': socket.gethostname(), 'taken_at': round(time.time(), 3)}
+    boot = _read(BOOT_ID)
+    if boot:
+        me['boot_id'] = boot
+    if process:
+        me['pid'] = os.getpid()
+        try:
+            me['start'] = process_start(os.getpid())[1]
+        except (OSError, TypeError):
+            pass
+        namespace = _pid_namespace()
+        if namespace:
+            me['pid_ns'] = namespace
+    return me
+
+
+def holder_of(token):
+    """The owner record a token stands for (a dict), or None. Older versions wrote 'host pid uuid'."""
+    if not token:
+        return None
+    try:
+        record = json.loads(token)
+    except ValueError:
+        words = token.split()
+        if len(words) == 3 and words[1].isdigit():
+            return {'host': words[0], 'pid': int(words[1]), 'token': words[2]}
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get('host'), str):
+        return None
+    if not isinstance(record.get('pid'), int) or isinstance(record.get('pid'), bool) or record['pid'] < 1:
+        record.pop('pid', None)
+    return record
+
+
+def describe(holder):
+    """'process 4711 on lb1, since 2026-01-01 10:00:00 UTC' of an owner record."""
+    words = 'process %d on %s' % (holder['pid'], holder['host']) if 'pid' in holder else 'a run on %s' % holder['host']
+    taken = holder.get('taken_at')
+    if isinstance(taken, (int, float)) and not isinstance(taken, bool):
+        try:
+            words += ', since %s' % time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(taken))
+        except (ValueError, OverflowError, OSError):
+            pass
+    return words
+
+
+def judge(holder, age, stale_seconds, grace=NO_OWNER_GRACE):
+    """('gone', why) when the lock's holder is known to be gone (or the lock is stale), ('alive', who)
+    when it is known to run, ('unknown', who or None) otherwise. age: seconds since the lock was made."""
+    if holder is None:
+        if age > grace:
+            return 'gone', ('it names no holder and is %d seconds old (a run killed as it took the lock, or out of '
+                            'disk space)' % age)
+        return 'unknown', None
+    who = describe(holder)
+    verdict = 'unknown'
+    if holder['host'] == socket.gethostname():
+        boot = _read(BOOT_ID)
+        if holder.get('boot_id') and boot and holder['boot_id'] != boot:
+            return 'gone', 'its holder, %s, is gone: the host has restarted since' % who
+        if 'pid' in holder and holder.get('pid_ns') in (None, _pid_namespace()):
+            try:
+                process = process_start(holder['pid'])
+            except OSError:
+                process = False
+            if process is None or (process and process[0] in 'ZX'):
+                return 'gone', 'its holder, %s, is gone: no such process runs' % who
+            if process and holder.get('start') is not None:
+                if process[1] != holder['start']:
+                    return 'gone', ('its holder, %s, is gone: process %d is another program now' % (who, holder['pid']))
+                verdict = 'alive'
+    if verdict == 'unknown' and age > stale_seconds:
+        return 'gone', ('it is %d seconds old (more than haproxy_sync_lock_stale_seconds, %d), and its holder, %s, '
+                        'cannot be asked from here' % (age, stale_seconds, who))
+    return verdict, who
 
 
 def release(lock, token=None):
@@ -54,9 +174,11 @@ class LockError(Exception):
     """The lock cannot be taken; str() says why and what to do."""
 
 
-def break_stale(lock):
-    """Move a stale lock aside (atomic: one run wins), then remove it; whether it was moved."""
-    seen = token_of(lock)
+def break_stale(lock, seen=None):
+    """Move a stale lock aside (atomic: one run wins), then remove it; whether it was moved.
+    seen: the token judged stale (read now when not given): a lock that holds another is put back."""
+    if seen is None:
+        seen = token_of(lock)
     aside = '%s.stale-%s' % (lock, uuid.uuid4().hex)
     try:
         os.rename(lock, aside)
@@ -72,13 +194,24 @@ def break_stale(lock):
     return True
 
 
-def take(lock, timeout, stale_seconds, poll=0.5):
-    """Take the lock (mkdir is atomic), waiting up to timeout seconds; (token, stale_removed, waited).
+def _write_owner(lock, token):
+    """The owner record, created exclusively: a paused run can never overwrite another's."""
+    handle = os.open(os.path.join(lock, TOKEN_FILE), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    with os.fdopen(handle, 'w') as out:
+        out.write(token + '\n')
 
-    A lock older than stale_seconds was left by a run that died and is taken away first.
+
+def take(lock, timeout, stale_seconds, poll=0.5, process=True):
+    """Take the lock (mkdir is atomic), waiting up to timeout seconds; (token, broken, waited).
+
+    The lock records who holds it (see identity; process=False when the lock outlives this
+    process, as haproxy_lock's does). A lock whose holder is gone (its process ended or is another
+    program now, or the host restarted) is taken away at once; one whose holder cannot be asked
+    (another host, an older version's lock) when older than stale_seconds. broken is then the
+    message that says so, else ''.
     """
-    started, stale_removed = time.time(), False
-    token = '%s %d %s' % (socket.gethostname(), os.getpid(), uuid.uuid4().hex)
+    started, broken = time.time(), ''
+    token = json.dumps(identity(process), sort_keys=True, separators=(',', ':'))
     while True:
         try:
             os.mkdir(lock, 0o700)
@@ -88,23 +221,25 @@ def take(lock, timeout, stale_seconds, poll=0.5):
             raise LockError('cannot take the lock %s: %s; nothing was changed here' % (lock, exc))
         else:
             try:
-                with open(os.path.join(lock, TOKEN_FILE), 'w') as handle:
-                    handle.write(token + '\n')
+                _write_owner(lock, token)
             except OSError as exc:
                 shutil.rmtree(lock, ignore_errors=True)
                 raise LockError('cannot take the lock %s: %s; nothing was changed here' % (lock, exc))
-            return token, stale_removed, round(time.time() - started, 2)
+            return token, broken, round(time.time() - started, 2)
+        seen = token_of(lock)
         try:
             age = time.time() - os.stat(lock).st_mtime
         except OSError:
             continue  # released meanwhile: try again at once
-        if age > stale_seconds and break_stale(lock):
-            stale_removed = True
+        verdict, about = judge(holder_of(seen), age, stale_seconds)
+        if verdict == 'gone' and break_stale(lock, seen):
+            broken = 'Took away the lock %s: %s.' % (lock, about)
             continue
         if time.time() - started >= timeout:
-            raise LockError('Another run holds %s and did not finish within %d seconds (haproxy_sync_lock_timeout); '
+            raise LockError('Another run holds %s%s and did not finish within %d seconds (haproxy_sync_lock_timeout); '
                             'nothing was changed here. If no run is going on, remove that directory.'
-                            % (lock, timeout))
+                            % (lock, ' (%s%s)' % (about, ', running' if verdict == 'alive' else '') if about else '',
+                               timeout))
         time.sleep(poll)
 
 

@@ -146,7 +146,14 @@ options:
     type: int
     default: 300
   lock_stale_seconds:
-    description: A lock older than this many seconds was left by a run that died and is taken away.
+    description:
+      - The lock records who holds it (host, boot id, process id and the process's start time). A
+        lock whose holder is gone (no such process, a process id now used by another program, or
+        the host restarted since) is taken away at once, with a warning that says so; one whose
+        holder still runs is waited for (O(lock_timeout)).
+      - A lock whose holder cannot be asked from here (taken on another host name or in another pid
+        namespace, or by an older version), or a lock that names no holder, is taken away when
+        older than this many seconds (a lock that names no holder, after 30 seconds).
     type: int
     default: 1800
   max_removal_ratio:
@@ -301,7 +308,7 @@ lock_waited:
   returned: always
   type: float
 stale_lock_removed:
-  description: Whether a lock left by a run that died was taken away first.
+  description: Whether a lock left by a run that died was taken away first (a warning says whose, and why).
   returned: always
   type: bool
 '''
@@ -382,10 +389,13 @@ class HostStep(object):
         try:
             if not self.check:
                 try:
-                    token, self.result['stale_lock_removed'], self.result['lock_waited'] = take(
+                    token, broken, self.result['lock_waited'] = take(
                         lock, self.params['lock_timeout'], self.params['lock_stale_seconds'])
                 except LockError as exc:
                     self.fail(str(exc))
+                self.result['stale_lock_removed'] = bool(broken)
+                if broken:
+                    self.module.warn(broken)
             self.result['msg'] = self.sync()
             return self.result
         finally:

@@ -66,3 +66,20 @@ def test_a_run_killed_between_the_rename_and_the_reload_is_reloaded_by_the_next_
     assert again['reload_reason'] == 'the installed file was never seen serving'
     assert serves(ports[1]) and 'unverified' not in state_of(host)
     assert not host.call(model(ports[:2], read_at=2000.0))['changed']
+
+
+def test_the_lock_of_a_killed_run_is_taken_away_at_once_saying_whose_it_was(host, ports):
+    assert host.call(model(ports[:1]))['reloaded']
+    done = killed(host, model(ports[:2], read_at=2000.0))
+    lock = Path(str(host.config) + '.portico-lock')
+    holder = json.loads((lock / 'owner').read_text())
+    assert holder['host'] == socket.gethostname() and holder['boot_id'] and holder['start'] and holder['pid']
+    del done
+    started = time.monotonic()
+    again = host.call(model(ports[:2], read_at=2000.0))  # lock_timeout=1, lock_stale_seconds 1800
+    assert time.monotonic() - started < 10 and again['lock_waited'] < 1
+    assert again['stale_lock_removed'] and again['reloaded'], again
+    warning = json.dumps(again['warnings'])
+    assert 'Took away the lock %s: its holder, process %d on %s' % (lock, holder['pid'], holder['host']) in warning
+    assert 'is gone: no such process runs' in warning
+    assert not lock.exists() and serves(ports[1])
