@@ -138,7 +138,11 @@ options:
         frontend accepts connections, and warns that the old worker could have answered.
     type: path
   reload_timeout:
-    description: Seconds to wait for the new worker after the reload.
+    description:
+      - Seconds the reload command may take; one that takes longer is killed (with every process
+        it started in its process group), the previous file is put back and reloaded, and the
+        module fails saying so.
+      - Then as many seconds to wait for the new worker after the reload.
     type: int
     default: 30
   lock_timeout:
@@ -345,6 +349,7 @@ from ansible_collections.portico.k8s.plugins.module_utils._lock import (
     take,
 )
 from ansible_collections.portico.k8s.plugins.module_utils._runtime import (
+    CommandTimeout,
     RuntimeAPIError,
     Session,
     ask,
@@ -765,7 +770,10 @@ class HostStep(object):
 
     def reload(self, argv, runtime, old_worker, backends, probe):
         """None once a new worker serves the new file, else why not."""
-        rc, out, err = run_command(self.module, argv)
+        try:
+            rc, out, err = run_command(self.module, argv, timeout=self.params['reload_timeout'])
+        except CommandTimeout as exc:
+            return 'the reload command hung: %s (haproxy_sync_reload_timeout)' % exc
         if rc != 0:
             return 'the reload command exited %d: %s' % (rc, (err or out).strip())
         if runtime:

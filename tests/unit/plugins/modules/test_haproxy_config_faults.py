@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from tests.support.haproxy import is_alive
 from tests.unit.plugins.modules.test_haproxy_config import (  # noqa: F401 (host and ports are fixtures)
     COLLECTIONS,
     LB,
@@ -83,3 +84,26 @@ def test_the_lock_of_a_killed_run_is_taken_away_at_once_saying_whose_it_was(host
     assert 'Took away the lock %s: its holder, process %d on %s' % (lock, holder['pid'], holder['host']) in warning
     assert 'is gone: no such process runs' in warning
     assert not lock.exists() and serves(ports[1])
+
+
+def test_a_hanging_reload_command_is_killed_the_previous_file_put_back_and_the_lock_released(host, ports):
+    assert host.call(model(ports[:1]))['reloaded']
+    previous, state = host.config.read_bytes(), host.proxy.state()
+    mark, pid = host.root / 'hung-once', host.root / 'hung.pid'
+    script = host.root / 'reload.sh'
+    # hangs the first time (a child of its own too), reloads the second
+    script.write_text('#!/bin/sh\nif [ ! -e %s ]; then touch %s; sleep 600 & echo $! > %s; wait; fi\n'
+                      'exec /bin/kill -USR2 %d\n' % (mark, mark, pid, host.proxy.master_pid))
+    script.chmod(0o755)
+    started = time.monotonic()
+    result = host.call(model(ports[:2]), reload_command=str(script), reload_timeout=2)
+    assert time.monotonic() - started < 20
+    assert result['failed'] and result['restored'] and not result['reloaded'], result
+    assert ('Reloading HAProxy failed (the reload command hung: %s did not finish within 2 seconds and was killed '
+            '(haproxy_sync_reload_timeout)). The previous configuration was put back and reloaded.' % script) \
+        in result['msg']
+    assert host.config.read_bytes() == previous
+    host.proxy.wait_reloaded(state)
+    assert not Path(str(host.config) + '.portico-lock').exists()
+    # the command's own child went with it (a zombie at most, where no init reaps orphans)
+    assert not is_alive(int(pid.read_text()))
