@@ -12,7 +12,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import math
 import os
+import re
 import shutil
 import socket
 import time
@@ -243,27 +245,142 @@ def take(lock, timeout, stale_seconds, poll=0.5, process=True):
         time.sleep(poll)
 
 
-def installed_state(path):
-    """What is recorded beside the file at path: model_read_at, and unverified (the digest of a file
-    installed but not yet seen served by a new HAProxy worker); {} if nothing is."""
+# A recorded model time this far ahead of the host's clock (when it was recorded) was read by a
+# controller whose clock runs ahead; it is not trusted.
+CLOCK_TOLERANCE = 60
+# etcd's revision, which the API server hands out as resourceVersion, is an int64.
+_VERSION = re.compile(r'[0-9]{1,19}\Z')
+
+
+def _read_state(path):
+    """(state dict, None), or ({}, why it is not a record this module writes); ({}, None) when there is none."""
     try:
-        with open(path + STATE_SUFFIX) as handle:
-            state = json.load(handle)
-    except (IOError, OSError, ValueError):
-        return {}
-    return state if isinstance(state, dict) else {}
+        with open(path + STATE_SUFFIX, 'rb') as handle:
+            state = json.loads(handle.read().decode('utf-8'))
+    except FileNotFoundError:
+        return {}, None
+    except (IOError, OSError) as exc:
+        return {}, 'cannot be read (%s)' % exc
+    except ValueError as exc:  # also UnicodeDecodeError
+        return {}, 'is not JSON (%s)' % exc
+    if not isinstance(state, dict):
+        return {}, 'is not a JSON object'
+    return state, None
+
+
+def installed_state(path):
+    """What is recorded beside the file at path: the installed model's mark (model_read_at,
+    resource_version, server), recorded_at, unverified (the digest of a file installed but not yet
+    seen served by a new HAProxy worker) and leaving; {} if nothing (readable) is."""
+    return _read_state(path)[0]
+
+
+def _time(value):
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _version(value):
+    if isinstance(value, str) and _VERSION.match(value) and int(value) < 2 ** 63:
+        return value
+    return None
+
+
+def model_mark(model):
+    """What the host records of a model, to tell an older one from a newer: when reading began
+    (model_read_at, the controller's clock) and, when it was read from the API, the cluster's
+    resourceVersion of the node list (resource_version) and the API server (server)."""
+    source = model.get('source') if isinstance(model, dict) else None
+    source = source if isinstance(source, dict) else {}
+    mark = {'model_read_at': _time(source.get('read_at'))}
+    version = _version(source.get('resource_version'))
+    if source.get('kind') == 'api' and version is not None:
+        mark['resource_version'] = version
+        if isinstance(source.get('server'), str):
+            mark['server'] = source['server']
+    return mark
+
+
+def installed_mark(path, now=None):
+    """(mark, warnings) of the model installed in the file at path, as model_mark makes it.
+
+    A malformed record (not JSON, a time that is not a finite number, a resourceVersion that is not
+    a decimal int64) counts as absent, and a model time ahead of the host's clock when it was
+    recorded (by more than CLOCK_TOLERANCE seconds) is not trusted; each with a warning.
+    """
+    state, problem = _read_state(path)
+    where = path + STATE_SUFFIX
+    if problem:
+        return {'model_read_at': None}, ['%s %s; it is treated as absent.' % (where, problem)]
+    warnings, mark = [], {'model_read_at': None}
+    now = time.time() if now is None else now
+    recorded = _time(state.get('recorded_at'))
+    if recorded is None or recorded > now + CLOCK_TOLERANCE:
+        if 'recorded_at' in state:
+            warnings.append('%s says it was written at %r, which is not a time before now; that is ignored.'
+                            % (where, state['recorded_at']))
+        recorded = now
+    if 'model_read_at' in state and state['model_read_at'] is not None:
+        read_at = _time(state['model_read_at'])
+        if read_at is None:
+            warnings.append('%s holds a model time that is not a finite number (%r); it is treated as absent.'
+                            % (where, state['model_read_at']))
+        elif read_at > recorded + CLOCK_TOLERANCE:
+            warnings.append('%s records a model read at %.3f, %d seconds after this host\'s clock said it was '
+                            'recorded: the clock of the controller that read it runs ahead. That time is ignored.'
+                            % (where, read_at, read_at - recorded))
+        else:
+            mark['model_read_at'] = read_at
+    if state.get('resource_version') is not None:
+        version = _version(state['resource_version'])
+        if version is None:
+            warnings.append('%s holds a resourceVersion that is not a decimal int64 (%r); it is treated as absent.'
+                            % (where, state['resource_version']))
+        else:
+            mark['resource_version'] = version
+            if isinstance(state.get('server'), str):
+                mark['server'] = state['server']
+    return mark, warnings
+
+
+def later_than(installed, mark):
+    """How the installed model is later than this run's (a phrase), or None when it is not.
+
+    Both read from the same API server: their resourceVersions decide, compared as integers.
+    Kubernetes calls resourceVersions opaque; an etcd-backed API server hands out etcd's revision,
+    which only grows, so the comparison holds there (a cluster rebuilt or restored from an older
+    etcd backup behind the same server starts lower: haproxy_sync_force installs it). Otherwise
+    the controllers' clocks decide (model_read_at).
+    """
+    mine, theirs = mark.get('resource_version'), installed.get('resource_version')
+    if mine is not None and theirs is not None and mark.get('server') == installed.get('server'):
+        if int(theirs) > int(mine):
+            return 'read from the cluster at resourceVersion %s, later than this run\'s (%s)' % (theirs, mine)
+        return None
+    mine, theirs = mark.get('model_read_at'), installed.get('model_read_at')
+    if None not in (mine, theirs) and theirs > mine:
+        return 'read from the cluster at %.3f, later than this run\'s (%.3f)' % (theirs, mine)
+    return None
 
 
 def installed_model_time(path):
     """When the model installed in the file at path was read (seconds since the epoch), or None."""
-    value = installed_state(path).get('model_read_at')
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    return installed_mark(path)[0].get('model_read_at')
 
 
-def record_state(path, model_time, unverified=None, leaving=None):
-    """Record (atomically) when the model installed in path was read, whether it is unverified, and
-    the servers removed at runtime that still finish their connections (backend/server)."""
-    state = {'model_read_at': model_time}
+def record_state(path, mark, unverified=None, leaving=None, stamp=True):
+    """Record (atomically) the mark of the model installed in path (model_mark's, or its time
+    alone), whether it is unverified, the servers removed at runtime that still finish their
+    connections (backend/server), and (stamp) when this host recorded it."""
+    if not isinstance(mark, dict):
+        mark = {'model_read_at': mark}
+    state = {'model_read_at': mark.get('model_read_at')}
+    for key in ('resource_version', 'server'):
+        if mark.get(key) is not None:
+            state[key] = mark[key]
+    if stamp:
+        state['recorded_at'] = round(time.time(), 3)
     if unverified:
         state['unverified'] = unverified
     if leaving:
@@ -274,4 +391,4 @@ def record_state(path, model_time, unverified=None, leaving=None):
 
 def record_model_time(path, model_time):
     """Record (atomically) when the model just installed in path was read (and that it was verified)."""
-    record_state(path, model_time)
+    record_state(path, model_time, stamp=False)

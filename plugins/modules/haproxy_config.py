@@ -22,6 +22,14 @@ description:
     keep a backup and rename the candidate over the file (atomic); reload (O(reload_command)); check
     that a new HAProxy worker serves the new file; remove the certificate files no longer bound;
     record when the model was read; release the lock."
+  - Which model is newer is decided by the cluster's resourceVersion (C(source.resource_version)) when
+    both were read from the same API server, compared as integers (Kubernetes calls them opaque;
+    an etcd-backed API server hands out etcd's revision, which only grows; a cluster rebuilt or
+    restored from an older etcd backup behind the same server needs O(force) once). Otherwise the
+    controllers' clocks decide (C(source.read_at)), and a recorded time more than 60 seconds ahead of
+    this host's clock when it was recorded is ignored with a warning. A C(<path>.portico-state)
+    that is malformed (not JSON, a time that is not a finite number, a resourceVersion that is not
+    a decimal int64) counts as absent, with a warning.
   - The new worker is recognised on HAProxy's stats socket (O(runtime_socket)), where only it
     answers after a reload. Its pid differs from the worker's before the reload, and
     C(show backend) lists every backend of the new file. A TCP connect to a frontend is not
@@ -342,8 +350,10 @@ from ansible_collections.portico.k8s.plugins.module_utils._haproxy import Malfor
 from ansible_collections.portico.k8s.plugins.module_utils._lock import (
     LOCK_SUFFIX,
     LockError,
-    installed_model_time,
+    installed_mark,
     installed_state,
+    later_than,
+    model_mark,
     record_state,
     release,
     take,
@@ -426,13 +436,16 @@ class HostStep(object):
 
     def sync(self):
         model, params = self.params['model'], self.params
-        read_at = (model.get('source') or {}).get('read_at')
-        installed = self.result['installed_model_time'] = installed_model_time(self.path)
-        if not params['force'] and None not in (installed, read_at) and installed > read_at:
+        self.mark = model_mark(model)
+        self.installed, warnings = installed_mark(self.path)
+        for warning in warnings:
+            self.module.warn(warning)
+        self.result['installed_model_time'] = self.installed['model_read_at']
+        later = None if params['force'] else later_than(self.installed, self.mark)
+        if later:
             self.result['outdated'] = True
-            return ('%s already has a model read from the cluster at %.3f, later than this run\'s (%.3f); nothing '
-                    'is changed here (haproxy_sync_force=true installs this run\'s model anyway).'
-                    % (self.name, installed, read_at))
+            return ('%s already has a model %s; nothing is changed here (haproxy_sync_force=true installs this '
+                    'run\'s model anyway).' % (self.name, later))
         try:
             with open(self.path, 'rb') as handle:
                 current = handle.read()
@@ -513,7 +526,7 @@ class HostStep(object):
                         still.append(target)
         except RuntimeAPIError:
             return ''
-        record_state(self.path, state.get('model_read_at'), leaving=still)
+        record_state(self.path, self.installed, leaving=still)
         self.result['leaving'] = still
         gone = len(leaving) - len(still)
         if not gone:
@@ -715,8 +728,8 @@ class HostStep(object):
         mode = os.stat(self.path).st_mode & 0o7777 if current is not None else None
         # until the running HAProxy is seen serving it, the file is marked unverified: a run that
         # finds it in place does not take it for done
-        record_state(self.path, installed_model_time(self.path), unverified=_digest(candidate))
-        read_at = (params['model'].get('source') or {}).get('read_at')
+        record_state(self.path, self.installed, unverified=_digest(candidate))
+        read_at = self.mark if self.mark['model_read_at'] is not None or len(self.mark) > 1 else None
         renamed = False
         if changes is not None:
             # the new file is in place (and unverified) before HAProxy changes: a reload or restart by
@@ -753,7 +766,7 @@ class HostStep(object):
     def done(self, read_at):
         """The new file serves: record the model's time (and the servers still leaving) and remove the
         certificates it no longer binds."""
-        record_state(self.path, read_at if read_at is not None else installed_model_time(self.path),
+        record_state(self.path, read_at if read_at is not None else self.installed,
                      leaving=self.result['leaving'])
         for name in self.result['certificates_removed']:
             os.unlink(os.path.join(self.params['cert_dir'], name))
@@ -807,7 +820,7 @@ class HostStep(object):
         old_worker = worker_pid(runtime) if runtime else None
         again = self.reload(argv, runtime, old_worker, [], None)
         if again is None:
-            record_state(self.path, installed_model_time(self.path))
+            record_state(self.path, self.installed)
         then = ('The previous configuration was put back and reloaded.' if again is None else
                 'The previous configuration was put back, but reloading it failed too (%s); check HAProxy on this '
                 'host now.' % again)

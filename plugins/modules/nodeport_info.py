@@ -121,8 +121,10 @@ model:
     source:
       description:
         - Where the model was read from (C(kind) V(api) with C(server), or V(snapshot) with the path),
-          and when reading began (C(read_at), seconds since the epoch; the load balancers keep a newer
-          model rather than install an older one).
+          and when reading began (C(read_at), seconds since the epoch). From the API, C(resource_version)
+          is the node list's resourceVersion. The load balancers keep a newer model rather than install
+          an older one, comparing resourceVersions when both came from the same API server, else
+          C(read_at).
       type: dict
       sample: {kind: api, server: "https://10.0.0.1:6443", resource_version: "48213", services_seen: 42,
                read_at: 1795752206.271}

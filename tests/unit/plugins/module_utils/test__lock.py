@@ -88,3 +88,57 @@ def test_take_waits_for_a_running_holder_and_names_it(tmp_path):
     assert ('Another run holds %s (process %d on %s' % (lock, os.getpid(), socket.gethostname())) in str(failed.value)
     assert ', running) and did not finish within 1 seconds' in str(failed.value)
     assert _lock.token_of(lock) == token
+
+
+def api(version, read_at, server='https://k8s:6443'):
+    return {'source': {'kind': 'api', 'server': server, 'resource_version': version, 'read_at': read_at}}
+
+
+def test_the_cluster_s_resource_version_decides_whatever_the_clocks_say():
+    ahead = _lock.model_mark(api('500', time.time() + 3600))
+    assert _lock.later_than(ahead, _lock.model_mark(api('600', time.time()))) is None
+    assert _lock.later_than(_lock.model_mark(api('600', 1.0)), _lock.model_mark(api('599', time.time() + 3600))) == \
+        'read from the cluster at resourceVersion 600, later than this run\'s (599)'
+    # compared as integers, not as text
+    assert _lock.later_than(_lock.model_mark(api('10', 0)), _lock.model_mark(api('9', 0)))
+    # another server, a snapshot, or a resourceVersion that is no etcd revision: the clocks decide
+    assert _lock.later_than(_lock.model_mark(api('600', 5.0)), _lock.model_mark(api('700', 4.0, 'https://b:6443')))
+    snapshot = {'source': {'kind': 'snapshot', 'resource_version': '700', 'read_at': 4.0}}
+    assert _lock.model_mark(snapshot) == {'model_read_at': 4.0}
+    assert _lock.model_mark(api('abc', 4.0)) == _lock.model_mark(api('9' * 20, 4.0)) == {'model_read_at': 4.0}
+
+
+@pytest.mark.parametrize('text, warning', [
+    ('{"model_read_at": Infinity}', 'not a finite number'),
+    ('{"model_read_at": NaN}', 'not a finite number'),
+    ('{"model_read_at": "1000"}', 'not a finite number'),
+    ('{"model_read_at": 1e308}', 'the clock of the controller that read it runs ahead'),
+    ('{"model_read_at": 1000.0, "resource_version": "1e308"}', 'not a decimal int64'),
+    ('{"model_read_at": 1000.0, "resource_version": 99999999999999999999}', 'not a decimal int64'),
+    ('[1000]', 'is not a JSON object'),
+    ('{"model_read_at": 10', 'is not JSON'),
+    ('\xff\xfe', 'is not JSON'),
+])
+def test_a_malformed_record_counts_as_absent_with_a_warning(tmp_path, text, warning):
+    path = str(tmp_path / 'haproxy.cfg')
+    with open(path + '.portico-state', 'w', encoding='latin-1') as handle:
+        handle.write(text)
+    mark, warnings = _lock.installed_mark(path)
+    assert 'resource_version' not in mark and (mark['model_read_at'] in (None, 1000.0))
+    assert len(warnings) == 1 and warning in warnings[0] and path + '.portico-state' in warnings[0]
+    assert _lock.later_than(mark, {'model_read_at': 2000.0}) is None
+
+
+def test_a_model_time_ahead_of_the_host_s_clock_when_recorded_is_not_trusted(tmp_path):
+    path = str(tmp_path / 'haproxy.cfg')
+    now = time.time()
+    _lock.record_state(path, _lock.model_mark({'source': {'kind': 'snapshot', 'read_at': now + 3600}}))
+    mark, warnings = _lock.installed_mark(path)
+    assert mark == {'model_read_at': None} and 'runs ahead' in warnings[0]
+    # a few seconds of skew is a clock, not a fault
+    _lock.record_state(path, _lock.model_mark({'source': {'kind': 'snapshot', 'read_at': now + 5}}))
+    assert _lock.installed_mark(path) == ({'model_read_at': now + 5}, [])
+    # the deprecated haproxy_reload's record (no recorded_at) is bounded by the host's clock now
+    _lock.record_model_time(path, now + 7200)
+    assert _lock.installed_mark(path)[0] == {'model_read_at': None}
+    assert _lock.installed_model_time(path) is None

@@ -107,3 +107,39 @@ def test_a_hanging_reload_command_is_killed_the_previous_file_put_back_and_the_l
     assert not Path(str(host.config) + '.portico-lock').exists()
     # the command's own child went with it (a zombie at most, where no init reaps orphans)
     assert not is_alive(int(pid.read_text()))
+
+
+def api_model(ports, version, read_at):
+    built = model(ports, read_at=read_at)
+    built['source'] = {'kind': 'api', 'server': 'https://k8s.test:6443', 'resource_version': version,
+                       'read_at': read_at}
+    return built
+
+
+def test_a_run_whose_clock_runs_an_hour_ahead_does_not_make_correct_runs_skip_the_host(host, ports):
+    now = time.time()
+    ahead = host.call(api_model(ports[:1], '500', now + 3600))
+    assert ahead['reloaded'] and state_of(host)['resource_version'] == '500'
+    # read later by the cluster's count, earlier by the (correct) clock
+    correct = host.call(api_model(ports[:2], '600', now))
+    assert not correct['outdated'] and correct['reloaded'], correct
+    # and an older model stays out, whatever its clock says
+    older = host.call(api_model(ports[:1], '550', now + 7200))
+    assert older['outdated'] and not older['changed']
+    assert older['msg'] == ('lb-test already has a model read from the cluster at resourceVersion 600, later than '
+                            'this run\'s (550); nothing is changed here (haproxy_sync_force=true installs this run\'s '
+                            'model anyway).')
+    # from a snapshot, only the clocks tell: one that ran ahead is recognised by the host's clock
+    host.call(model(ports[:1], read_at=now + 3600))
+    snapshot = host.call(model(ports[:2], read_at=now))
+    assert snapshot['reloaded'], snapshot
+    assert 'the clock of the controller that read it runs ahead' in json.dumps(snapshot['warnings'])
+
+
+def test_a_record_holding_infinity_freezes_nothing(host, ports):
+    assert host.call(model(ports[:1]))['reloaded']
+    Path(str(host.config) + '.portico-state').write_text('{"model_read_at": Infinity}\n')
+    result = host.call(model(ports[:2], read_at=time.time()))
+    assert not result['outdated'] and result['reloaded'], result
+    assert 'holds a model time that is not a finite number (inf)' in json.dumps(result['warnings'])
+    assert state_of(host)['model_read_at'] < time.time()
