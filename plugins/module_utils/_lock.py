@@ -364,6 +364,14 @@ def later_than(installed, mark):
     return None
 
 
+def newer_than(mark, installed):
+    """Whether mark tells more than installed: later (see later_than), or the only one that tells."""
+    if later_than(mark, installed):
+        return True
+    known = [key for key in ('model_read_at', 'resource_version') if mark.get(key) is not None]
+    return bool(known) and all(installed.get(key) is None for key in known)
+
+
 def installed_model_time(path):
     """When the model installed in the file at path was read (seconds since the epoch), or None."""
     return installed_mark(path)[0].get('model_read_at')

@@ -354,6 +354,7 @@ from ansible_collections.portico.k8s.plugins.module_utils._lock import (
     installed_state,
     later_than,
     model_mark,
+    newer_than,
     record_state,
     release,
     take,
@@ -466,6 +467,7 @@ class HostStep(object):
         self.result['certificates_changed'] = changed_certificates
         if candidate == current and not changed_certificates and installed_state(self.path).get('unverified') is None:
             self.result['certificates_removed'] = []
+            self.saw()
             return '%s: %s is up to date; nothing was changed.%s' % (self.name, self.path, self.finish_leaving())
         current_text = (current or b'').decode('utf-8', 'replace')
         old_backends, dummy, foreign = generated_part(current_text.split('\n'), None)
@@ -490,6 +492,13 @@ class HostStep(object):
         if self.check:
             return '%s: %s%s' % (self.name, self.check_candidate(candidate, current, certificates), renewed)
         return '%s: %s%s' % (self.name, self.apply(candidate, current, certificates), renewed)
+
+    def saw(self):
+        """Nothing to change, with a newer model than the one recorded: record that this host runs it, so
+        an older run that waited on the lock leaves the host alone."""
+        if not self.check and newer_than(self.mark, self.installed):
+            record_state(self.path, self.mark, leaving=installed_state(self.path).get('leaving'))
+            self.installed = self.mark
 
     def drain_idle_nodes(self):
         """Leave out the draining nodes no connection uses any more: nothing is left to drain."""

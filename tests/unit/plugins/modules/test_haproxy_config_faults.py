@@ -143,3 +143,23 @@ def test_a_record_holding_infinity_freezes_nothing(host, ports):
     assert not result['outdated'] and result['reloaded'], result
     assert 'holds a model time that is not a finite number (inf)' in json.dumps(result['warnings'])
     assert state_of(host)['model_read_at'] < time.time()
+
+
+def test_a_no_op_run_records_its_newer_model_so_an_older_waiting_run_leaves_the_host_alone(host, ports):
+    # the Service on ports[1] was deleted before run B read the cluster, and after run A did
+    assert host.call(model(ports[:1], read_at=1000.0))['reloaded']
+    config = host.config.read_bytes()
+    b = host.call(model(ports[:1], read_at=3000.0))
+    assert not b['changed'] and host.config.read_bytes() == config
+    assert state_of(host)['model_read_at'] == 3000.0
+    # A waited on B's lock: it must not bring the deleted Service back
+    a = host.call(model(ports[:2], read_at=2000.0))
+    assert a['outdated'] and not a['changed'] and host.config.read_bytes() == config, a
+    assert not serves(ports[1])
+    # the same with resourceVersions, and an older no-op run records nothing
+    host.call(api_model(ports[:1], '900', 4000.0))
+    host.call(api_model(ports[:1], '950', 3900.0))
+    assert state_of(host)['resource_version'] == '950'
+    assert host.call(api_model(ports[:2], '920', 5000.0))['outdated']
+    assert not host.call(api_model(ports[:1], '930', 4100.0))['changed']
+    assert state_of(host)['resource_version'] == '950'
