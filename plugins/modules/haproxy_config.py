@@ -128,9 +128,20 @@ options:
     type: str
     default: '0644'
   backup:
-    description: Keep a copy of the previous file beside it (C(<path>.<pid>.<time>~)) when it changes.
+    description:
+      - Keep a copy of the previous file beside it (C(<path>.<pid>.<time>~)) when it changes.
+      - The copy is written to a temporary name, synced to disk and renamed, so a full disk or a
+        killed run never leaves a partial or empty one; without room for it, the file is not changed.
     type: bool
     default: true
+  keep_backups:
+    description:
+      - How many of those copies to keep, the newest (by modification time); older ones, empty ones
+        (left by earlier versions on a full disk) and temporary ones of a run that died are removed
+        after each new copy. At least 1.
+    type: int
+    default: 5
+    version_added: 0.3.0
   validate:
     description: The command that validates the candidate; C(%s) is replaced by its path. Run without a shell.
     type: str
@@ -345,7 +356,12 @@ from ansible_collections.portico.k8s.plugins.module_utils._config import (
     stored_certificates,
     unused_certificates,
 )
-from ansible_collections.portico.k8s.plugins.module_utils._files import owner_ids, replace_atomically
+from ansible_collections.portico.k8s.plugins.module_utils._files import (
+    keep_backup,
+    owner_ids,
+    prune_backups,
+    replace_atomically,
+)
 from ansible_collections.portico.k8s.plugins.module_utils._haproxy import MalformedConfig, UnsafeValue, render
 from ansible_collections.portico.k8s.plugins.module_utils._lock import (
     LOCK_SUFFIX,
@@ -731,8 +747,8 @@ class HostStep(object):
         runtime = self.runtime
         if current is not None and params['backup']:
             try:
-                self.result['backup_file'] = self.module.backup_local(self.path)
-            except Exception as exc:  # backup_local raises a bare Exception
+                self.result['backup_file'] = self.backup(current)
+            except (IOError, OSError) as exc:
                 self.fail('cannot keep a backup of %s (%s); it was not changed' % (self.path, exc))
         mode = os.stat(self.path).st_mode & 0o7777 if current is not None else None
         # until the running HAProxy is seen serving it, the file is marked unverified: a run that
@@ -771,6 +787,14 @@ class HostStep(object):
                 self.path, self.result['reload_reason'], served)
         self.result['certificates_removed'] = []
         self.fail(self.restore(current, ids, mode, reload_argv, runtime, problem))
+
+    def backup(self, current):
+        """Keep current as a backup (never partial or empty) and prune to the keep_backups newest; its path."""
+        info = os.stat(self.path)
+        backup = keep_backup(self.path, current, info.st_mode & 0o7777,
+                             (info.st_uid, info.st_gid) if os.geteuid() == 0 else None)
+        prune_backups(self.path, self.params['keep_backups'], spare=backup)
+        return backup
 
     def done(self, read_at):
         """The new file serves: record the model's time (and the servers still leaving) and remove the
@@ -866,6 +890,7 @@ def main():
             group=dict(type='str'),
             mode=dict(type='str', default='0644'),
             backup=dict(type='bool', default=True),
+            keep_backups=dict(type='int', default=5),
             validate=dict(type='str', default='haproxy -c -f %s'),
             reload_command=dict(type='str', default='systemctl reload haproxy'),
             runtime_socket=dict(type='path'),
@@ -881,6 +906,8 @@ def main():
         ),
         supports_check_mode=True,
     )
+    if module.params['keep_backups'] < 1:
+        module.fail_json(msg='keep_backups must be at least 1 (backup=false keeps none); nothing was changed')
     step = HostStep(module)
     # the model and the base template are large, and the caller has them: not echoed back
     invocation = {'module_args': dict((k, v) for k, v in module.params.items() if k not in _NOT_ECHOED)}

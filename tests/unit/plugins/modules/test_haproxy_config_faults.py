@@ -4,6 +4,7 @@ a full disk, a ratchet of removals; against a real HAProxy as in test_haproxy_co
 
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -28,19 +29,26 @@ def state_of(host):
     return json.loads(Path(str(host.config) + '.portico-state').read_text())
 
 
-def killed(host, the_model, **args):
-    """Call the module with a reload command that kills it (SIGKILL) once the new file is in place."""
-    args.setdefault('reload_command', "/bin/sh -c 'kill -KILL $PPID; sleep 5'")
+def raw(host, the_model, preexec_fn=None, **args):
+    """Call the module as Host.call does; the finished process, whatever became of it."""
     params = dict(path=str(host.config), base=host.base, model=the_model, bind_address=LB,
-                  reload_timeout=5, cert_dir=str(host.root / 'certs'), load_balancer='lb-test', lock_timeout=1)
+                  reload_command='/bin/kill -USR2 %d' % host.proxy.master_pid, reload_timeout=5,
+                  cert_dir=str(host.root / 'certs'), load_balancer='lb-test', lock_timeout=1)
     params.update(args)
     path = host.root / ('args-%d.json' % time.monotonic_ns())
     path.write_text(json.dumps({'ANSIBLE_MODULE_ARGS': params}))
     (host.root / 'tmp').mkdir(exist_ok=True)
     done = subprocess.run([sys.executable, str(MODULE), str(path)], capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, PYTHONPATH=str(COLLECTIONS), TMPDIR=str(host.root / 'tmp')),
-                          check=False)
+                          check=False, preexec_fn=preexec_fn)
     path.unlink()
+    return done
+
+
+def killed(host, the_model, **args):
+    """Call the module with a reload command that kills it (SIGKILL) once the new file is in place."""
+    args.setdefault('reload_command', "/bin/sh -c 'kill -KILL $PPID; sleep 5'")
+    done = raw(host, the_model, **args)
     assert done.returncode == -signal.SIGKILL, (done.returncode, done.stdout, done.stderr)
     return done
 
@@ -163,3 +171,43 @@ def test_a_no_op_run_records_its_newer_model_so_an_older_waiting_run_leaves_the_
     assert host.call(api_model(ports[:2], '920', 5000.0))['outdated']
     assert not host.call(api_model(ports[:1], '930', 4100.0))['changed']
     assert state_of(host)['resource_version'] == '950'
+
+
+def backups(host):
+    return sorted(p for p in host.root.iterdir() if p.name.startswith('haproxy.cfg.') and p.name.endswith('~'))
+
+
+def test_backups_are_never_partial_or_empty_and_only_the_newest_are_kept(host, ports):
+    # an empty backup an older version left when the disk was full
+    empty = host.root / 'haproxy.cfg.4711.2020-01-01@00:00:00~'
+    empty.touch()
+    os.utime(empty, (time.time() + 60, time.time() + 60))  # even the newest
+    assert host.call(model(ports))['reloaded']
+    before = host.config.read_bytes()
+    # out of room for the backup: a file size limit between the candidate's size and the current file's
+    candidate = len(host.expected(model(ports[:2])).encode())
+    assert candidate < len(before)
+    limit = (candidate + len(before)) // 2
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    done = raw(host, model(ports[:2]), preexec_fn=small_files)
+    full = json.loads(done.stdout)
+    assert full['failed'] and 'cannot keep a backup of %s (' % host.config in full['msg'], full
+    assert full['msg'].endswith('; it was not changed')
+    assert host.config.read_bytes() == before and not empty.exists()
+    assert [p.stat().st_size for p in backups(host)] == [len(host.base)]
+    assert not [p for p in host.root.iterdir() if p.name.startswith('.portico-')]
+    # four more changes, two kept: the newest, each a whole previous file
+    previous = []
+    for count in (2, 1, 2, 3):
+        previous.append(host.config.read_bytes())
+        result = host.call(model(ports[:count]), keep_backups=2, max_removal_ratio=1.0)
+        assert result['reloaded'], result
+        time.sleep(1.1)  # a backup's name has the time to the second, and each run has its own pid
+    kept = backups(host)
+    assert len(kept) == 2 and set(p.read_bytes() for p in kept) == set(previous[-2:])
+    assert str(max(kept, key=lambda p: p.stat().st_mtime)) == result['backup_file']
+    assert host.call(model(ports[:1]), keep_backups=0, max_removal_ratio=1.0)['msg'].startswith(
+        'keep_backups must be at least 1')
