@@ -377,13 +377,18 @@ def installed_model_time(path):
     return installed_mark(path)[0].get('model_read_at')
 
 
-def record_state(path, mark, unverified=None, leaving=None, stamp=True):
+def record_state(path, mark, unverified=None, leaving=None, stamp=True, peaks=None):
     """Record (atomically) the mark of the model installed in path (model_mark's, or its time
     alone), whether it is unverified, the servers removed at runtime that still finish their
-    connections (backend/server), and (stamp) when this host recorded it."""
+    connections (backend/server), (stamp) when this host recorded it, and what it served at most
+    lately (peaks, for the safety valve; kept from the current record when None)."""
     if not isinstance(mark, dict):
         mark = {'model_read_at': mark}
+    if peaks is None:
+        peaks = installed_state(path).get('peaks')
     state = {'model_read_at': mark.get('model_read_at')}
+    if isinstance(peaks, list) and peaks:
+        state['peaks'] = peaks
     for key in ('resource_version', 'server'):
         if mark.get(key) is not None:
             state[key] = mark[key]

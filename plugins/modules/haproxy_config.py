@@ -180,9 +180,30 @@ options:
     type: int
     default: 1800
   max_removal_ratio:
-    description: Refuse to remove more than this share of the backends of the current file's generated part.
+    description:
+      - The safety valve. Refuse (before anything changes, listing what would go) a new file that would
+        remove more than this share of the backends of the current file's generated part, or leave more
+        than this share fewer nodes that serve (a node serves when it is on a server line with a weight
+        above 0 in at least one backend; a draining node does not). Nodes are counted rather than
+        server lines, so a Local-policy service whose endpoints move or scale trips nothing while other
+        backends keep those nodes, and nodes that others replace take nothing away.
+      - Removals over several runs count together. The host records what it served after each good
+        run; a new file that would leave fewer than (1 - this share) of the most backends it served
+        within the last O(removal_window) seconds is refused too. So 12, 7, 4, 2 backends in four runs
+        stops at 4 with the default; services that go more slowly pass, at most this share per window.
+      - Serving nodes that fall that far over several runs, each under this share, give a warning
+        rather than a refusal: nodes come and go with autoscaling, and HAProxy health-checks each
+        one itself.
+      - O(force) installs anyway and starts the record afresh.
     type: float
     default: 0.5
+  removal_window:
+    description:
+      - Seconds over which the safety valve adds up removals (see O(max_removal_ratio)); V(0) compares
+        with the current file only.
+    type: int
+    default: 3600
+    version_added: 0.3.0
   force:
     description: Skip the safety valve, and install this model even where a newer one is installed.
     type: bool
@@ -342,16 +363,21 @@ import shlex
 import shutil
 import socket
 import tempfile
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.portico.k8s.plugins.module_utils._certificates import CertificateError, install, same_content
 from ansible_collections.portico.k8s.plugins.module_utils._config import (
+    add_peak,
     compose,
     generated_part,
     left_out,
+    peak_of,
     probe_address,
     removal_problem,
+    serving_nodes,
+    shrinking,
     stats_socket,
     stored_certificates,
     unused_certificates,
@@ -489,7 +515,16 @@ class HostStep(object):
         old_backends, dummy, foreign = generated_part(current_text.split('\n'), None)
         new_backends = [b['name'] for b in model['backends']]
         self.result['backends_removed'] = left_out(old_backends, new_backends)
-        problem = removal_problem(self.path, old_backends, new_backends, params['max_removal_ratio'], params['force'])
+        # the safety valve counts backends, the nodes that serve, and what this host served lately
+        serving = serving_nodes(current_text.split('\n')), serving_nodes(candidate.decode('utf-8').split('\n'))
+        self.served = len(new_backends), len(serving[1])
+        peak = peak_of(installed_state(self.path).get('peaks'), time.time(), params['removal_window'])
+        problem = removal_problem(self.path, old_backends, new_backends, params['max_removal_ratio'], params['force'],
+                                  serving, peak, params['removal_window'])
+        fewer = None if params['force'] else shrinking(self.path, serving[1], peak, params['max_removal_ratio'],
+                                                       params['removal_window'])
+        if fewer and not problem:
+            self.module.warn(fewer)
         if problem:
             self.fail(problem)
         if foreign:
@@ -800,7 +835,9 @@ class HostStep(object):
         """The new file serves: record the model's time (and the servers still leaving) and remove the
         certificates it no longer binds."""
         record_state(self.path, read_at if read_at is not None else self.installed,
-                     leaving=self.result['leaving'])
+                     leaving=self.result['leaving'],
+                     peaks=add_peak(installed_state(self.path).get('peaks'), time.time(), self.served[0],
+                                    self.served[1], self.params['removal_window'], reset=self.params['force']))
         for name in self.result['certificates_removed']:
             os.unlink(os.path.join(self.params['cert_dir'], name))
 
@@ -898,6 +935,7 @@ def main():
             lock_timeout=dict(type='int', default=300),
             lock_stale_seconds=dict(type='int', default=1800),
             max_removal_ratio=dict(type='float', default=0.5),
+            removal_window=dict(type='int', default=3600),
             force=dict(type='bool', default=False),
             runtime_changes=dict(type='bool', default=True),
             slowstart=dict(type='str'),

@@ -100,7 +100,9 @@ def test_a_sync_installs_reloads_and_names_the_new_worker_and_the_next_changes_n
     assert host.config.read_text() == host.expected(model(ports[:2]))
     assert Path(result['backup_file']).read_text() == host.base
     recorded = json.loads(Path(str(host.config) + '.portico-state').read_text())
-    assert recorded.pop('recorded_at') <= time.time() and recorded == {'model_read_at': 1000.0}
+    # and what it served (2 backends, 1 node), for the safety valve
+    assert recorded.pop('recorded_at') <= time.time() and [entry[1:] for entry in recorded.pop('peaks')] == [[2, 1]]
+    assert recorded == {'model_read_at': 1000.0}
     assert not Path(str(host.config) + '.portico-lock').exists()
     socket.create_connection((LB, ports[0]), timeout=2).close()  # the new worker binds the new frontend
     files, state = host.files(), host.proxy.state()

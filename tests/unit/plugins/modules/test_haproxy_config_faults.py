@@ -13,7 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from tests.support.haproxy import is_alive
+from ansible_collections.portico.k8s.plugins.module_utils import _model
+from tests.support.haproxy import free_ports, is_alive
 from tests.unit.plugins.modules.test_haproxy_config import (  # noqa: F401 (host and ports are fixtures)
     COLLECTIONS,
     LB,
@@ -21,7 +22,9 @@ from tests.unit.plugins.modules.test_haproxy_config import (  # noqa: F401 (host
     Host,
     host,
     model,
+    node,
     ports,
+    service,
 )
 
 
@@ -211,3 +214,44 @@ def test_backups_are_never_partial_or_empty_and_only_the_newest_are_kept(host, p
     assert str(max(kept, key=lambda p: p.stat().st_mtime)) == result['backup_file']
     assert host.call(model(ports[:1]), keep_backups=0, max_removal_ratio=1.0)['msg'].startswith(
         'keep_backups must be at least 1')
+
+
+def cluster(node_count, ports, read_at):
+    built = _model.build_model([node('w%02d' % i, '127.0.2.%d' % (40 + i)) for i in range(node_count)],
+                               [service('s%d' % i, port, 30000 + i) for i, port in enumerate(ports)],
+                               {}, {'kind': 'snapshot', 'snapshot': 'c.json'})
+    built['source']['read_at'] = read_at
+    return built
+
+
+def test_the_safety_valve_counts_nodes_and_adds_up_removals_over_runs(host):
+    twelve = free_ports(12, 22000, 22999, [LB])
+    assert host.call(cluster(12, twelve[:2], 1000.0))['reloaded']
+    # 11 of 12 nodes NotReady: the backends stay, their servers go
+    files = host.files()
+    result = host.call(cluster(1, twelve[:2], 1001.0))
+    assert result['failed'] and result['msg'].startswith(
+        'lb-test: Refusing to go from 12 nodes that serve in %s to 1 (more than 50%% fewer' % host.config)
+    assert host.files() == files
+    # a ratchet, each run under half: 12, then 7 backends pass, 4 stops
+    assert host.call(cluster(12, twelve, 1002.0))['reloaded']
+    assert host.call(cluster(12, twelve[:7], 1003.0))['reloaded']
+    files = host.files()
+    stopped = host.call(cluster(12, twelve[:4], 1004.0))
+    assert stopped['failed'] and not stopped['changed'], stopped
+    assert stopped['msg'] == ('lb-test: Refusing to leave 4 backends in %s: within the last 3600 seconds '
+                              '(haproxy_sync_removal_window) it served 12, and removals over several runs count '
+                              'together, so this would take away more than 50%% (haproxy_sync_max_removal_ratio). '
+                              'If this is intended, run again with haproxy_sync_force=true, or wait until that '
+                              'window has passed.' % host.config)
+    assert host.files() == files
+    # with no window, only the current file counts; forced, the record starts afresh
+    assert host.call(cluster(12, twelve[:4], 1004.0), removal_window=0, check_mode=True)['changed']
+    assert host.call(cluster(12, twelve[:4], 1004.0), force=True)['reloaded']
+    assert [entry[1:] for entry in state_of(host)['peaks']] == [[4, 12]]
+    assert host.call(cluster(12, twelve[:2], 1005.0))['reloaded']
+    # nodes that fall in steps, each under half: told, not refused
+    host.call(cluster(6, twelve[:2], 1006.0))
+    fewer = host.call(cluster(4, twelve[:2], 1007.0))
+    assert fewer['changed'] and not fewer.get('failed') and 'serves 4 nodes; within the last 3600 seconds (haproxy_sync_removal_window) it ' \
+        'served 12: more than 50% fewer' in json.dumps(fewer['warnings'])
