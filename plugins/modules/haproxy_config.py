@@ -192,7 +192,7 @@ options:
         within the last O(removal_window) seconds is refused too. So 12, 7, 4, 2 backends in four runs
         stops at 4 with the default; services that go more slowly pass, at most this share per window.
       - Serving nodes that fall that far over several runs, each under this share, give a warning
-        rather than a refusal: nodes come and go with autoscaling, and HAProxy health-checks each
+        rather than a refusal, as nodes come and go with autoscaling, and HAProxy health-checks each
         one itself.
       - O(force) installs anyway and starts the record afresh.
     type: float
