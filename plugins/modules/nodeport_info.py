@@ -201,11 +201,13 @@ model:
       description:
         - The TLS certificates the frontends use, by file; public facts only (never the key).
         - C(names) are the DNS names of the first certificate, C(not_after) its expiry (UTC),
-          C(fingerprint) the SHA-256 of that certificate.
+          C(not_before) when it becomes valid (C(not_yet_valid) until then, with a warning in
+          RV(model.warnings)), C(fingerprint) the SHA-256 of that certificate.
       type: list
       elements: dict
       sample: [{secret: shop/web-tls, file: shop_web-tls.pem, names: [shop.example.com],
-                not_after: "2027-03-01T12:00:00Z", expired: false, fingerprint: 6c1f...}]
+                not_after: "2027-03-01T12:00:00Z", expired: false, not_before: "2026-03-01T12:00:00Z",
+                not_yet_valid: false, fingerprint: 6c1f...}]
     load_balancers:
       description:
         - For each LoadBalancer Service Portico implements (O(load_balancer_class)), and each Service
