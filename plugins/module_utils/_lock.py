@@ -353,12 +353,17 @@ def later_than(installed, mark):
     etcd backup behind the same server starts lower: haproxy_sync_force installs it). Otherwise
     the controllers' clocks decide (model_read_at).
     """
-    mine, theirs = mark.get('resource_version'), installed.get('resource_version')
-    if mine is not None and theirs is not None and mark.get('server') == installed.get('server'):
+    return _later(installed, mark)
+
+
+def _later(first, second):
+    """How the model of mark first is later than the model of mark second, or None."""
+    theirs, mine = first.get('resource_version'), second.get('resource_version')
+    if mine is not None and theirs is not None and second.get('server') == first.get('server'):
         if int(theirs) > int(mine):
             return 'read from the cluster at resourceVersion %s, later than this run\'s (%s)' % (theirs, mine)
         return None
-    mine, theirs = mark.get('model_read_at'), installed.get('model_read_at')
+    theirs, mine = first.get('model_read_at'), second.get('model_read_at')
     if None not in (mine, theirs) and theirs > mine:
         return 'read from the cluster at %.3f, later than this run\'s (%.3f)' % (theirs, mine)
     return None
@@ -366,7 +371,7 @@ def later_than(installed, mark):
 
 def newer_than(mark, installed):
     """Whether mark tells more than installed: later (see later_than), or the only one that tells."""
-    if later_than(mark, installed):
+    if _later(mark, installed):
         return True
     known = [key for key in ('model_read_at', 'resource_version') if mark.get(key) is not None]
     return bool(known) and all(installed.get(key) is None for key in known)

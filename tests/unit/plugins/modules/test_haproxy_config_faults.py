@@ -15,11 +15,11 @@ from pathlib import Path
 
 from ansible_collections.portico.k8s.plugins.module_utils import _model
 from tests.support.haproxy import free_ports, is_alive
-from tests.unit.plugins.modules.test_haproxy_config import (  # noqa: F401 (host and ports are fixtures)
+# host and ports are fixtures: imported, they serve the tests here
+from tests.unit.plugins.modules.test_haproxy_config import (  # pylint: disable=unused-import
     COLLECTIONS,
     LB,
     MODULE,
-    Host,
     host,
     model,
     node,
