@@ -280,7 +280,8 @@ def allocate(services, pools, settings_of, prefix):
     lowest free one of the pool asked for (or one shared under the key), so the result does not
     depend on input order.
     """
-    order = sorted(services, key=lambda s: (s.get('created') or '9999', s.get('namespace'), s.get('name')))
+    order = sorted(services, key=lambda s: (s.get('created') if isinstance(s.get('created'), str) and s.get('created')
+                                            else '9999', s.get('namespace'), s.get('name')))
     assigned, refused, warnings = {}, {}, []
     if not pools:
         for service in order:

@@ -109,7 +109,8 @@ def slim_service(obj, prefix=DEFAULT_PREFIX):
         'name': metadata.get('name'),
         'uid': metadata.get('uid'),
         'resource_version': metadata.get('resourceVersion'),
-        'created': metadata.get('creationTimestamp') or '',
+        # a timestamp that is not text (a hand-made snapshot) counts as missing: it is only sorted by
+        'created': metadata.get('creationTimestamp') if isinstance(metadata.get('creationTimestamp'), str) else '',
         'type': spec.get('type') or 'ClusterIP',
         'ports': [{
             'name': _mapping(p).get('name') or '',

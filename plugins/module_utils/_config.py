@@ -86,20 +86,104 @@ def left_out(current, wanted):
     return [name for name in current if name not in keep]
 
 
-def removal_problem(path, current, wanted, max_ratio, force=False):
+_SERVER_LINE = re.compile(r'    server (\S+) ')
+_DRAINING = re.compile(r' weight 0(?: |\Z)')
+
+
+def serving_nodes(lines):
+    """The servers (by name, which is the node's) that serve at least one backend of the generated
+    part among lines with a weight above 0 (a draining node, weight 0, takes no new connections)."""
+    nodes, generated = set(), False
+    for line in lines:
+        if not generated:
+            generated = line.startswith(MARKER)
+            continue
+        match = _SERVER_LINE.match(line)
+        if match and not _DRAINING.search(line.rstrip('\n')):
+            nodes.add(match.group(1))
+    return nodes
+
+
+def _percent(ratio):
+    return ('%.1f' % (ratio * 100)).rstrip('0').rstrip('.')
+
+
+def _shown(names):
+    return ', '.join(names[:_SHOWN_BACKENDS]) + (' ...' if len(names) > _SHOWN_BACKENDS else '')
+
+
+def peak_of(peaks, now, window):
+    """(backends, nodes, since) at most served within the last window seconds, from the entries
+    [time, backends, nodes] the host recorded; None when none is in the window."""
+    inside = [entry for entry in peaks or [] if _entry(entry) and now - window <= entry[0] <= now + 60]
+    if not inside or window <= 0:
+        return None
+    return (max(entry[1] for entry in inside), max(entry[2] for entry in inside), min(entry[0] for entry in inside))
+
+
+def _entry(entry):
+    """Whether entry is [time, backends, nodes] as add_peak writes it (a damaged record is ignored)."""
+    return (isinstance(entry, list) and len(entry) == 3
+            and isinstance(entry[0], (int, float)) and not isinstance(entry[0], bool) and 0 <= entry[0] < 1e11
+            and all(isinstance(count, int) and not isinstance(count, bool) and 0 <= count < 10 ** 7
+                    for count in entry[1:]))
+
+
+def add_peak(peaks, now, backends, nodes, window, reset=False):
+    """The entries to record once a file with this many backends and serving nodes serves: those in
+    the window that this one does not cover (at most 50), then this one."""
+    keep = [] if reset else [entry for entry in peaks or [] if _entry(entry) and now - window <= entry[0] <= now
+                             and (entry[1] > backends or entry[2] > nodes)]
+    return keep[-49:] + [[round(now, 3), backends, nodes]]
+
+
+def removal_problem(path, current, wanted, max_ratio, force=False, serving=None, peak=None, window=None):
     """Why the new file must not replace the current one (the safety valve), or None.
 
-    current: the backends of the current file's generated part; wanted: the new model's. A wrong
-    selector, a partial API answer or a rebuilt cluster must not empty the load balancers.
+    current: the backends of the current file's generated part; wanted: the new file's. serving:
+    (nodes serving in the current file, nodes serving in the new one), see serving_nodes. peak:
+    (backends, nodes, since) the host served at most within the last window seconds (peak_of). A
+    wrong selector, a partial API answer, a rebuilt cluster or most nodes going NotReady must not
+    empty the load balancers, in one run or in several.
     """
-    removed = left_out(current, wanted)
-    if force or not current or len(removed) <= max_ratio * len(current):
+    if force:
         return None
-    shown = ', '.join(removed[:_SHOWN_BACKENDS]) + (' ...' if len(removed) > _SHOWN_BACKENDS else '')
-    return ('Refusing to remove %d of the %d backends in %s (more than %s%%, haproxy_sync_max_removal_ratio). '
-            'A wrong selector, a partial API answer or a rebuilt cluster looks like this. Would go: %s. '
-            'If this is intended, run again with haproxy_sync_force=true.'
-            % (len(removed), len(current), path, ('%.1f' % (max_ratio * 100)).rstrip('0').rstrip('.'), shown))
+    removed = left_out(current, wanted)
+    limit = _percent(max_ratio)
+    if current and len(removed) > max_ratio * len(current):
+        return ('Refusing to remove %d of the %d backends in %s (more than %s%%, haproxy_sync_max_removal_ratio). '
+                'A wrong selector, a partial API answer or a rebuilt cluster looks like this. Would go: %s. '
+                'If this is intended, run again with haproxy_sync_force=true.'
+                % (len(removed), len(current), path, limit, _shown(removed)))
+    if serving is not None:
+        # by count: nodes that others replace (a node pool swapped, Local endpoints moving) take nothing away
+        before, after = serving
+        if before and len(before) - len(after) > max_ratio * len(before):
+            return ('Refusing to go from %d nodes that serve in %s to %d (more than %s%% fewer, '
+                    'haproxy_sync_max_removal_ratio). Nodes going NotReady or excluded all at once, or a wrong node '
+                    'selector, look like this. Would go: %s. If this is intended, run again with '
+                    'haproxy_sync_force=true.' % (len(before), path, len(after), limit, _shown(sorted(before - after))))
+    if peak is not None and peak[0] and peak[0] - len(wanted) > max_ratio * peak[0]:
+        return ('Refusing to leave %d backends in %s: within the last %d seconds (haproxy_sync_removal_window) it '
+                'served %d, and removals over several runs count together, so this would take away more than %s%% '
+                '(haproxy_sync_max_removal_ratio). If this is intended, run again with haproxy_sync_force=true, or '
+                'wait until that window has passed.' % (len(wanted), path, window or 0, peak[0], limit))
+    return None
+
+
+def shrinking(path, serving, peak, max_ratio, window):
+    """A warning when the nodes that serve have fallen by more than max_ratio from the most served
+    within the window, over several runs (each under the ratio), else None.
+
+    Nodes come and go with autoscaling, and HAProxy health-checks each one itself, so a gradual fall
+    is told rather than refused; a fall within one run is refused (removal_problem).
+    """
+    if peak is None or not peak[1] or peak[1] - len(serving) <= max_ratio * peak[1]:
+        return None
+    return ('%s serves %d nodes; within the last %d seconds (haproxy_sync_removal_window) it served %d: more than '
+            '%s%% fewer (haproxy_sync_max_removal_ratio), over several runs. If this is not a cluster scaling down, '
+            'look at the nodes: this is how nodes going NotReady or a narrowing node selector look.'
+            % (path, len(serving), window or 0, peak[1], _percent(max_ratio)))
 
 
 def stored_certificates(cert_dir):

@@ -155,7 +155,7 @@ def service_candidates(service, options, warnings=None, address=None):
             'node_port': node_port,
             'frontend_port': node_port if frontend_port_source == 'node_port' and address is None else number,
             'address': address,
-            'created': service.get('created') or _NO_TIME,
+            'created': service['created'] if isinstance(service.get('created'), str) and service['created'] else _NO_TIME,
             'traffic_policy': service.get('external_traffic_policy') or 'Cluster',
             'health_check_node_port': service.get('health_check_node_port'),
             'settings': settings,
@@ -307,6 +307,9 @@ def _with_certificates(candidates, secrets, excluded, warnings, prefix):
         if found.get('expired'):
             warnings.append(_entry(candidate['service'], port, 'the certificate of Secret %s expired on %s'
                                    % (found['secret'], found['not_after'])))
+        elif found.get('not_yet_valid'):
+            warnings.append(_entry(candidate['service'], port, 'the certificate of Secret %s is not valid before %s: '
+                                   'clients refuse it until then' % (found['secret'], found.get('not_before'))))
         for host in candidate['settings'].get('hosts') or []:
             if not name_matches(host, found.get('names') or []):
                 warnings.append(_entry(candidate['service'], port, 'the certificate of Secret %s does not name '

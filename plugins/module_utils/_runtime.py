@@ -13,7 +13,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
+import signal
 import socket
+import subprocess
 import time
 
 _LIMIT = 64 * 1024 * 1024
@@ -173,9 +176,38 @@ def wait_for_port(host, port, timeout, poll=0.1):
         time.sleep(poll)
 
 
-def run_command(module, argv):
-    """(rc, stdout, stderr) of argv run by the module (no shell); a command that cannot start is a failure like any other."""
+class CommandTimeout(Exception):
+    """A command did not finish in time and was killed; str() says so."""
+
+
+def run_command(module, argv, timeout=None):
+    """(rc, stdout, stderr) of argv run by the module (no shell); a command that cannot start is a failure like any other.
+
+    With a timeout (seconds), the command runs in a process group of its own, which is killed
+    (SIGKILL) when it has not finished by then; CommandTimeout says so.
+    """
+    if timeout is None:
+        try:
+            return module.run_command(argv, handle_exceptions=False)
+        except (OSError, IOError) as exc:
+            return 127, '', 'cannot run %s: %s' % (argv[0] if argv else '(empty command)', exc)
     try:
-        return module.run_command(argv, handle_exceptions=False)
-    except (OSError, IOError) as exc:
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   start_new_session=True)
+    except (OSError, IOError, ValueError) as exc:
         return 127, '', 'cannot run %s: %s' % (argv[0] if argv else '(empty command)', exc)
+    try:
+        out, err = process.communicate(timeout=max(timeout, 0))
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            # a descendant that left the group may still hold the pipes: do not wait for it
+            process.communicate(timeout=2)
+        except subprocess.TimeoutExpired:
+            pass
+        process.wait()
+        raise CommandTimeout('%s did not finish within %d seconds and was killed' % (argv[0], timeout))
+    return process.returncode, out.decode('utf-8', 'replace'), err.decode('utf-8', 'replace')

@@ -269,11 +269,18 @@ def _not_after(certificate):
     return moment
 
 
+def _not_before(certificate):
+    moment = getattr(certificate, 'not_valid_before_utc', None)
+    if moment is None:
+        moment = certificate.not_valid_before.replace(tzinfo=datetime.timezone.utc)
+    return moment
+
+
 def read_tls_secret(secret, now=None):
     """(bundle, facts) from a Secret object, or InvalidValue naming the Secret and the reason.
 
     bundle: the certificate chain then the key, re-encoded as PEM (bytes).
-    facts: secret, file, names, not_after, expired and the leaf's sha256 fingerprint.
+    facts: secret, file, names, not_after, expired, not_before, not_yet_valid and the leaf's sha256 fingerprint.
     Nothing a Secret holds can fail otherwise: one tenant's Secret never stops a sync.
     """
     if not HAS_CRYPTOGRAPHY:
@@ -302,7 +309,7 @@ def _read(secret, secret_id, namespace, name, now):
         _check_strength(certificate, secret_id, position)
     if _public_der(key.public_key()) != _public_der(certificates[0].public_key()):
         raise InvalidValue('Secret %s: tls.key does not belong to the first certificate of tls.crt' % secret_id)
-    not_after = _not_after(certificates[0])
+    not_after, not_before = _not_after(certificates[0]), _not_before(certificates[0])
     now = now or datetime.datetime.now(datetime.timezone.utc)
     bundle = b''.join(c.public_bytes(serialization.Encoding.PEM) for c in certificates)
     bundle += key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -315,6 +322,9 @@ def _read(secret, secret_id, namespace, name, now):
         'names': certificate_names(certificates[0], secret_id),
         'not_after': not_after.strftime('%Y-%m-%dT%H:%M:%SZ'),
         'expired': not_after < now,
+        # a certificate issued ahead of time (or on a host whose clock is behind): clients refuse it
+        'not_before': not_before.strftime('%Y-%m-%dT%H:%M:%SZ'),
+        'not_yet_valid': not_before > now,
         'fingerprint': hashlib.sha256(certificates[0].public_bytes(serialization.Encoding.DER)).hexdigest(),
         # HAProxy picks an ECDSA certificate before an RSA one, whichever name matches better
         'key_type': 'rsa' if isinstance(key, rsa.RSAPrivateKey) else 'ecdsa',

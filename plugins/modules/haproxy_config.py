@@ -22,6 +22,14 @@ description:
     keep a backup and rename the candidate over the file (atomic); reload (O(reload_command)); check
     that a new HAProxy worker serves the new file; remove the certificate files no longer bound;
     record when the model was read; release the lock."
+  - Which model is newer is decided by the cluster's resourceVersion (C(source.resource_version)) when
+    both were read from the same API server, compared as integers (Kubernetes calls them opaque;
+    an etcd-backed API server hands out etcd's revision, which only grows; a cluster rebuilt or
+    restored from an older etcd backup behind the same server needs O(force) once). Otherwise the
+    controllers' clocks decide (C(source.read_at)), and a recorded time more than 60 seconds ahead of
+    this host's clock when it was recorded is ignored with a warning. A C(<path>.portico-state)
+    that is malformed (not JSON, a time that is not a finite number, a resourceVersion that is not
+    a decimal int64) counts as absent, with a warning.
   - The new worker is recognised on HAProxy's stats socket (O(runtime_socket)), where only it
     answers after a reload. Its pid differs from the worker's before the reload, and
     C(show backend) lists every backend of the new file. A TCP connect to a frontend is not
@@ -120,9 +128,20 @@ options:
     type: str
     default: '0644'
   backup:
-    description: Keep a copy of the previous file beside it (C(<path>.<pid>.<time>~)) when it changes.
+    description:
+      - Keep a copy of the previous file beside it (C(<path>.<pid>.<time>~)) when it changes.
+      - The copy is written to a temporary name, synced to disk and renamed, so a full disk or a
+        killed run never leaves a partial or empty one; without room for it, the file is not changed.
     type: bool
     default: true
+  keep_backups:
+    description:
+      - How many of those copies to keep, the newest (by modification time); older ones, empty ones
+        (left by earlier versions on a full disk) and temporary ones of a run that died are removed
+        after each new copy. At least 1.
+    type: int
+    default: 5
+    version_added: 0.3.0
   validate:
     description:
       - The command that validates the candidate; C(%s) is replaced by its path. Run without a shell.
@@ -141,7 +160,11 @@ options:
         frontend accepts connections, and warns that the old worker could have answered.
     type: path
   reload_timeout:
-    description: Seconds to wait for the new worker after the reload.
+    description:
+      - Seconds the reload command may take; one that takes longer is killed (with every process
+        it started in its process group), the previous file is put back and reloaded, and the
+        module fails saying so.
+      - Then as many seconds to wait for the new worker after the reload.
     type: int
     default: 30
   lock_timeout:
@@ -149,13 +172,41 @@ options:
     type: int
     default: 300
   lock_stale_seconds:
-    description: A lock older than this many seconds was left by a run that died and is taken away.
+    description:
+      - The lock records who holds it (host, boot id, process id and the process's start time). A
+        lock whose holder is gone (no such process, a process id now used by another program, or
+        the host restarted since) is taken away at once, with a warning that says so; one whose
+        holder still runs is waited for (O(lock_timeout)).
+      - A lock whose holder cannot be asked from here (taken on another host name or in another pid
+        namespace, or by an older version), or a lock that names no holder, is taken away when
+        older than this many seconds (a lock that names no holder, after 30 seconds).
     type: int
     default: 1800
   max_removal_ratio:
-    description: Refuse to remove more than this share of the backends of the current file's generated part.
+    description:
+      - The safety valve. Refuse (before anything changes, listing what would go) a new file that would
+        remove more than this share of the backends of the current file's generated part, or leave more
+        than this share fewer nodes that serve (a node serves when it is on a server line with a weight
+        above 0 in at least one backend; a draining node does not). Nodes are counted rather than
+        server lines, so a Local-policy service whose endpoints move or scale trips nothing while other
+        backends keep those nodes, and nodes that others replace take nothing away.
+      - Removals over several runs count together. The host records what it served after each good
+        run; a new file that would leave fewer than (1 - this share) of the most backends it served
+        within the last O(removal_window) seconds is refused too. So 12, 7, 4, 2 backends in four runs
+        stops at 4 with the default; services that go more slowly pass, at most this share per window.
+      - Serving nodes that fall that far over several runs, each under this share, give a warning
+        rather than a refusal, as nodes come and go with autoscaling, and HAProxy health-checks each
+        one itself.
+      - O(force) installs anyway and starts the record afresh.
     type: float
     default: 0.5
+  removal_window:
+    description:
+      - Seconds over which the safety valve adds up removals (see O(max_removal_ratio)); V(0) compares
+        with the current file only.
+    type: int
+    default: 3600
+    version_added: 0.3.0
   force:
     description: Skip the safety valve, and install this model even where a newer one is installed.
     type: bool
@@ -304,7 +355,7 @@ lock_waited:
   returned: always
   type: float
 stale_lock_removed:
-  description: Whether a lock left by a run that died was taken away first.
+  description: Whether a lock left by a run that died was taken away first (a warning says whose, and why).
   returned: always
   type: bool
 '''
@@ -315,32 +366,46 @@ import shlex
 import shutil
 import socket
 import tempfile
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.portico.k8s.plugins.module_utils._certificates import CertificateError, install, same_content
 from ansible_collections.portico.k8s.plugins.module_utils._config import (
+    add_peak,
     compose,
     generated_part,
     left_out,
+    peak_of,
     probe_address,
     removal_problem,
+    serving_nodes,
+    shrinking,
     stats_socket,
     stored_certificates,
     unused_certificates,
 )
-from ansible_collections.portico.k8s.plugins.module_utils._files import owner_ids, replace_atomically
+from ansible_collections.portico.k8s.plugins.module_utils._files import (
+    keep_backup,
+    owner_ids,
+    prune_backups,
+    replace_atomically,
+)
 from ansible_collections.portico.k8s.plugins.module_utils._haproxy import MalformedConfig, UnsafeValue, render
 from ansible_collections.portico.k8s.plugins.module_utils._lock import (
     LOCK_SUFFIX,
     LockError,
-    installed_model_time,
+    installed_mark,
     installed_state,
+    later_than,
+    model_mark,
+    newer_than,
     record_state,
     release,
     take,
 )
 from ansible_collections.portico.k8s.plugins.module_utils._runtime import (
+    CommandTimeout,
     RuntimeAPIError,
     Session,
     ask,
@@ -391,10 +456,13 @@ class HostStep(object):
         try:
             if not self.check:
                 try:
-                    token, self.result['stale_lock_removed'], self.result['lock_waited'] = take(
+                    token, broken, self.result['lock_waited'] = take(
                         lock, self.params['lock_timeout'], self.params['lock_stale_seconds'])
                 except LockError as exc:
                     self.fail(str(exc))
+                self.result['stale_lock_removed'] = bool(broken)
+                if broken:
+                    self.module.warn(broken)
             self.result['msg'] = self.sync()
             return self.result
         finally:
@@ -420,13 +488,16 @@ class HostStep(object):
 
     def sync(self):
         model, params = self.params['model'], self.params
-        read_at = (model.get('source') or {}).get('read_at')
-        installed = self.result['installed_model_time'] = installed_model_time(self.path)
-        if not params['force'] and None not in (installed, read_at) and installed > read_at:
+        self.mark = model_mark(model)
+        self.installed, warnings = installed_mark(self.path)
+        for warning in warnings:
+            self.module.warn(warning)
+        self.result['installed_model_time'] = self.installed['model_read_at']
+        later = None if params['force'] else later_than(self.installed, self.mark)
+        if later:
             self.result['outdated'] = True
-            return ('%s already has a model read from the cluster at %.3f, later than this run\'s (%.3f); nothing '
-                    'is changed here (haproxy_sync_force=true installs this run\'s model anyway).'
-                    % (self.name, installed, read_at))
+            return ('%s already has a model %s; nothing is changed here (haproxy_sync_force=true installs this '
+                    'run\'s model anyway).' % (self.name, later))
         try:
             with open(self.path, 'rb') as handle:
                 current = handle.read()
@@ -447,12 +518,22 @@ class HostStep(object):
         self.result['certificates_changed'] = changed_certificates
         if candidate == current and not changed_certificates and installed_state(self.path).get('unverified') is None:
             self.result['certificates_removed'] = []
+            self.saw()
             return '%s: %s is up to date; nothing was changed.%s' % (self.name, self.path, self.finish_leaving())
         current_text = (current or b'').decode('utf-8', 'replace')
         old_backends, dummy, foreign = generated_part(current_text.split('\n'), None)
         new_backends = [b['name'] for b in model['backends']]
         self.result['backends_removed'] = left_out(old_backends, new_backends)
-        problem = removal_problem(self.path, old_backends, new_backends, params['max_removal_ratio'], params['force'])
+        # the safety valve counts backends, the nodes that serve, and what this host served lately
+        serving = serving_nodes(current_text.split('\n')), serving_nodes(candidate.decode('utf-8').split('\n'))
+        self.served = len(new_backends), len(serving[1])
+        peak = peak_of(installed_state(self.path).get('peaks'), time.time(), params['removal_window'])
+        problem = removal_problem(self.path, old_backends, new_backends, params['max_removal_ratio'], params['force'],
+                                  serving, peak, params['removal_window'])
+        fewer = None if params['force'] else shrinking(self.path, serving[1], peak, params['max_removal_ratio'],
+                                                       params['removal_window'])
+        if fewer and not problem:
+            self.module.warn(fewer)
         if problem:
             self.fail(problem)
         if foreign:
@@ -471,6 +552,13 @@ class HostStep(object):
         if self.check:
             return '%s: %s%s' % (self.name, self.check_candidate(candidate, current, certificates), renewed)
         return '%s: %s%s' % (self.name, self.apply(candidate, current, certificates), renewed)
+
+    def saw(self):
+        """Nothing to change, with a newer model than the one recorded: record that this host runs it, so
+        an older run that waited on the lock leaves the host alone."""
+        if not self.check and newer_than(self.mark, self.installed):
+            record_state(self.path, self.mark, leaving=installed_state(self.path).get('leaving'))
+            self.installed = self.mark
 
     def drain_idle_nodes(self):
         """Leave out the draining nodes no connection uses any more: nothing is left to drain."""
@@ -507,7 +595,7 @@ class HostStep(object):
                         still.append(target)
         except RuntimeAPIError:
             return ''
-        record_state(self.path, state.get('model_read_at'), leaving=still)
+        record_state(self.path, self.installed, leaving=still)
         self.result['leaving'] = still
         gone = len(leaving) - len(still)
         if not gone:
@@ -736,14 +824,14 @@ class HostStep(object):
         runtime = self.runtime
         if current is not None and params['backup']:
             try:
-                self.result['backup_file'] = self.module.backup_local(self.path)
-            except Exception as exc:  # backup_local raises a bare Exception
+                self.result['backup_file'] = self.backup(current)
+            except (IOError, OSError) as exc:
                 self.fail('cannot keep a backup of %s (%s); it was not changed' % (self.path, exc))
         mode = os.stat(self.path).st_mode & 0o7777 if current is not None else None
         # until the running HAProxy is seen serving it, the file is marked unverified: a run that
         # finds it in place does not take it for done
-        record_state(self.path, installed_model_time(self.path), unverified=_digest(candidate))
-        read_at = (params['model'].get('source') or {}).get('read_at')
+        record_state(self.path, self.installed, unverified=_digest(candidate))
+        read_at = self.mark if self.mark['model_read_at'] is not None or len(self.mark) > 1 else None
         renamed = False
         if changes is not None:
             # the new file is in place (and unverified) before HAProxy changes: a reload or restart by
@@ -777,11 +865,21 @@ class HostStep(object):
         self.result['certificates_removed'] = []
         self.fail(self.restore(current, ids, mode, reload_argv, runtime, problem))
 
+    def backup(self, current):
+        """Keep current as a backup (never partial or empty) and prune to the keep_backups newest; its path."""
+        info = os.stat(self.path)
+        backup = keep_backup(self.path, current, info.st_mode & 0o7777,
+                             (info.st_uid, info.st_gid) if os.geteuid() == 0 else None)
+        prune_backups(self.path, self.params['keep_backups'], spare=backup)
+        return backup
+
     def done(self, read_at):
         """The new file serves: record the model's time (and the servers still leaving) and remove the
         certificates it no longer binds."""
-        record_state(self.path, read_at if read_at is not None else installed_model_time(self.path),
-                     leaving=self.result['leaving'])
+        record_state(self.path, read_at if read_at is not None else self.installed,
+                     leaving=self.result['leaving'],
+                     peaks=add_peak(installed_state(self.path).get('peaks'), time.time(), self.served[0],
+                                    self.served[1], self.params['removal_window'], reset=self.params['force']))
         for name in self.result['certificates_removed']:
             os.unlink(os.path.join(self.params['cert_dir'], name))
 
@@ -797,7 +895,10 @@ class HostStep(object):
 
     def reload(self, argv, runtime, old_worker, backends, probe):
         """None once a new worker serves the new file, else why not."""
-        rc, out, err = run_command(self.module, argv)
+        try:
+            rc, out, err = run_command(self.module, argv, timeout=self.params['reload_timeout'])
+        except CommandTimeout as exc:
+            return 'the reload command hung: %s (haproxy_sync_reload_timeout)' % exc
         if rc != 0:
             return 'the reload command exited %d: %s' % (rc, (err or out).strip())
         if runtime:
@@ -831,7 +932,7 @@ class HostStep(object):
         old_worker = worker_pid(runtime) if runtime else None
         again = self.reload(argv, runtime, old_worker, [], None)
         if again is None:
-            record_state(self.path, installed_model_time(self.path))
+            record_state(self.path, self.installed)
         then = ('The previous configuration was put back and reloaded.' if again is None else
                 'The previous configuration was put back, but reloading it failed too (%s); check HAProxy on this '
                 'host now.' % again)
@@ -868,6 +969,7 @@ def main():
             group=dict(type='str'),
             mode=dict(type='str', default='0644'),
             backup=dict(type='bool', default=True),
+            keep_backups=dict(type='int', default=5),
             validate=dict(type='str', default='haproxy -c -f %s'),
             reload_command=dict(type='str', default='systemctl reload haproxy'),
             runtime_socket=dict(type='path'),
@@ -875,6 +977,7 @@ def main():
             lock_timeout=dict(type='int', default=300),
             lock_stale_seconds=dict(type='int', default=1800),
             max_removal_ratio=dict(type='float', default=0.5),
+            removal_window=dict(type='int', default=3600),
             force=dict(type='bool', default=False),
             runtime_changes=dict(type='bool', default=True),
             slowstart=dict(type='str'),
@@ -883,6 +986,8 @@ def main():
         ),
         supports_check_mode=True,
     )
+    if module.params['keep_backups'] < 1:
+        module.fail_json(msg='keep_backups must be at least 1 (backup=false keeps none); nothing was changed')
     step = HostStep(module)
     # the model and the base template are large, and the caller has them: not echoed back
     invocation = {'module_args': dict((k, v) for k, v in module.params.items() if k not in _NOT_ECHOED)}

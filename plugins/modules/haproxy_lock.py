@@ -224,7 +224,10 @@ def main():
     token, stale_removed, waited = '', False, 0.0
     if not module.check_mode:
         try:
-            token, stale_removed, waited = take(lock, module.params['timeout'], module.params['stale_seconds'])
+            # this module's process ends before the lock is released: it is no holder to ask
+            token, stale_removed, waited = take(lock, module.params['timeout'], module.params['stale_seconds'],
+                                                process=False)
+            stale_removed = bool(stale_removed)
         except LockError as exc:
             module.fail_json(msg=str(exc))
     installed = installed_model_time(module.params['path'])

@@ -121,8 +121,10 @@ model:
     source:
       description:
         - Where the model was read from (C(kind) V(api) with C(server), or V(snapshot) with the path),
-          and when reading began (C(read_at), seconds since the epoch; the load balancers keep a newer
-          model rather than install an older one).
+          and when reading began (C(read_at), seconds since the epoch). From the API, C(resource_version)
+          is the node list's resourceVersion. The load balancers keep a newer model rather than install
+          an older one, comparing resourceVersions when both came from the same API server, else
+          C(read_at).
       type: dict
       sample: {kind: api, server: "https://10.0.0.1:6443", resource_version: "48213", services_seen: 42,
                read_at: 1795752206.271}
@@ -199,11 +201,13 @@ model:
       description:
         - The TLS certificates the frontends use, by file; public facts only (never the key).
         - C(names) are the DNS names of the first certificate, C(not_after) its expiry (UTC),
-          C(fingerprint) the SHA-256 of that certificate.
+          C(not_before) when it becomes valid (C(not_yet_valid) until then, with a warning in
+          RV(model.warnings)), C(fingerprint) the SHA-256 of that certificate.
       type: list
       elements: dict
       sample: [{secret: shop/web-tls, file: shop_web-tls.pem, names: [shop.example.com],
-                not_after: "2027-03-01T12:00:00Z", expired: false, fingerprint: 6c1f...}]
+                not_after: "2027-03-01T12:00:00Z", expired: false, not_before: "2026-03-01T12:00:00Z",
+                not_yet_valid: false, fingerprint: 6c1f...}]
     load_balancers:
       description:
         - For each LoadBalancer Service Portico implements (O(load_balancer_class)), and each Service

@@ -24,7 +24,7 @@ def key_pem(key, password=None):
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
 
 
-def _certificate(subject_cn, names, key, issuer_cn, issuer_key, not_after, ca=False):
+def _certificate(subject_cn, names, key, issuer_cn, issuer_key, not_after, ca=False, not_before=None):
     now = datetime.datetime.now(datetime.timezone.utc)
     common_names = subject_cn if isinstance(subject_cn, (list, tuple)) else [subject_cn]
     builder = (x509.CertificateBuilder()
@@ -32,7 +32,7 @@ def _certificate(subject_cn, names, key, issuer_cn, issuer_key, not_after, ca=Fa
                .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_cn)]))
                .public_key(key.public_key())
                .serial_number(x509.random_serial_number())
-               .not_valid_before(min(now, not_after) - DAY)
+               .not_valid_before(not_before or min(now, not_after) - DAY)
                .not_valid_after(not_after)
                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
     if names:
@@ -41,16 +41,18 @@ def _certificate(subject_cn, names, key, issuer_cn, issuer_key, not_after, ca=Fa
     return builder.sign(issuer_key, algorithm)
 
 
-def certificate(names, kind='ec', days=30, chain=False, cn=None):
+def certificate(names, kind='ec', days=30, chain=False, cn=None, valid_in=None):
     """(certificate chain PEM, key PEM, leaf) for DNS names; chain adds an issuing CA after the leaf.
 
-    cn: the subject's common name(s), by default the first name.
+    cn: the subject's common name(s), by default the first name. valid_in: days until the leaf
+    becomes valid (notBefore in the future), for a leaf that is not valid yet.
     """
     key = private_key(kind)
     not_after = datetime.datetime.now(datetime.timezone.utc) + days * DAY
+    not_before = None if valid_in is None else datetime.datetime.now(datetime.timezone.utc) + valid_in * DAY
     cn = cn or names[0]
     if not chain:
-        leaf = _certificate(cn, names, key, cn if isinstance(cn, str) else cn[0], key, not_after)
+        leaf = _certificate(cn, names, key, cn if isinstance(cn, str) else cn[0], key, not_after, not_before=not_before)
         return leaf.public_bytes(serialization.Encoding.PEM), key_pem(key), leaf
     ca_key = private_key('ec')
     ca = _certificate('Portico test CA', [], ca_key, 'Portico test CA', ca_key, not_after + DAY, ca=True)

@@ -381,3 +381,11 @@ def test_no_two_frontends_bind_one_address_and_port(services):
     served = dict((e['service'], e['address']) for e in model['load_balancers'] if e['address'])
     for frontend in model['frontends']:
         assert frontend['bind_address'] == served[frontend['service']]
+
+
+def test_a_creation_time_that_is_not_text_counts_as_missing():
+    assigned, refused, warnings = allocate([lb('odd', created=1700000000), lb('dated'), lb('none', created=None)])
+    assert sorted(assigned) == ['shop/dated', 'shop/none', 'shop/odd']
+    # the dated one is the oldest and gets the lowest address
+    assert assigned['shop/dated']['address'] == min((a['address'] for a in assigned.values()),
+                                                    key=lambda text: tuple(int(part) for part in text.split('.')))

@@ -124,3 +124,64 @@ def test_a_slimmed_model_renders_the_same_bytes():
     assert 'excluded_nodes' not in small and small['excluded_nodes_count'] == 7
     assert _haproxy.render(small) == _haproxy.render(full) and _config.slim(small) == small
     assert 'excluded nodes: 7, excluded service ports: 1' in _haproxy.render(small)
+
+
+def nodes(count):
+    return [dict(NODE, name='w%02d' % i, addresses=[['InternalIP', '10.0.0.%d' % (i + 1)]]) for i in range(count)]
+
+
+def lines(the_model):
+    return _config.compose(BASE, _haproxy.render(the_model)).split('\n')
+
+
+def test_the_valve_counts_the_nodes_that_serve_and_a_draining_node_serves_no_more():
+    twelve = _model.build_model(nodes(12), [service('web', 80), service('api', 81)], {}, {'kind': 'snapshot'})
+    one = _model.build_model(nodes(12)[:1], [service('web', 80), service('api', 81)], {}, {'kind': 'snapshot'})
+    before, after = _config.serving_nodes(lines(twelve)), _config.serving_nodes(lines(one))
+    assert len(before) == 12 and after == {'w00'}
+    # same backends: the old valve let 11 of 12 nodes go
+    problem = _config.removal_problem('/f', ['shop.api.81', 'shop.web.80'], ['shop.api.81', 'shop.web.80'], 0.5,
+                                      serving=(before, after))
+    assert problem.startswith('Refusing to go from 12 nodes that serve in /f to 1 (more than 50% fewer')
+    # nodes that others replace take nothing away
+    assert _config.removal_problem('/f', [], [], 0.5, serving=({'w3'}, {'w0', 'w1', 'w2'})) is None
+    assert 'w01, w02' in problem and 'haproxy_sync_force=true' in problem
+    assert _config.removal_problem('/f', [], [], 0.5, serving=(before, after), force=True) is None
+    assert _config.removal_problem('/f', [], [], 0.5, serving=(before, set(sorted(before)[:6]))) is None
+    draining = dict(one, draining_nodes=[{'name': n['name'], 'address': n['addresses'][0][1]} for n in nodes(12)[1:]])
+    text = lines(draining)
+    assert any(' weight 0' in line for line in text) and _config.serving_nodes(text) == {'w00'}
+
+
+def test_removals_over_several_runs_count_together_within_the_window():
+    peaks, now = [], 10000.0
+    for count, refused in ((12, False), (7, False), (4, True)):
+        peak = _config.peak_of(peaks, now, 3600)
+        problem = _config.removal_problem('/f', ['b%d' % i for i in range(12 if not peaks else peaks[-1][1])],
+                                          ['b%d' % i for i in range(count)], 0.5, serving=(set(), set()),
+                                          peak=peak, window=3600)
+        assert (problem is not None) == refused, problem
+        if not refused:
+            peaks = _config.add_peak(peaks, now, count, 0, 3600)
+        now += 60
+    assert problem.startswith('Refusing to leave 4 backends in /f: within the last 3600 seconds '
+                              '(haproxy_sync_removal_window) it served 12')
+    # an hour later only what was served since counts: at most the ratio per window
+    assert _config.peak_of(peaks, now + 3600, 3600) is None
+    assert _config.peak_of(peaks, now, 0) is None
+    # entries another one covers, outside the window or malformed go; a forced run starts afresh
+    assert _config.add_peak([[1.0, 5, 5], [now, 12, 3], 'x', [now, 'x', 1]], now + 1, 8, 4, 3600) == \
+        [[now, 12, 3], [now + 1, 8, 4]]
+    assert _config.add_peak([[now, 12, 3]], now + 1, 8, 4, 3600, reset=True) == [[now + 1, 8, 4]]
+    assert _config.peak_of([[float('nan'), 5, 5], [now, 1e308, 1], [now, 2, True], [now, 3, 1]], now, 3600) == (3, 1, now)
+
+
+def test_nodes_that_fall_over_several_runs_are_told_not_refused():
+    peak = (2, 12, 0.0)
+    assert _config.removal_problem('/f', ['a', 'b'], ['a', 'b'], 0.5, serving=({'w1', 'w2', 'w3'}, {'w1', 'w2'}),
+                                   peak=peak, window=3600) is None
+    warning = _config.shrinking('/f', {'w1', 'w2'}, peak, 0.5, 3600)
+    assert warning.startswith('/f serves 2 nodes; within the last 3600 seconds (haproxy_sync_removal_window) it '
+                              'served 12: more than 50% fewer')
+    assert _config.shrinking('/f', set('abcdef'), peak, 0.5, 3600) is None and \
+        _config.shrinking('/f', set(), None, 0.5, 3600) is None

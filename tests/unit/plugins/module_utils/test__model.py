@@ -224,3 +224,21 @@ def test_a_name_listed_twice_excludes_every_copy_whatever_the_order():
         assert model['nodes'] == [] and model['backends'] == []
         assert {n['reason'] for n in model['excluded_nodes']} == {'duplicate node name'}
         assert {e['reason'] for e in model['excluded_services']} == {'listed more than once'}
+
+
+@pytest.mark.parametrize('created', [1700000000, 17.5, {'a': 1}, ['2026'], True, None])
+def test_a_creation_timestamp_that_is_not_text_counts_as_missing(created):
+    def obj(name, when, port, node_port):
+        return {'kind': 'Service', 'metadata': {'namespace': 'a', 'name': name, 'creationTimestamp': when},
+                'spec': {'type': 'NodePort', 'ports': [{'port': port, 'nodePort': node_port, 'protocol': 'TCP'}]}}
+    odd = _cluster.slim_service(obj('odd', created, 80, 30001))
+    assert odd['created'] == ''
+    dated = _cluster.slim_service(obj('dated', '2026-01-01T00:00:00Z', 80, 30002))
+    # a missing time is the youngest: the dated service keeps the contested port
+    model = _model.build_model([ready_node('w1', ('InternalIP', '10.0.0.1'))], [odd, dated])
+    assert [f['service'] for f in model['frontends']] == ['a/dated']
+    assert model['excluded_services'][0]['service'] == 'a/odd'
+    # a slim record made elsewhere (a model passed in) is read the same way
+    raw = dict(odd, created=created)
+    again = _model.build_model([ready_node('w1', ('InternalIP', '10.0.0.1'))], [raw, dated])
+    assert [f['service'] for f in again['frontends']] == ['a/dated']

@@ -55,6 +55,18 @@ def test_an_expired_certificate_is_flagged():
     assert _tls.read_tls_secret(secret(cert, key))[1]['expired'] is True
 
 
+def test_a_certificate_not_valid_yet_is_flagged_and_served_with_a_warning():
+    cert, key, leaf = tls.certificate(['new.example.com'], days=400, valid_in=2)
+    found = _tls.read_tls_secret(secret(cert, key, name='a-tls'))[1]
+    assert found['not_yet_valid'] is True and found['expired'] is False
+    assert found['not_before'] == leaf.not_valid_before_utc.strftime('%Y-%m-%dT%H:%M:%SZ')
+    assert _tls.read_tls_secret(secret(*tls.certificate(['now.example.com'])[:2]))[1]['not_yet_valid'] is False
+    model = build([service('a', 443, tls_secret='a-tls')], {**SECRETS, ('shop', 'a-tls'): found})
+    assert model['frontends'][0]['tls']
+    assert [w['reason'] for w in model['warnings']] == [
+        'the certificate of Secret shop/a-tls is not valid before %s: clients refuse it until then' % found['not_before']]
+
+
 def test_refusals_name_the_secret_and_the_reason(shop_cert):
     cert, key, leaf = shop_cert
     other_cert, other_key, dummy = tls.certificate(['other.example.com'])
