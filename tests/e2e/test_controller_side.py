@@ -1,0 +1,98 @@
+"""End-to-end: what playbooks/sync.yml does on the controller, around the load balancers.
+
+Two real HAProxy load balancers on loopback and clusters read from snapshot files (each its own
+cluster, by its path). The tests cover the controller's side of a run: the drain state file and
+its directory, and input that would otherwise change nothing visible (or the wrong thing).
+"""
+
+import contextlib
+import json
+import re
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.fakeapi import objects
+from tests.support.haproxy import free_ports, start_load_balancers
+from tests.support.inventory import BIN, REPO, inventory, load_balancer, sync_env
+
+pytestmark = pytest.mark.e2e
+
+LOAD_BALANCERS = {'lb-a': '127.0.0.2', 'lb-b': '127.0.0.3'}
+RECAP = re.compile(r'^(?P<host>\S+)\s+:\s+ok=\d+\s+changed=(?P<changed>\d+)\s+unreachable=\d+\s+failed=(?P<failed>\d+)', re.M)
+
+
+class Lab:
+    def __init__(self, root, port, node_port):
+        self.root, self.port, self.node_port = root, port, node_port
+        self.proxies = {}
+        self.runs = 0
+
+    def config(self, host):
+        return self.root / host / 'haproxy.cfg'
+
+    def configs(self):
+        return {host: self.config(host).read_bytes() for host in LOAD_BALANCERS}
+
+    def snapshot(self, name, nodes):
+        """A cluster snapshot file with these {node: address} and one NodePort service."""
+        path = self.root / ('%s.json' % name)
+        path.write_text(json.dumps(objects.cluster_list(
+            [objects.node(node, internal_ips=address) for node, address in sorted(nodes.items())]
+            + [objects.service('web', 'shop', type='NodePort',
+                               ports=[objects.service_port(self.port, name='http', node_port=self.node_port)])])))
+        return path
+
+    def write_inventory(self, path=None, **all_vars):
+        hosts = dict((host, load_balancer(self.root / host, address, self.proxies[host].master_pid))
+                     for host, address in LOAD_BALANCERS.items())
+        path = path or self.root / 'inventory.json'
+        path.write_text(json.dumps(inventory(hosts, self.root, **all_vars)))
+        return path
+
+    def sync(self, *args, inventory_path=None, playbook='playbooks/sync.yml', env=None, **extra_vars):
+        self.runs += 1
+        extra = self.root / ('run-%d.json' % self.runs)
+        extra.write_text(json.dumps(extra_vars))
+        result = subprocess.run(
+            [str(BIN / 'ansible-playbook'), '-i', str(inventory_path or self.root / 'inventory.json'),
+             str(playbook), '-e', '@%s' % extra, *args],
+            cwd=REPO, env=dict(sync_env(temp=self.root / 'tmp'), **(env or {})),
+            capture_output=True, text=True, timeout=180, check=False)
+        recap = {m['host']: (int(m['changed']), int(m['failed'])) for m in RECAP.finditer(result.stdout)}
+        return result, recap
+
+
+@pytest.fixture(scope='module')
+def lab(tmp_path_factory):
+    root = tmp_path_factory.mktemp('controller')
+    (root / 'tmp').mkdir()
+    port, = free_ports(1, 20000, 29999, list(LOAD_BALANCERS.values()))
+    node_port, = free_ports(1, 30000, 32767, ['127.0.1.1'])
+    with contextlib.ExitStack() as stack:
+        lab = Lab(root, port, node_port)
+        lab.proxies.update(start_load_balancers(stack, root, LOAD_BALANCERS))
+        lab.write_inventory()
+        yield lab
+
+
+def test_the_drain_state_goes_into_a_shared_directory_without_changing_its_mode(lab):
+    snapshot = lab.snapshot('cluster-a', {'a-1': '127.0.1.1', 'a-2': '127.0.1.2'})
+    shared = lab.root / 'shared'
+    shared.mkdir()
+    shared.chmod(0o755)
+    state = shared / 'portico.json'
+    result, recap = lab.sync(haproxy_sync_snapshot=str(snapshot), haproxy_sync_drain_state_file=str(state))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o755
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+    assert [n['name'] for n in json.loads(state.read_text())['nodes']] == ['a-1', 'a-2']
+    # a directory that is missing is made, for this user only (its parents too)
+    fresh = lab.root / 'fresh' / 'portico' / 'drain.json'
+    result, recap = lab.sync(haproxy_sync_snapshot=str(snapshot), haproxy_sync_drain_state_file=str(fresh))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert fresh.is_file()
+    assert stat.S_IMODE(fresh.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE((lab.root / 'fresh').stat().st_mode) == 0o700
