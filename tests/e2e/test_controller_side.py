@@ -96,3 +96,38 @@ def test_the_drain_state_goes_into_a_shared_directory_without_changing_its_mode(
     assert fresh.is_file()
     assert stat.S_IMODE(fresh.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE((lab.root / 'fresh').stat().st_mode) == 0o700
+
+
+def test_the_drain_state_of_one_cluster_never_reaches_another(lab):
+    state = lab.root / 'drain-state.json'
+    cluster_a = lab.snapshot('cluster-a', {'a-1': '127.0.1.1', 'a-2': '127.0.1.2'})
+    cluster_b = lab.snapshot('cluster-b', {'b-1': '127.0.1.3'})
+    result, recap = lab.sync(haproxy_sync_snapshot=str(cluster_a))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert json.loads(state.read_text())['source']['snapshot'] == str(cluster_a)
+    # the same state file, another cluster: its load balancers get none of A's nodes, not even at weight 0
+    result, recap = lab.sync(haproxy_sync_snapshot=str(cluster_b))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    for host in LOAD_BALANCERS:
+        text = lab.config(host).read_text()
+        assert 'server b-1 127.0.1.3:%d check\n' % lab.node_port in text
+        assert 'a-1' not in text and 'a-2' not in text
+    output = ' '.join(result.stdout.split() + result.stderr.split())
+    assert ('[WARNING]: the drain state file %s is about the cluster snapshot %s, not the cluster snapshot %s'
+            % (state, cluster_a, cluster_b)) in output, output[-3000:]
+    assert json.loads(state.read_text())['source']['snapshot'] == str(cluster_b)
+
+
+@pytest.mark.parametrize('text', ['{"nodes": [{"name": "b-1", "addr', '[]'])
+def test_a_corrupt_drain_state_file_stops_the_run_before_any_load_balancer_naming_it(lab, text):
+    state = lab.root / 'drain-state.json'
+    state.write_text(text)
+    before = lab.configs()
+    result, recap = lab.sync(haproxy_sync_snapshot=str(lab.root / 'cluster-b.json'))
+    assert result.returncode != 0
+    output = ' '.join(result.stdout.split())
+    assert 'the drain state file %s is not' % state in output, result.stdout[-3000:]
+    assert 'remove the file' in output and 'nothing was changed' in output
+    assert 'lb-a' not in recap and 'lb-b' not in recap
+    assert lab.configs() == before and state.read_text() == text
+    state.unlink()
