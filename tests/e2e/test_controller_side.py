@@ -131,3 +131,114 @@ def test_a_corrupt_drain_state_file_stops_the_run_before_any_load_balancer_namin
     assert 'lb-a' not in recap and 'lb-b' not in recap
     assert lab.configs() == before and state.read_text() == text
     state.unlink()
+
+
+def test_an_inventory_without_the_group_loadbalancers_stops_and_records_nothing(lab):
+    cluster_a = lab.snapshot('cluster-a', {'a-1': '127.0.1.1', 'a-2': '127.0.1.2'})
+    state = lab.root / 'no-group' / 'drain-state.json'
+    other = lab.root / 'other-group.json'
+    other.write_text(json.dumps({'all': {'vars': {'ansible_connection': 'local'},
+                                         'children': {'proxies': {'hosts': {'lb-a': {}}}}}}))
+    for args in ((), ('-e', 'haproxy_sync_model={"nodes": [], "frontends": [], "backends": []}')):
+        result, recap = lab.sync(*args, inventory_path=other, haproxy_sync_snapshot=str(cluster_a),
+                                 haproxy_sync_drain_state_file=str(state))
+        assert result.returncode != 0
+        output = ' '.join(result.stdout.split())
+        assert 'the inventory has no group loadbalancers (its groups: proxies): this run would update no load ' \
+               'balancer' in output, result.stdout[-3000:]
+        assert 'Put the HAProxy hosts in a group named loadbalancers' in output
+        assert not state.parent.exists()
+
+
+def test_collect_options_set_for_the_load_balancers_are_used_when_they_agree(lab):
+    cluster = lab.snapshot('cluster-group', {'a-1': '127.0.1.1'})
+    path = lab.root / 'group-vars.json'
+    document = json.loads(lab.write_inventory(path).read_text())
+    # the natural place: the load balancers' group
+    document['all']['children']['loadbalancers']['vars'] = {'haproxy_sync_frontend_port': 'node_port',
+                                                            'haproxy_sync_snapshot': str(cluster)}
+    path.write_text(json.dumps(document))
+    result, recap = lab.sync(inventory_path=path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    output = ' '.join(result.stdout.split())
+    assert '2 load balancers (lb-a, lb-b); taken from their variables: haproxy_sync_frontend_port, ' \
+           'haproxy_sync_snapshot' in output, output[-3000:]
+    for host, address in LOAD_BALANCERS.items():
+        text = lab.config(host).read_text()
+        assert '# Source: cluster snapshot %s' % cluster in text
+        assert '    bind %s:%d\n' % (address, lab.node_port) in text
+    # the controller's steps after the load balancers see them too: the state is of that snapshot
+    assert json.loads((lab.root / 'drain-state.json').read_text())['source']['snapshot'] == str(cluster)
+    # hosts that disagree stop the run before anything is read, naming the variable and the hosts
+    document['all']['children']['loadbalancers']['hosts']['lb-b']['haproxy_sync_frontend_port'] = 'service_port'
+    path.write_text(json.dumps(document))
+    before = lab.configs()
+    result, recap = lab.sync(inventory_path=path)
+    assert result.returncode != 0
+    output = ' '.join(result.stdout.split()).replace('\\"', '"')
+    assert 'haproxy_sync_frontend_port differs between the load balancers (lb-a: "node_port"; lb-b: ' \
+           '"service_port")' in output, output[-3000:]
+    assert 'lb-a' not in recap and 'lb-b' not in recap and lab.configs() == before
+    # and so does a controller that sets another value than the load balancers' group
+    del document['all']['children']['loadbalancers']['hosts']['lb-b']['haproxy_sync_frontend_port']
+    document['all']['hosts']['localhost']['haproxy_sync_frontend_port'] = 'service_port'
+    path.write_text(json.dumps(document))
+    result, recap = lab.sync(inventory_path=path)
+    assert result.returncode != 0
+    output = ' '.join(result.stdout.split()).replace('\\"', '"')
+    assert 'haproxy_sync_frontend_port is "node_port" on the load balancers but "service_port" on localhost, ' \
+           'where the model is collected' in output, output[-3000:]
+    assert lab.configs() == before
+
+
+def test_a_misspelled_variable_is_named_in_a_warning(lab):
+    cluster = lab.snapshot('cluster-a', {'a-1': '127.0.1.1', 'a-2': '127.0.1.2'})
+    path = lab.root / 'misspelled.json'
+    document = json.loads(lab.write_inventory(path, haproxy_sync_namespace=['shop']).read_text())
+    document['all']['children']['loadbalancers']['hosts']['lb-b']['haproxy_sync_drain_secs'] = 60
+    path.write_text(json.dumps(document))
+    result, recap = lab.sync('--check', inventory_path=path, haproxy_sync_snapshot=str(cluster),
+                             haproxy_sync_serail=1)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    output = ' '.join(result.stdout.split() + result.stderr.split())
+    for name, hosts, close in (('haproxy_sync_drain_secs', 'lb-b', 'haproxy_sync_drain_seconds'),
+                               ('haproxy_sync_namespace', 'lb-a, lb-b, localhost', 'haproxy_sync_namespaces'),
+                               ('haproxy_sync_serail', 'lb-a, lb-b, localhost', 'haproxy_sync_serial')):
+        assert ('[WARNING]: %s (set for %s) is not a variable of the portico.k8s.haproxy_sync role, so it is '
+                'ignored (did you mean %s?)' % (name, hosts, close)) in output, output[-3000:]
+
+
+@pytest.mark.parametrize('items', [[], [{'kind': 'Pod', 'apiVersion': 'v1', 'metadata': {'name': 'p', 'namespace': 'x'}}]])
+def test_a_snapshot_that_is_not_a_cluster_stops_the_run(lab, items):
+    path = lab.root / 'not-a-cluster.json'
+    path.write_text(json.dumps({'apiVersion': 'v1', 'kind': 'List', 'items': items}))
+    before = lab.configs()
+    result, recap = lab.sync(haproxy_sync_snapshot=str(path))
+    assert result.returncode != 0
+    assert 'holds no Node and no Service' in result.stdout and 'not a snapshot of a cluster' in result.stdout
+    assert 'lb-a' not in recap and 'lb-b' not in recap and lab.configs() == before
+
+
+def test_the_role_in_the_load_balancers_own_play_collects_with_their_variables(lab):
+    cluster = lab.snapshot('cluster-role', {'a-1': '127.0.1.1', 'a-2': '127.0.1.2'})
+    playbook = lab.root / 'role-play.yml'
+    playbook.write_text(json.dumps([{'name': 'Front the cluster', 'hosts': 'loadbalancers', 'gather_facts': False,
+                                     'roles': [{'role': 'portico.k8s.haproxy_sync'}]}]))
+    path = lab.root / 'role-vars.json'
+    document = json.loads(lab.write_inventory(path).read_text())
+    document['all']['children']['loadbalancers']['vars'] = {'haproxy_sync_snapshot': str(cluster)}
+    path.write_text(json.dumps(document))
+    result, recap = lab.sync(inventory_path=path, playbook=playbook)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert '2 load balancers (lb-a, lb-b); every collect option as each of them sees it' in \
+        ' '.join(result.stdout.split())
+    for host in LOAD_BALANCERS:
+        assert 'server a-2 127.0.1.2:%d check\n' % lab.node_port in lab.config(host).read_text()
+    # they collect once, with the first one's variables: so they must agree
+    document['all']['children']['loadbalancers']['hosts']['lb-b']['haproxy_sync_snapshot'] = str(lab.root / 'x.json')
+    path.write_text(json.dumps(document))
+    before = lab.configs()
+    result, recap = lab.sync(inventory_path=path, playbook=playbook)
+    assert result.returncode != 0
+    assert 'haproxy_sync_snapshot differs between the load balancers' in result.stdout
+    assert lab.configs() == before
