@@ -7,15 +7,21 @@ its directory, and input that would otherwise change nothing visible (or the wro
 
 import contextlib
 import json
+import os
+import pwd
 import re
+import shutil
 import stat
 import subprocess
+import sys
+import sysconfig
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from tests.fakeapi import objects
-from tests.support.haproxy import free_ports, start_load_balancers
+from tests.support.haproxy import HAPROXY, HAProxy, free_ports, minimal_config, start_load_balancers
 from tests.support.inventory import BIN, REPO, inventory, load_balancer, sync_env
 
 pytestmark = pytest.mark.e2e
@@ -242,3 +248,108 @@ def test_the_role_in_the_load_balancers_own_play_collects_with_their_variables(l
     assert result.returncode != 0
     assert 'haproxy_sync_snapshot differs between the load balancers' in result.stdout
     assert lab.configs() == before
+
+
+# ---------------------------------------------------------------- become: only on the load balancers
+
+FAKE_SUDO = '''#!/bin/sh
+# stands in for sudo on the load balancers (this machine has none): runs the command as the same user
+echo "$@" >> "$(dirname "$0")/become.log"
+while [ $# -gt 0 ]; do
+  case "$1" in -u|-p) shift 2 ;; -*) shift ;; *) break ;; esac
+done
+exec "$@"
+'''
+
+
+@pytest.fixture(scope='module')
+def unprivileged(lab):
+    """A user with no sudo (this machine has no sudo at all), a lab directory of its own and a
+    HAProxy per load balancer running as that user; the user is removed afterwards."""
+    if os.geteuid() != 0 or not shutil.which('useradd'):
+        pytest.skip('needs root, to create a user')
+    user = 'portico-t%d' % os.getpid()
+    subprocess.run(['useradd', '--no-create-home', '--shell', '/bin/sh', user], check=True, capture_output=True)
+    # pytest's temporary directories are root's alone: this one is the user's
+    root = Path(tempfile.mkdtemp(prefix='portico-become-'))
+    try:
+        entry = pwd.getpwnam(user)
+        for name in ('tmp', 'home'):
+            (root / name).mkdir()
+        (root / 'fake-sudo').write_text(FAKE_SUDO)
+        (root / 'fake-sudo').chmod(0o755)
+        proxies = {}
+        for host in LOAD_BALANCERS:
+            (root / host).mkdir()
+            (root / host / 'haproxy.cfg').write_text(minimal_config(root / host / 'admin.sock'))
+        for path in [root] + list(root.rglob('*')):
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+        with contextlib.ExitStack() as stack:
+            for host in LOAD_BALANCERS:
+                proxy = HAProxy(root / host / 'haproxy.cfg', root / host / 'haproxy.pid')
+                subprocess.run(['runuser', '-u', user, '--', HAPROXY, '-W', '-D', '-p', str(proxy.pidfile),
+                                '-f', str(proxy.config)], check=True, capture_output=True, timeout=20)
+                stack.callback(proxy.stop)
+                proxies[host] = proxy
+            # a port of its own: the lab's load balancers (root's HAProxy) bind the lab's on the same addresses
+            port = next(p for p in free_ports(3, 20000, 29999, list(LOAD_BALANCERS.values()))
+                        if p not in (lab.port, lab.node_port))
+            snapshot = root / 'cluster.json'
+            snapshot.write_text(json.dumps(objects.cluster_list(
+                [objects.node('a-1', internal_ips='127.0.1.1')]
+                + [objects.service('web', 'shop', type='NodePort',
+                                   ports=[objects.service_port(port, name='http', node_port=lab.node_port)])])))
+            hosts = dict((host, load_balancer(root / host, address, proxies[host].master_pid,
+                                              ansible_become_exe=str(root / 'fake-sudo')))
+                         for host, address in LOAD_BALANCERS.items())
+            python = _python_for(user)
+            (root / 'inventory.json').write_text(json.dumps(inventory(
+                hosts, root, haproxy_sync_snapshot=str(snapshot), ansible_python_interpreter=python[0])))
+            (root / 'play.yml').write_text(json.dumps([{
+                'name': 'Front the cluster', 'hosts': 'loadbalancers', 'gather_facts': False, 'become': True,
+                'roles': [{'role': 'portico.k8s.haproxy_sync'}]}]))
+            for path in root.iterdir():
+                os.chown(path, entry.pw_uid, entry.pw_gid)
+            yield user, root, python
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        subprocess.run(['userdel', user], check=False, capture_output=True)
+
+
+def _python_for(user):
+    """(interpreter, PYTHONPATH) with which user runs this virtualenv's ansible-core: its own python, or
+    (when that lives where the user may not go, as pyenv's under /root) the system's of the same version."""
+    if subprocess.run(['runuser', '-u', user, '--', sys.executable, '-c', ''], capture_output=True).returncode == 0:
+        return sys.executable, ''
+    system = '/usr/bin/python%d.%d' % sys.version_info[:2]
+    if os.path.exists(system) and subprocess.run(
+            ['runuser', '-u', user, '--', system, '-c', 'import ansible, yaml, cryptography'],
+            env=dict(os.environ, PYTHONPATH=sysconfig.get_path('purelib')), capture_output=True).returncode == 0:
+        return system, sysconfig.get_path('purelib')
+    pytest.skip('no Python with ansible-core that the user %s may run' % user)
+
+
+def _run_as(user, root, python, *args):
+    env = dict(sync_env(temp=root / 'tmp'), HOME=str(root / 'home'))
+    if python[1]:
+        env['PYTHONPATH'] = python[1]
+    return subprocess.run(['runuser', '-u', user, '--', python[0], str(BIN / 'ansible-playbook'),
+                           '-i', str(root / 'inventory.json'), *args],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=180, check=False)
+
+
+@pytest.mark.parametrize('how', ['-b', 'become: true'])
+def test_become_applies_to_the_load_balancers_and_never_to_the_controller(unprivileged, how):
+    user, root, python = unprivileged
+    log = root / 'become.log'
+    log.unlink(missing_ok=True)
+    result = _run_as(user, root, python, *(['playbooks/sync.yml', '-b'] if how == '-b' else [str(root / 'play.yml')]))
+    # the controller's steps (delegated to localhost, run_once) would ask for a sudo this machine lacks
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr
+    # the load balancers' steps did become, through their become method
+    assert log.read_text().count('-u root') >= 2
+    for host in LOAD_BALANCERS:
+        text = (root / host / 'haproxy.cfg').read_text()
+        assert 'frontend shop.web.' in text and '    server a-1 127.0.1.1:' in text
+        assert (root / host / 'haproxy.cfg').stat().st_uid == pwd.getpwnam(user).pw_uid
+    assert json.loads((root / 'drain-state.json').read_text())['nodes'][0]['name'] == 'a-1'
