@@ -41,6 +41,7 @@ attributes:
   platform:
     description: Target OS/families that can be operated against.
     support: N/A
+    platforms: posix
     details: Runs on the controller only; nothing runs on the host.
 options:
   argument_specs:

@@ -53,8 +53,8 @@ def test_collect_options_of_the_load_balancers_are_taken_when_they_agree_and_the
     # the role in the load balancers' play collects with their own variables
     assert collect_options(SPECS, None, {}, lbs) == []
     # options that are not collect options are the load balancers' own business
-    assert collect_options(SPECS, 'localhost', {}, {'lb1': {'haproxy_sync_config_path': '/a'},
-                                                     'lb2': {'haproxy_sync_config_path': '/b'}}) == []
+    own = {'lb1': {'haproxy_sync_config_path': '/a'}, 'lb2': {'haproxy_sync_config_path': '/b'}}
+    assert collect_options(SPECS, 'localhost', {}, own) == []
 
 
 def test_load_balancers_that_disagree_or_a_controller_that_says_otherwise_stop_the_run():
