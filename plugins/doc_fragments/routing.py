@@ -113,8 +113,25 @@ options:
         that serves all nodes, with weight 0, so HAProxy sends it no new connections while
         existing ones finish; it is removed by a later run at least O(drain_seconds) after it
         left. Without it, a node that leaves is removed at once.
-      - The P(portico.k8s.haproxy_sync#role) role keeps this state in a file on the controller.
+      - The P(portico.k8s.haproxy_sync#role) role keeps this state in a file on the controller
+        (O(drain_state_file)).
+      - A state that names the cluster it was recorded for (its C(source), as the model has it) is
+        used only for that cluster (the same API server URL, or the same snapshot file); a state of
+        another cluster is ignored with a warning, so its nodes never appear in this one's backends.
+      - Anything else than such a state (say a list) fails before the cluster is read.
+      - Mutually exclusive with O(drain_state_file).
     type: dict
+  drain_state_file:
+    description:
+      - Read O(drain_state) from this JSON file, as the P(portico.k8s.haproxy_sync#role) role writes it
+        after every run; a file that does not exist yet means no state.
+      - A file that is not JSON, or not such a state, or cannot be read fails before the cluster is read,
+        with a message naming the file; remove it (a node that leaves in the next run is then removed
+        at once instead of draining) or give another file. A state of another cluster is ignored with
+        a warning.
+      - Read where the module runs (the controller, when delegated to C(localhost) as the role does).
+    type: path
+    version_added: 0.3.0
   drain_seconds:
     description:
       - How long a node that left drains, at least. With V(0) it drains until the next run.

@@ -52,6 +52,7 @@ _raw:
 
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
+from ansible.utils.display import Display
 
 from ansible_collections.portico.k8s.plugins.module_utils._client import (
     HAS_KUBERNETES,
@@ -59,6 +60,8 @@ from ansible_collections.portico.k8s.plugins.module_utils._client import (
 )
 from ansible_collections.portico.k8s.plugins.module_utils._cluster import HAS_JMESPATH
 from ansible_collections.portico.k8s.plugins.module_utils._collect import collect_model
+
+display = Display()
 
 
 class LookupModule(LookupBase):
@@ -73,6 +76,6 @@ class LookupModule(LookupBase):
         if self.get_option('filter') and not HAS_JMESPATH:
             raise AnsibleLookupError('the filter option needs the jmespath Python library on the controller')
         try:
-            return [collect_model(self.get_option)]
+            return [collect_model(self.get_option, display.warning)]
         except KubeError as exc:
             raise AnsibleLookupError('portico.k8s.nodeports: %s' % exc)

@@ -288,6 +288,17 @@ def read_snapshot(path, service_filter, node_selector=None):
     if not isinstance(document, dict) or not isinstance(document.get('items'), list):
         raise KubeError('snapshot %s is not a Kubernetes List (no items array); make it with '
                         '"kubectl get nodes,services,endpointslices -A -o json"' % path)
+    kinds = {}
+    for obj in document['items']:
+        kind = _mapping(obj).get('kind')
+        kinds[kind] = kinds.get(kind, 0) + 1
+    if not kinds.get('Node') and not kinds.get('Service'):
+        # an empty model that a fresh load balancer would install: not a cluster, whatever it is
+        held = ', '.join('%d %s' % (count, kind if isinstance(kind, str) else 'without a kind')
+                         for kind, count in sorted(kinds.items(), key=lambda item: (not isinstance(item[0], str), str(item[0]))))
+        raise KubeError('snapshot %s holds no Node and no Service (%s), so it is not a snapshot of a cluster; '
+                        'make it with "kubectl get nodes,services,endpointslices -A -o json"; nothing was changed'
+                        % (path, 'it is an empty List' if not held else 'only ' + held))
     keep_node = node_filter(node_selector)
     nodes, services, raw_slices, secrets = [], [], [], {}
     for obj in document['items']:

@@ -25,6 +25,12 @@ from ansible_collections.portico.k8s.plugins.module_utils._cluster import (
     read_snapshot,
 )
 from ansible_collections.portico.k8s.plugins.module_utils._annotations import DEFAULT_PREFIX, check_prefix
+from ansible_collections.portico.k8s.plugins.module_utils._drain import (
+    DrainStateError,
+    check_state,
+    read_state_file,
+    state_for,
+)
 from ansible_collections.portico.k8s.plugins.module_utils._model import allocate_range, build_model
 from ansible_collections.portico.k8s.plugins.module_utils._names import InvalidValue, port_number
 
@@ -51,6 +57,7 @@ def model_argument_spec():
         check_kube_proxy=dict(type='bool', default=False),
         backend_subset_size=dict(type='int', default=0),
         drain_state=dict(type='dict'),
+        drain_state_file=dict(type='path'),
         drain_seconds=dict(type='int', default=0),
         annotation_prefix=dict(type='str', default=DEFAULT_PREFIX),
         expose_by_default=dict(type='bool', default=True),
@@ -71,15 +78,32 @@ MODEL_OPTIONS = ('address_types', 'address_family', 'frontend_port', 'include_co
                  'default_load_balancer')
 
 
-def collect_model(get):
+def collect_model(get, warn=None):
     """Read the cluster and build the model; raises KubeError with an operator's message."""
-    return collect(get)[0]
+    return collect(get, warn)[0]
 
 
-def collect(get):
+def _drain_state(get):
+    """(the previous run's drain state or None, what it is called in messages); KubeError if unusable."""
+    path = get('drain_state_file')
+    if path and get('drain_state') is not None:
+        raise KubeError('drain_state and drain_state_file are mutually exclusive: give the state, or the file '
+                        'that holds it')
+    try:
+        if path:
+            return read_state_file(path), 'the drain state file %s' % path
+        if get('drain_state') is not None:
+            return check_state(get('drain_state')), 'drain_state'
+    except DrainStateError as exc:
+        raise KubeError(str(exc))
+    return None, 'drain_state'
+
+
+def collect(get, warn=None):
     """(model, bundles): the model, and {file: PEM bytes} of the TLS bundles its certificates name.
 
     The bundles hold private keys: they are never part of the model, and never written here.
+    warn(text) is told what the operator should know that does not stop the run.
     """
     # When reading began: the model is at least this fresh (the load balancers compare it).
     read_at = round(time.time(), 3)
@@ -97,6 +121,7 @@ def collect(get):
         load_balancer_class(get('load_balancer_class'))
     except InvalidValue as exc:
         raise KubeError(str(exc))
+    drain_state, drain_what = _drain_state(get)
     service_filter = ServiceFilter(get('namespaces'), get('label_selector'), get('filter'),
                                    get('annotation_prefix') or DEFAULT_PREFIX)
     if get('snapshot'):
@@ -110,6 +135,9 @@ def collect(get):
     source['services_seen'] = service_filter.seen
     source['read_at'] = read_at
     options = dict((name, get(name)) for name in MODEL_OPTIONS)
+    options['drain_state'], note = state_for(drain_state, source, drain_what)
+    if note and warn is not None:
+        warn(note)
     options['now'] = int(time.time())
     facts = dict((key, value.get('facts') or {'error': value.get('error')}) for key, value in secrets.items())
     model = build_model(nodes, services, options, source, slices, facts)

@@ -12,11 +12,115 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
+import json
+import os
+from urllib.parse import urlsplit
+
 from ansible_collections.portico.k8s.plugins.module_utils._names import (
     InvalidValue,
     node_name,
     server_address,
 )
+
+# What to do about a drain state that cannot be used, said once for every such message.
+_FIX = ('it is written by the portico.k8s.haproxy_sync role after every run (the nodes the load balancers '
+        'served); remove the file (the next run then removes a node that leaves at once instead of draining '
+        'it, and records a new state) or point haproxy_sync_drain_state_file (option drain_state_file) at '
+        'another file; nothing was changed')
+
+
+class DrainStateError(ValueError):
+    """A drain state that is not one this collection wrote; the message says what to do."""
+
+
+def _problem(state):
+    """Why a parsed drain state is not one this collection writes, or None."""
+    if not isinstance(state, dict):
+        return 'it holds a JSON %s, not an object with "nodes" and "draining_nodes"' % type(state).__name__
+    for key in ('nodes', 'draining_nodes'):
+        values = state.get(key, [])
+        if not isinstance(values, list):
+            return '"%s" is a %s, not a list of nodes' % (key, type(values).__name__)
+        for index, entry in enumerate(values):
+            try:
+                if not isinstance(entry, dict):
+                    raise InvalidValue('not an object')
+                node_name(entry.get('name'))
+                _address(entry.get('address'))
+            except InvalidValue as exc:
+                return 'entry %d of "%s" is not a node with a name and an address (%s)' % (index, key, exc)
+    if state.get('source') is not None and not isinstance(state.get('source'), dict):
+        return '"source" is a %s, not the source of a routing model' % type(state['source']).__name__
+    return None
+
+
+def check_state(state, what='drain_state'):
+    """state when it has the shape this collection writes; else DrainStateError naming what."""
+    problem = _problem(state)
+    if problem:
+        raise DrainStateError('%s is not a drain state: %s; %s' % (what, problem, _FIX))
+    return state
+
+
+def read_state_file(path):
+    """The drain state kept in path (checked), or None when there is no such file yet."""
+    try:
+        with open(path, 'rb') as handle:
+            data = handle.read()
+    except (IOError, OSError) as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        raise DrainStateError('cannot read the drain state file %s: %s; let this user read it, or point '
+                              'haproxy_sync_drain_state_file (option drain_state_file) at another file; '
+                              'nothing was changed' % (path, exc.strerror or exc))
+    try:
+        state = json.loads(data.decode('utf-8'))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DrainStateError('the drain state file %s is not JSON (%s); %s' % (path, exc, _FIX))
+    return check_state(state, 'the drain state file %s' % path)
+
+
+def cluster_of(source):
+    """What identifies the cluster a model (or a drain state) was read from, or None when unknown.
+
+    The API server's URL (scheme, host and port compared without case, no trailing slash), or the
+    snapshot file's absolute path.
+    """
+    source = source if isinstance(source, dict) else {}
+    if source.get('kind') == 'api' and isinstance(source.get('server'), str):
+        parts = urlsplit(source['server'].strip())
+        return ('api', '%s://%s%s' % (parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip('/')))
+    if source.get('kind') == 'snapshot' and isinstance(source.get('snapshot'), str):
+        return ('snapshot', os.path.normpath(os.path.abspath(source['snapshot'])))
+    return None
+
+
+def _cluster_text(cluster):
+    if cluster is None:
+        return 'an unknown cluster'
+    return ('the Kubernetes API %s' if cluster[0] == 'api' else 'the cluster snapshot %s') % cluster[1]
+
+
+def state_for(state, source, what='drain_state'):
+    """(the drain state to use, or None; a warning, or None) for a run that read the cluster at source.
+
+    A state recorded for another cluster is not used: its nodes are not this cluster's. A state
+    that does not say (written before the cluster was recorded, or of a model without a source) is
+    used, with a warning.
+    """
+    if state is None:
+        return None, None
+    recorded, current = cluster_of(state.get('source')), cluster_of(source)
+    if recorded is None:
+        return state, ('%s does not say which cluster it is about (an older version wrote it); it was used as the '
+                       'state of %s, which this run read, and the next run records that' % (what, _cluster_text(current)))
+    if recorded != current:
+        return None, ('%s is about %s, not %s, which this run read: it was ignored, so a node that left this cluster '
+                      'is removed at once instead of draining. Give each cluster a drain state file of its own '
+                      '(haproxy_sync_drain_state_file); the next run records this one'
+                      % (what, _cluster_text(recorded), _cluster_text(current)))
+    return state, None
 
 
 def _address(text):

@@ -277,7 +277,7 @@ def main():
         module.fail_json(msg=missing_required_lib('cryptography'), exception=CRYPTOGRAPHY_IMPORT_ERROR)
 
     try:
-        model, bundles = collect(module.params.get)
+        model, bundles = collect(module.params.get, module.warn)
     except KubeError as exc:
         module.fail_json(msg=str(exc))
     result = dict(changed=False, model=model)

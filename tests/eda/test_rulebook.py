@@ -30,6 +30,16 @@ def rulebook_lab(tmp_path, fakeapi_certdir):
         yield lab
 
 
+@pytest.fixture
+def readme_lab(tmp_path, fakeapi_certdir):
+    """ansible-rulebook -r portico.k8s.sync_on_change -i inventory.yml, with the README's inventory."""
+    reason = eda.missing()
+    if reason:
+        pytest.skip(reason)
+    with eda.RulebookLab(tmp_path, fakeapi_certdir, services=2, readme_inventory=True) as lab:
+        yield lab
+
+
 def test_a_new_service_is_served_within_seconds(rulebook_lab):
     lab = rulebook_lab
     # the startup event syncs what exists
@@ -51,3 +61,15 @@ def test_a_new_service_is_served_within_seconds(rulebook_lab):
         assert change['events'] == 1 and set(change['served']) == set(lab.load_balancers), (change, lab.tail())
         assert change['reloads'] == 0, (change, lab.tail())
         assert 'to the running HAProxy through its runtime API' in lab.output(), lab.tail()
+
+
+def test_the_rulebook_syncs_with_the_inventory_the_readme_shows(readme_lab):
+    # no localhost in it: ansible-rulebook limits the run to the rulebook's hosts, and the first play
+    # collects on Ansible's implicit localhost, which "all" does not name
+    lab = readme_lab
+    inventory = (lab.root / 'inventory.yml').read_text()
+    assert 'localhost' not in inventory and 'haproxy_sync_host' in inventory
+    assert lab.wait_started(60), lab.tail()
+    assert 'failed=0' in lab.output() and 'failed=1' not in lab.output(), lab.tail()
+    result = lab.change(1, timeout=ROLLOUT_LIMIT + 10)
+    assert set(result['served']) == set(lab.load_balancers), (result, lab.tail())

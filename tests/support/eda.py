@@ -19,6 +19,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import yaml
+
 from tests.fakeapi import objects
 from tests.fakeapi.server import FakeKubeAPI
 from tests.support.haproxy import NodePortServer, free_ports, identity, nodeport_servers, spread, start_load_balancers
@@ -66,8 +68,10 @@ class RulebookLab:
     ``ansible-rulebook --vars``; ``env`` is added to its environment (and so to the playbook's).
     """
 
-    def __init__(self, root, certdir, services=2, load_balancers=None, nodes=None, rulebook_vars=None, env=None):
+    def __init__(self, root, certdir, services=2, load_balancers=None, nodes=None, rulebook_vars=None, env=None,
+                 readme_inventory=False):
         self.root, self.certdir = Path(root), Path(certdir)
+        self.readme_inventory = readme_inventory
         self.services = services
         self.load_balancers = dict(load_balancers or LOAD_BALANCERS)
         self.nodes = dict(nodes or NODES)
@@ -107,8 +111,12 @@ class RulebookLab:
         self.proxies = start_load_balancers(stack, self.root, self.load_balancers)
         hosts = {host: load_balancer(self.root / host, address, self.proxies[host].master_pid)
                  for host, address in self.load_balancers.items()}
-        inventory_path = self.root / 'inventory.json'
-        inventory_path.write_text(json.dumps(inventory(hosts, self.root)))
+        if self.readme_inventory:
+            inventory_path = self.root / 'inventory.yml'
+            inventory_path.write_text(yaml.safe_dump(self.readme_shaped(hosts), sort_keys=False))
+        else:
+            inventory_path = self.root / 'inventory.json'
+            inventory_path.write_text(json.dumps(inventory(hosts, self.root)))
         command = [RULEBOOK, '-r', RULEBOOK_NAME, '-i', str(inventory_path), '-v']
         if self.rulebook_vars:
             (self.root / 'rulebook-vars.json').write_text(json.dumps(self.rulebook_vars))
@@ -124,6 +132,16 @@ class RulebookLab:
                                         start_new_session=True)
         stack.callback(self._stop_rulebook)
         stack.callback(lambda: [servers.close() for servers in self.node_servers.values()])
+
+    def readme_shaped(self, hosts):
+        """The inventory of the README's step 3: the cluster in the variables of all, the load balancers in
+        the group loadbalancers, and no localhost (the README's AWX section says to leave it out). Each
+        host's variables stand for its SSH connection there: a local one to a HAProxy of this machine."""
+        local = {'ansible_connection': 'local', 'ansible_python_interpreter': str(BIN / 'python')}
+        return {'all': {
+            'vars': {'haproxy_sync_host': self.api.url, 'haproxy_sync_ca_cert': str(self.api.ca_path)},
+            'children': {'loadbalancers': {'hosts': dict((host, dict(local, **host_vars))
+                                                         for host, host_vars in hosts.items())}}}}
 
     def _stop_rulebook(self):
         with contextlib.suppress(ProcessLookupError):

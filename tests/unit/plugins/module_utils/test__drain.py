@@ -1,7 +1,13 @@
 """Graceful removal across runs: a node that leaves drains first, then goes."""
 
-from ansible_collections.portico.k8s.plugins.module_utils import _model
-from ansible_collections.portico.k8s.plugins.module_utils._drain import draining_nodes
+import json
+
+import pytest
+
+from ansible_collections.portico.k8s.plugins.module_utils import _collect, _model
+from ansible_collections.portico.k8s.plugins.module_utils._client import KubeError
+from ansible_collections.portico.k8s.plugins.module_utils._drain import cluster_of, draining_nodes, state_for
+from tests.fakeapi import objects
 
 
 def node(name, address):
@@ -51,3 +57,112 @@ def test_stored_entries_go_through_the_allow_list():
              'draining_nodes': 'junk'}
     assert draining_nodes(state, [], now=5) == [{'name': 'ok', 'address': '[fd00::1]', 'since': 5}]
     assert draining_nodes('junk', [], now=5) == []
+
+
+# ---------------------------------------------------------------- the state file: its cluster, its shape
+
+def _snapshot(path, nodes):
+    path.write_text(json.dumps(objects.cluster_list(
+        [objects.node(name, internal_ips=address) for name, address in nodes]
+        + [objects.service('web', 'shop', type='NodePort', ports=[objects.service_port(80, node_port=30080)])])))
+    return str(path)
+
+
+def collect_with(snapshot, state_file, **options):
+    warnings = []
+    options = dict(options, snapshot=snapshot, drain_state_file=str(state_file))
+    model = _collect.collect(options.get, warnings.append)[0]
+    return model, warnings
+
+
+def _remember(model, state_file):
+    """What the role's remember step writes."""
+    state_file.write_text(json.dumps({'source': model['source'], 'nodes': model['nodes'],
+                                      'draining_nodes': model['draining_nodes']}))
+
+
+def test_the_state_of_another_cluster_is_ignored_with_a_warning(tmp_path):
+    state = tmp_path / 'drain-state.json'
+    cluster_a = _snapshot(tmp_path / 'a.json', [('a-1', '10.0.0.1'), ('a-2', '10.0.0.2')])
+    cluster_b = _snapshot(tmp_path / 'b.json', [('b-1', '10.0.1.1')])
+    model, warnings = collect_with(cluster_a, state)
+    assert warnings == [] and model['draining_nodes'] == []
+    _remember(model, state)
+    model, warnings = collect_with(cluster_b, state)
+    assert model['draining_nodes'] == []
+    assert [n['name'] for n in model['nodes']] == ['b-1']
+    assert warnings == ['the drain state file %s is about the cluster snapshot %s, not the cluster snapshot %s, which '
+                        'this run read: it was ignored, so a node that left this cluster is removed at once instead '
+                        'of draining. Give each cluster a drain state file of its own '
+                        '(haproxy_sync_drain_state_file); the next run records this one' % (state, cluster_a, cluster_b)]
+    # the same cluster's state drains as before
+    model, warnings = collect_with(_snapshot(tmp_path / 'a.json', [('a-1', '10.0.0.1')]), state)
+    assert warnings == [] and [n['name'] for n in model['draining_nodes']] == ['a-2']
+
+
+def test_a_cluster_is_its_api_server_url_or_its_snapshot_path(tmp_path, monkeypatch):
+    api = {'kind': 'api', 'server': 'https://K8S.example.com:6443/', 'resource_version': '1'}
+    assert cluster_of(api) == cluster_of({'kind': 'api', 'server': 'https://k8s.example.com:6443'})
+    assert cluster_of(api) != cluster_of({'kind': 'api', 'server': 'https://k8s.example.com:7443'})
+    monkeypatch.chdir(tmp_path)
+    assert cluster_of({'kind': 'snapshot', 'snapshot': 'c.json'}) == ('snapshot', str(tmp_path / 'c.json'))
+    assert cluster_of({'kind': 'snapshot', 'snapshot': 'c.json'}) != cluster_of(api)
+    assert cluster_of({}) is None and cluster_of('junk') is None
+    state = {'source': api, 'nodes': [{'name': 'w1', 'address': '10.0.0.1'}]}
+    assert state_for(state, {'kind': 'api', 'server': 'https://k8s.example.com:6443'}) == (state, None)
+    assert state_for(state, {'kind': 'snapshot', 'snapshot': 'c.json'})[0] is None
+
+
+def test_a_state_that_does_not_name_its_cluster_is_used_with_a_warning():
+    state = {'nodes': [{'name': 'w1', 'address': '10.0.0.1'}]}
+    used, warning = state_for(state, {'kind': 'api', 'server': 'https://k8s.example.com:6443'}, 'the file x')
+    assert used is state
+    assert warning == ('the file x does not say which cluster it is about (an older version wrote it); it was used '
+                       'as the state of the Kubernetes API https://k8s.example.com:6443, which this run read, and '
+                       'the next run records that')
+    assert state_for(dict(state, source={}), {'kind': 'snapshot', 'snapshot': '/c.json'})[0] == dict(state, source={})
+
+
+@pytest.mark.parametrize('text,problem', [
+    ('{"nodes": [', 'is not JSON (Expecting value: line 1 column 12 (char 11))'),
+    (b'\xff\xfe', "is not JSON ('utf-8' codec can't decode byte 0xff in position 0: invalid start byte)"),
+    ('[]', 'is not a drain state: it holds a JSON list, not an object with "nodes" and "draining_nodes"'),
+    ('"x"', 'is not a drain state: it holds a JSON str, not an object with "nodes" and "draining_nodes"'),
+    ('{"nodes": {"w1": "10.0.0.1"}}', 'is not a drain state: "nodes" is a dict, not a list of nodes'),
+    ('{"draining_nodes": ["w1"]}',
+     'is not a drain state: entry 0 of "draining_nodes" is not a node with a name and an address (not an object)'),
+    ('{"nodes": [{"name": "w1"}]}', 'is not a drain state: entry 0 of "nodes" is not a node with a name and an address'),
+    ('{"nodes": [], "source": "cluster-a"}', 'is not a drain state: "source" is a str, not the source of a routing model'),
+])
+def test_a_corrupt_state_file_stops_the_run_naming_the_file_and_the_fix(tmp_path, text, problem):
+    state = tmp_path / 'drain-state.json'
+    if isinstance(text, bytes):
+        state.write_bytes(text)
+    else:
+        state.write_text(text)
+    snapshot = _snapshot(tmp_path / 'a.json', [('a-1', '10.0.0.1')])
+    with pytest.raises(KubeError) as raised:
+        collect_with(snapshot, state)
+    message = str(raised.value)
+    assert message.startswith('the drain state file %s %s' % (state, problem)), message
+    assert message.endswith('; it is written by the portico.k8s.haproxy_sync role after every run (the nodes the '
+                            'load balancers served); remove the file (the next run then removes a node that leaves '
+                            'at once instead of draining it, and records a new state) or point '
+                            'haproxy_sync_drain_state_file (option drain_state_file) at another file; nothing was '
+                            'changed')
+
+
+def test_a_missing_state_file_is_the_first_run_and_an_unreadable_one_is_named(tmp_path):
+    snapshot = _snapshot(tmp_path / 'a.json', [('a-1', '10.0.0.1')])
+    model, warnings = collect_with(snapshot, tmp_path / 'none-yet.json')
+    assert warnings == [] and [n['name'] for n in model['nodes']] == ['a-1']
+    with pytest.raises(KubeError, match='cannot read the drain state file %s: Is a directory; ' % tmp_path):
+        collect_with(snapshot, tmp_path)
+
+
+def test_a_state_given_as_an_option_is_checked_too(tmp_path):
+    snapshot = _snapshot(tmp_path / 'a.json', [('a-1', '10.0.0.1')])
+    with pytest.raises(KubeError, match='^drain_state is not a drain state: "nodes" is a str, not a list of nodes'):
+        _collect.collect({'snapshot': snapshot, 'drain_state': {'nodes': 'a-1'}}.get)
+    with pytest.raises(KubeError, match='^drain_state and drain_state_file are mutually exclusive'):
+        _collect.collect({'snapshot': snapshot, 'drain_state': {}, 'drain_state_file': 'x'}.get)

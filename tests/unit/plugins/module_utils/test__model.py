@@ -214,6 +214,29 @@ def test_snapshot_filters_apply_locally():
     assert [s['name'] for s in _cluster.read_snapshot(path, jp)[1]] == ['grafana']
 
 
+@pytest.mark.parametrize('items,held', [
+    ([], 'it is an empty List'),
+    ([{'kind': 'Pod', 'metadata': {'name': 'p1'}}, {'kind': 'Pod', 'metadata': {'name': 'p2'}},
+      {'kind': 'ConfigMap'}, {'metadata': {}}], 'only 1 ConfigMap, 2 Pod, 1 without a kind'),
+    ([{'kind': 'EndpointSlice'}], 'only 1 EndpointSlice'),
+])
+def test_a_list_without_nodes_and_services_is_not_a_cluster_snapshot(tmp_path, items, held):
+    # an empty model, which a fresh load balancer would install, from a file that is no cluster
+    path = tmp_path / 'pods.json'
+    path.write_text(json.dumps({'apiVersion': 'v1', 'kind': 'List', 'items': items}))
+    with pytest.raises(_cluster.KubeError) as raised:
+        _cluster.read_snapshot(str(path), _cluster.ServiceFilter())
+    assert str(raised.value) == (
+        'snapshot %s holds no Node and no Service (%s), so it is not a snapshot of a cluster; make it with '
+        '"kubectl get nodes,services,endpointslices -A -o json"; nothing was changed' % (path, held))
+
+
+def test_a_snapshot_of_nodes_only_or_services_only_is_read(tmp_path):
+    path = tmp_path / 'nodes.json'
+    path.write_text(json.dumps({'kind': 'List', 'items': [{'kind': 'Node', 'metadata': {'name': 'w1'}}]}))
+    assert [n['name'] for n in _cluster.read_snapshot(str(path), _cluster.ServiceFilter())[0]] == ['w1']
+
+
 def test_a_name_listed_twice_excludes_every_copy_whatever_the_order():
     first = ready_node('w1', ('InternalIP', '10.0.0.1'))
     second = ready_node('w1', ('InternalIP', '10.0.0.2'))
