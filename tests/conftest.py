@@ -45,3 +45,10 @@ def fakeapi_captures_dir():
         _fakeapi_pytest.fail(f"no recorded kube-apiserver responses at {path}")
     return path.resolve()
 # ---- fakeapi fixtures: end ----
+
+
+# ---- hypothesis: no per-example deadline (a loaded CI machine is slow, not wrong) ----
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile('portico', deadline=None)
+_hypothesis_settings.load_profile('portico')
