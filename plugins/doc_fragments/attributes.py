@@ -8,7 +8,7 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    """Attributes of a read-only info module in the portico.k8s.k8s action group."""
+    """Attributes documented once: those of a read-only info module, and the action group."""
 
     INFO_MODULE = r'''
 attributes:
@@ -23,6 +23,11 @@ attributes:
   idempotent:
     description: Running it twice on the same cluster state gives the same result.
     support: full
+'''
+
+    # Modules of the portico.k8s.k8s action group: module_defaults carries the connection once.
+    ACTION_GROUP = r'''
+attributes:
   action_group:
     description: Use C(group/portico.k8s.k8s) in C(module_defaults) to set the connection options once.
     support: full

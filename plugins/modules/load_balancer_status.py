@@ -52,6 +52,7 @@ author:
   - Portico maintainers (@portico-k8s)
 extends_documentation_fragment:
   - portico.k8s.k8s_auth
+  - portico.k8s.attributes.action_group
 attributes:
   check_mode:
     description: Can run in check mode and return what it would write.
@@ -64,11 +65,6 @@ attributes:
   idempotent:
     description: A second run on the same cluster state writes nothing.
     support: full
-  action_group:
-    description: Use C(group/portico.k8s.k8s) in C(module_defaults) to set the connection options once.
-    support: full
-    membership:
-      - portico.k8s.k8s
 requirements:
   - kubernetes >= 30.1.0 (the Kubernetes Python client)
 notes:

@@ -64,6 +64,7 @@ extends_documentation_fragment:
   - portico.k8s.k8s_auth
   - portico.k8s.routing
   - portico.k8s.attributes.info_module
+  - portico.k8s.attributes.action_group
 requirements:
   - kubernetes >= 30.1.0 (the Kubernetes Python client)
   - jmespath (only for O(filter))
