@@ -192,8 +192,9 @@ def run_command(module, argv, timeout=None):
         except (OSError, IOError) as exc:
             return 127, '', 'cannot run %s: %s' % (argv[0] if argv else '(empty command)', exc)
     try:
-        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   start_new_session=True)
+        # run_command cannot put the command in a process group of its own, nor kill that group
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,  # pylint: disable=ansible-bad-function
+                                   stderr=subprocess.PIPE, start_new_session=True)
     except (OSError, IOError, ValueError) as exc:
         return 127, '', 'cannot run %s: %s' % (argv[0] if argv else '(empty command)', exc)
     try:

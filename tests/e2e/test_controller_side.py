@@ -292,8 +292,8 @@ def unprivileged(lab):
                 stack.callback(proxy.stop)
                 proxies[host] = proxy
             # a port of its own: the lab's load balancers (root's HAProxy) bind the lab's on the same addresses
-            port = next(p for p in free_ports(3, 20000, 29999, list(LOAD_BALANCERS.values()))
-                        if p not in (lab.port, lab.node_port))
+            port = [p for p in free_ports(3, 20000, 29999, list(LOAD_BALANCERS.values()))
+                    if p not in (lab.port, lab.node_port)][0]
             snapshot = root / 'cluster.json'
             snapshot.write_text(json.dumps(objects.cluster_list(
                 [objects.node('a-1', internal_ips='127.0.1.1')]
@@ -319,12 +319,14 @@ def unprivileged(lab):
 def _python_for(user):
     """(interpreter, PYTHONPATH) with which user runs this virtualenv's ansible-core: its own python, or
     (when that lives where the user may not go, as pyenv's under /root) the system's of the same version."""
-    if subprocess.run(['runuser', '-u', user, '--', sys.executable, '-c', ''], capture_output=True).returncode == 0:
+    if subprocess.run(['runuser', '-u', user, '--', sys.executable, '-c', ''], capture_output=True,
+                      check=False).returncode == 0:
         return sys.executable, ''
     system = '/usr/bin/python%d.%d' % sys.version_info[:2]
     if os.path.exists(system) and subprocess.run(
             ['runuser', '-u', user, '--', system, '-c', 'import ansible, yaml, cryptography'],
-            env=dict(os.environ, PYTHONPATH=sysconfig.get_path('purelib')), capture_output=True).returncode == 0:
+            env=dict(os.environ, PYTHONPATH=sysconfig.get_path('purelib')), capture_output=True,
+            check=False).returncode == 0:
         return system, sysconfig.get_path('purelib')
     pytest.skip('no Python with ansible-core that the user %s may run' % user)
 
