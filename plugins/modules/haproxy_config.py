@@ -239,6 +239,86 @@ options:
   load_balancer:
     description: The name of this host in messages; the action plugin sets it to the inventory name.
     type: str
+  keepalived:
+    description:
+      - Manage keepalived on this load balancer too, in the same call and under the same lock, once
+        HAProxy serves the model. keepalived moves the floating addresses (O(keepalived.vips), and the
+        own addresses of the LoadBalancer Services the model serves) between the load balancers with
+        VRRP over unicast.
+      - Its C(track_script) (O(keepalived.check_script), written by this module for the host's own
+        Python) fails when HAProxy does not answer on its stats socket, or when this host refused the
+        current configuration; keepalived then gives the addresses up. A refusal (the new file failed
+        to validate, the safety valve, a failed reload) leaves the mark C(<path>.portico-refused),
+        which the next good sync on this host removes.
+      - The new C(keepalived.conf) is validated (O(keepalived.validate)), renamed into place and
+        keepalived reloaded (O(keepalived.reload_command)), never restarted. When the reload fails,
+        the previous file is put back and reloaded.
+      - Check mode validates the new file with the new check in a temporary directory and shows both
+        in the diff.
+    type: dict
+    version_added: 0.3.0
+    suboptions:
+      path:
+        description: keepalived's configuration file.
+        type: path
+        default: /etc/keepalived/keepalived.conf
+      interface:
+        description: The network interface that carries the floating addresses and the VRRP adverts.
+        type: str
+        required: true
+      address:
+        description: This host's own address on O(keepalived.interface), the source of its VRRP adverts.
+        type: str
+        required: true
+      peers:
+        description: The own addresses of the other load balancers (unicast VRRP; multicast is often filtered).
+        type: list
+        elements: str
+        default: []
+      router_id:
+        description: The VRRP virtual router id, 1 to 255, the same on every load balancer and unique on the network.
+        type: int
+        default: 51
+      priority:
+        description:
+          - This host's VRRP priority, 1 to 254. With O(keepalived.preempt=false) it decides only which host
+            takes the addresses when none holds them.
+        type: int
+        default: 100
+      advert_interval:
+        description: Seconds between VRRP adverts; a holder that stops is replaced after about three of them.
+        type: float
+        default: 1.0
+      preempt:
+        description:
+          - V(false) (the default) lets the host that holds the addresses keep them when a host of higher priority
+            comes back, so a recovering host takes no traffic before it is synced.
+        type: bool
+        default: false
+      password:
+        description: An optional VRRP password (C(auth_type PASS)), up to 8 characters.
+        type: str
+      vips:
+        description: The floating addresses clients use, each an address or an address with its prefix length.
+        type: list
+        elements: str
+        default: []
+      service_addresses:
+        description: Float the own addresses of the LoadBalancer Services the model serves too.
+        type: bool
+        default: true
+      check_script:
+        description: Where the health check keepalived runs is written (root-owned, mode 0755).
+        type: path
+        default: /etc/keepalived/portico-haproxy-check
+      validate:
+        description: The command that checks a candidate file; C(%s) is its path.
+        type: str
+        default: keepalived -t -f %s
+      reload_command:
+        description: The command that makes keepalived read its file again.
+        type: str
+        default: systemctl reload keepalived
 notes:
   - Certificates travel in the module's arguments; the action plugin turns pipelining on for
     this call and refuses to run without it (for example with C(ANSIBLE_KEEP_REMOTE_FILES) or a
@@ -358,6 +438,16 @@ stale_lock_removed:
   description: Whether a lock left by a run that died was taken away first (a warning says whose, and why).
   returned: always
   type: bool
+floating_addresses:
+  description: The addresses keepalived floats between the load balancers (with O(keepalived)).
+  returned: when keepalived is given
+  type: list
+  elements: str
+  sample: [192.0.2.100/32, 192.0.2.200/32]
+keepalived_changed:
+  description: Whether keepalived.conf or its health check changed (or would, in check mode).
+  returned: when keepalived is given
+  type: bool
 '''
 
 import hashlib
@@ -415,6 +505,12 @@ from ansible_collections.portico.k8s.plugins.module_utils._runtime import (
     wait_for_port,
     worker_pid,
 )
+from ansible_collections.portico.k8s.plugins.module_utils._keepalived_step import (
+    KeepalivedFailed,
+    KeepalivedStep,
+    clear_refused,
+    mark_refused,
+)
 from ansible_collections.portico.k8s.plugins.module_utils import _servers
 
 
@@ -463,7 +559,15 @@ class HostStep(object):
                 self.result['stale_lock_removed'] = bool(broken)
                 if broken:
                     self.module.warn(broken)
-            self.result['msg'] = self.sync()
+            try:
+                self.result['msg'] = self.sync()
+            except (StepFailed, OSError, IOError, ValueError) as exc:
+                if self.params['keepalived'] and not self.check:
+                    # this host runs an older configuration than the others: its floating addresses go
+                    mark_refused(self.path, str(exc))
+                raise
+            if self.params['keepalived']:
+                self.result['msg'] += ' ' + self.floating()
             return self.result
         finally:
             try:
@@ -475,6 +579,31 @@ class HostStep(object):
                         shutil.rmtree(path, ignore_errors=True)
                     elif os.path.lexists(path):
                         os.unlink(path)
+
+    def floating(self):
+        """keepalived.conf and its health check brought to the model; what to add to the message."""
+        options = self.params['keepalived']
+        options = dict(options, reload_timeout=self.params['reload_timeout'])
+        try:
+            runtime = getattr(self, 'runtime', None) or self.params['runtime_socket'] or stats_socket(self.params['base'])
+            if not runtime:
+                raise KeepalivedFailed('keepalived\'s health check asks HAProxy\'s stats socket, and the base '
+                                       'configuration has none (nor is runtime_socket set); %s was not changed'
+                                       % options['path'])
+            step = KeepalivedStep(self.module, options, self.params['model'], self.path, runtime, self.name,
+                                  self.check)
+            changed, message, diffs = step.run()
+        except KeepalivedFailed as exc:
+            self.fail(str(exc))
+        self.result['floating_addresses'] = [str(a) for a in step.addresses]
+        self.result['keepalived_changed'] = changed
+        if not self.check and clear_refused(self.path):
+            changed, message = True, message + ' This host serves the current configuration again.'
+        if changed:
+            self.result['changed'] = True
+        if diffs and self.module._diff:
+            self.result['diff'] = list(self.result.get('diff') or []) + diffs
+        return 'keepalived: ' + message
 
     def render(self, cert_dir):
         try:
@@ -983,6 +1112,22 @@ def main():
             slowstart=dict(type='str'),
             nonlocal_bind=dict(type='bool', default=True),
             load_balancer=dict(type='str'),
+            keepalived=dict(type='dict', options=dict(
+                path=dict(type='path', default='/etc/keepalived/keepalived.conf'),
+                interface=dict(type='str', required=True),
+                address=dict(type='str', required=True),
+                peers=dict(type='list', elements='str', default=[]),
+                router_id=dict(type='int', default=51),
+                priority=dict(type='int', default=100),
+                advert_interval=dict(type='float', default=1.0),
+                preempt=dict(type='bool', default=False),
+                password=dict(type='str', no_log=True),
+                vips=dict(type='list', elements='str', default=[]),
+                service_addresses=dict(type='bool', default=True),
+                check_script=dict(type='path', default='/etc/keepalived/portico-haproxy-check'),
+                validate=dict(type='str', default='keepalived -t -f %s'),
+                reload_command=dict(type='str', default='systemctl reload keepalived'),
+            )),
         ),
         supports_check_mode=True,
     )
