@@ -18,8 +18,6 @@ import re
 
 # an interface name as the kernel takes it (IFNAMSIZ - 1), without the characters the file uses
 _INTERFACE = re.compile(r'^[A-Za-z0-9_.@-]{1,15}$')
-# keepalived takes up to 8 characters of a VRRP password; these need no quoting
-_PASSWORD = re.compile(r'^[A-Za-z0-9_.,:+=@%-]{1,8}$')
 _PATH = re.compile(r'^/[A-Za-z0-9_./@+-]*$')
 
 REFUSED_SUFFIX = '.portico-refused'
@@ -89,7 +87,7 @@ def _path(value, what):
 
 def settings(options):
     """The VRRP settings of one load balancer, checked: options as the module takes them
-    (interface, address, peers, router_id, priority, advert_interval, preempt, password,
+    (interface, address, peers, router_id, priority, advert_interval, preempt,
     check_script, config_path of HAProxy, runtime_socket). Raises VrrpError naming the setting."""
     interface = options.get('interface')
     if not isinstance(interface, str) or not _INTERFACE.match(interface):
@@ -104,9 +102,6 @@ def settings(options):
                             % (peer, address))
         if peer != address and peer not in peers:
             peers.append(peer)
-    password = options.get('password') or None
-    if password is not None and (not isinstance(password, str) or not _PASSWORD.match(password)):
-        raise VrrpError('haproxy_sync_vrrp_password takes 1 to 8 letters, digits or _.,:+=@%- (VRRP carries 8)')
     return {
         'interface': interface,
         'address': address,
@@ -115,7 +110,6 @@ def settings(options):
         'priority': _number(options.get('priority', 100), 'haproxy_sync_vrrp_priority', 1, 254),
         'advert_interval': _interval(options.get('advert_interval', 1)),
         'preempt': bool(options.get('preempt')),
-        'password': password,
         'check_script': _path(options.get('check_script'), 'haproxy_sync_keepalived_check_script'),
         'config_path': _path(options.get('config_path'), 'the HAProxy configuration path'),
         'runtime_socket': _path(options.get('runtime_socket'), 'the HAProxy stats socket'),
@@ -162,6 +156,8 @@ def render(vrrp, addresses):
     lines = [
         'global_defs {',
         '    router_id %s' % vrrp['name'],
+        # version 3: sub-second adverts, and IPv6 as well as IPv4
+        '    vrrp_version 3',
         '    enable_script_security',
         '    script_user root',
         '}',
@@ -191,8 +187,6 @@ def render(vrrp, addresses):
     ]
     lines += ['        %s' % peer for peer in vrrp['peers']]
     lines.append('    }')
-    if vrrp['password']:
-        lines += ['    authentication {', '        auth_type PASS', '        auth_pass %s' % vrrp['password'], '    }']
     lines.append('    virtual_ipaddress {')
     lines += ['        %s dev %s' % (a.with_prefixlen, vrrp['interface']) for a in carried]
     lines.append('    }')

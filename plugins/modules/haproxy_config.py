@@ -244,7 +244,7 @@ options:
       - Manage keepalived on this load balancer too, in the same call and under the same lock, once
         HAProxy serves the model. keepalived moves the floating addresses (O(keepalived.vips), and the
         own addresses of the LoadBalancer Services the model serves) between the load balancers with
-        VRRP over unicast.
+        VRRP (version 3, which takes sub-second advert intervals) over unicast.
       - Its C(track_script) (O(keepalived.check_script), written by this module for the host's own
         Python) fails when HAProxy does not answer on its stats socket, or when this host refused the
         current configuration; keepalived then gives the addresses up. A refusal (the new file failed
@@ -295,9 +295,6 @@ options:
             comes back, so a recovering host takes no traffic before it is synced.
         type: bool
         default: false
-      password:
-        description: An optional VRRP password (C(auth_type PASS)), up to 8 characters.
-        type: str
       vips:
         description: The floating addresses clients use, each an address or an address with its prefix length.
         type: list
@@ -560,14 +557,15 @@ class HostStep(object):
                 if broken:
                     self.module.warn(broken)
             try:
-                self.result['msg'] = self.sync()
+                message = self.sync()
             except (StepFailed, OSError, IOError, ValueError) as exc:
                 if self.params['keepalived'] and not self.check:
                     # this host runs an older configuration than the others: its floating addresses go
                     mark_refused(self.path, str(exc))
                 raise
             if self.params['keepalived']:
-                self.result['msg'] += ' ' + self.floating()
+                message += ' ' + self.floating()
+            self.result['msg'] = message
             return self.result
         finally:
             try:
@@ -1121,7 +1119,6 @@ def main():
                 priority=dict(type='int', default=100),
                 advert_interval=dict(type='float', default=1.0),
                 preempt=dict(type='bool', default=False),
-                password=dict(type='str', no_log=True),
                 vips=dict(type='list', elements='str', default=[]),
                 service_addresses=dict(type='bool', default=True),
                 check_script=dict(type='path', default='/etc/keepalived/portico-haproxy-check'),

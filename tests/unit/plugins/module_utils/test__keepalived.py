@@ -35,7 +35,7 @@ def test_render_one_instance_over_unicast_non_preemptive():
     assert 'track_script {\n        portico_haproxy\n    }' in conf
     assert conf.count('{') == conf.count('}')
     assert 'nopreempt' not in text(preempt=True)
-    assert 'auth_pass' not in conf and 'auth_pass s3cret\n' in text(password='s3cret')
+    assert '    vrrp_version 3\n' in conf and 'advert_int 0.25\n' in text(advert_interval=0.25)
 
 
 def test_addresses_of_the_other_family_move_as_excluded():
@@ -61,8 +61,6 @@ def test_addresses_of_the_other_family_move_as_excluded():
     (dict(priority=True), 'haproxy_sync_vrrp_priority'),
     (dict(advert_interval='fast'), 'haproxy_sync_vrrp_advert_interval'),
     (dict(advert_interval=0), 'haproxy_sync_vrrp_advert_interval'),
-    (dict(password='with space'), 'haproxy_sync_vrrp_password'),
-    (dict(password='ninechars'), 'haproxy_sync_vrrp_password'),
     (dict(check_script='relative/check'), 'haproxy_sync_keepalived_check_script'),
     (dict(check_script='/etc/check" x'), 'haproxy_sync_keepalived_check_script'),
     (dict(check_script='/etc/../tmp/check'), 'haproxy_sync_keepalived_check_script'),
