@@ -14,7 +14,7 @@ description:
   - Returns the address each other host of O(hosts) sends its VRRP adverts from, for keepalived's
     unicast peers; the P(portico.k8s.haproxy_sync#role) role's default of C(haproxy_sync_vrrp_peers).
   - A host's address is its C(haproxy_sync_vrrp_address), else its C(ansible_host), else its
-    inventory name; it must be an IP address.
+    inventory name. It must be an IP address; the host step refuses a name, naming it.
 options:
   _input:
     description: C(hostvars).
@@ -52,18 +52,18 @@ from ansible.errors import AnsibleFilterError
 
 
 def vrrp_address(name, variables):
-    """The address a load balancer sends VRRP adverts from: its haproxy_sync_vrrp_address, ansible_host or name."""
+    """The address a load balancer sends VRRP adverts from: its haproxy_sync_vrrp_address, ansible_host or name.
+    A name that is no IP address is returned as it is: the host step refuses it, naming it, when keepalived is on."""
     for key in ('haproxy_sync_vrrp_address', 'ansible_host'):
         value = variables.get(key)
         if value not in (None, ''):
             break
     else:
-        key, value = 'its inventory name', name
+        value = name
     try:
         return str(ipaddress.ip_address(str(value).strip()))
     except ValueError:
-        raise AnsibleFilterError('vrrp_peers: %s has no IP address for VRRP (%s is %r): set haproxy_sync_vrrp_address '
-                                 'for it' % (name, key, value))
+        return str(value)
 
 
 def vrrp_peers(hostvars, hosts, me):

@@ -31,11 +31,11 @@ class VrrpError(ValueError):
     """A VRRP setting that cannot be used; str() says which and why."""
 
 
-def _address(value, what):
+def _address(value, what, hint=''):
     try:
         return ipaddress.ip_address(str(value).strip())
     except ValueError:
-        raise VrrpError('%s %r is not an IP address' % (what, value))
+        raise VrrpError('%s %r is not an IP address%s' % (what, value, hint))
 
 
 def _floating(value, what):
@@ -96,7 +96,8 @@ def settings(options):
     address = _address(options.get('address'), 'haproxy_sync_vrrp_address')
     peers = []
     for peer in options.get('peers') or []:
-        peer = _address(peer, 'the VRRP peer')
+        peer = _address(peer, 'the VRRP peer', ' (haproxy_sync_vrrp_peers; set haproxy_sync_vrrp_address for a '
+                        'load balancer whose ansible_host is a name)')
         if peer.version != address.version:
             raise VrrpError('the VRRP peer %s is not of the family of this host\'s haproxy_sync_vrrp_address %s'
                             % (peer, address))
