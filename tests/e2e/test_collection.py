@@ -1,7 +1,6 @@
 """The built collection: the tarball installs, its docs render, and portico.k8s.sync runs from it."""
 
 import json
-import os
 import subprocess
 import sys
 import tarfile
@@ -9,36 +8,19 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.collection import build_and_install, run
 from tests.support.haproxy import HAProxy, check_config, free_ports, minimal_config
 
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-
-
-def run(*args, env, cwd):
-    result = subprocess.run([str(BIN / args[0]), *args[1:]], cwd=cwd, env=env, capture_output=True,
-                            text=True, timeout=180, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result
 
 
 @pytest.fixture(scope='module')
 def installed(tmp_path_factory):
     """A clean Ansible environment with only the built tarball installed."""
     root = tmp_path_factory.mktemp('installed')
-    (root / 'ansible.cfg').write_text('[defaults]\nretry_files_enabled = false\n')
-    env = {k: v for k, v in os.environ.items() if not k.startswith(('ANSIBLE_', 'K8S_AUTH_'))}
-    env.update({'ANSIBLE_CONFIG': str(root / 'ansible.cfg'), 'ANSIBLE_NOCOLOR': '1',
-                'ANSIBLE_COLLECTIONS_PATH': str(root / 'collections'),
-                'ANSIBLE_LOCAL_TEMP': str(root / 'tmp'), 'ANSIBLE_REMOTE_TEMP': str(root / 'tmp'),
-                'PATH': '%s:%s:/usr/sbin:/sbin' % (BIN, os.environ.get('PATH', ''))})
-    run('ansible-galaxy', 'collection', 'build', '--output-path', str(root), str(REPO), env=env, cwd=root)
-    version = next(line.split(':', 1)[1].strip() for line in (REPO / 'galaxy.yml').read_text().splitlines()
-                   if line.startswith('version:'))
-    tarball = root / ('portico-k8s-%s.tar.gz' % version)
-    run('ansible-galaxy', 'collection', 'install', str(tarball), '-p', str(root / 'collections'), env=env, cwd=root)
+    env, tarball = build_and_install(root)
     return root, env, tarball
 
 

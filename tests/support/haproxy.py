@@ -31,6 +31,14 @@ def _require_loopback(address):
         raise ValueError(f'{address} is not a loopback address; tests bind 127.0.0.0/8 only')
 
 
+def _require_test_address(address):
+    """Loopback, or the documentation ranges the lab's namespaces use (tests/support/lab.py)."""
+    parsed = ipaddress.ip_address(address)
+    if not (parsed.is_loopback or parsed in ipaddress.ip_network('192.0.2.0/24')
+            or parsed in ipaddress.ip_network('2001:db8::/32')):
+        raise ValueError(f'{address} is neither loopback nor a lab address (192.0.2.0/24, 2001:db8::/32)')
+
+
 def minimal_config(stats_socket, hard_stop_after='5s'):
     """A valid configuration with no proxies, to start an instance before the first sync."""
     return (
@@ -208,7 +216,9 @@ class _IdentityHandler(http.server.BaseHTTPRequestHandler):
 
 
 class NodePortServer(http.server.ThreadingHTTPServer):
-    """Stands in for ``node``'s nodePort ``port`` on a loopback ``address``; answers ``node=<node> port=<port>``.
+    """Stands in for ``node``'s nodePort ``port`` on ``address``; answers ``node=<node> port=<port>``.
+
+    ``address`` is a loopback address, or a lab address when made in a lab namespace (``Lab.node_server``).
 
     ``status`` is the HTTP status it answers with (a kube-proxy health port answers 503 on a node
     without a local endpoint); ``echo`` names a request header whose value is added to the answer.
@@ -218,7 +228,8 @@ class NodePortServer(http.server.ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, node, address, port, status=200, echo=None):
-        _require_loopback(address)
+        _require_test_address(address)
+        self.address_family = socket.AF_INET6 if ':' in address else socket.AF_INET
         self.node, self.address, self.port, self.status, self.echo = node, address, port, status, echo
         self.identity = f'node={node} port={port}'
         self.body = (self.identity + '\n').encode()
