@@ -109,7 +109,7 @@ def settings(options):
         'peers': sorted(peers, key=lambda a: a.packed),
         'router_id': _number(options.get('router_id', 51), 'haproxy_sync_vrrp_router_id', 1, 255),
         'priority': _number(options.get('priority', 100), 'haproxy_sync_vrrp_priority', 1, 254),
-        'advert_interval': _interval(options.get('advert_interval', 1)),
+        'advert_interval': _interval(options.get('advert_interval', 0.5)),
         'preempt': bool(options.get('preempt')),
         'check_script': _path(options.get('check_script'), 'haproxy_sync_keepalived_check_script'),
         'config_path': _path(options.get('config_path'), 'the HAProxy configuration path'),
@@ -202,7 +202,10 @@ def render(vrrp, addresses):
     return HEADER + '\n'.join(lines) + '\n'
 
 
-# keepalived runs this every second (as root); it reads two files and asks one socket, nothing else.
+# keepalived runs a check at most once a second: the check itself looks every WATCH_EVERY seconds for
+# WATCH_SECONDS, so a HAProxy that stops is seen within a tenth of a second, not up to a second later
+WATCH_SECONDS, WATCH_EVERY = 0.8, 0.1
+# keepalived runs this (as root); it reads one file's presence and asks one socket, nothing else.
 CHECK_SCRIPT = '''\
 #!%(python)s
 """Exit 0 when HAProxy on this host answers on its stats socket and this host did not refuse the
@@ -210,6 +213,7 @@ current configuration (keepalived's track_script; written by portico.k8s.haproxy
 import os
 import socket
 import sys
+import time
 
 
 def serving(config, runtime):
@@ -233,14 +237,25 @@ def serving(config, runtime):
     return b'\\nPid: ' in answer or answer.startswith(b'Pid: ')
 
 
+def watch(config, runtime, seconds=%(watch)s, every=%(every)s):
+    """keepalived runs this once a second: look every 0.1 s for most of that second, and fail at once."""
+    deadline = time.monotonic() + seconds
+    while serving(config, runtime):
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(every)
+    return False
+
+
 if __name__ == '__main__':
-    sys.exit(0 if len(sys.argv) == 3 and serving(sys.argv[1], sys.argv[2]) else 1)
+    sys.exit(0 if len(sys.argv) == 3 and watch(sys.argv[1], sys.argv[2]) else 1)
 '''
 
 
 def check_script(python):
     """The health check keepalived runs, for the host's own interpreter (an absolute path)."""
-    return CHECK_SCRIPT % {'python': _path(python, 'the Python interpreter'), 'refused': REFUSED_SUFFIX}
+    return CHECK_SCRIPT % {'python': _path(python, 'the Python interpreter'), 'refused': REFUSED_SUFFIX,
+                           'watch': WATCH_SECONDS, 'every': WATCH_EVERY}
 
 
 def rollout(hosts, holding):

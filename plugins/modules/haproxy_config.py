@@ -286,9 +286,11 @@ options:
         type: int
         default: 100
       advert_interval:
-        description: Seconds between VRRP adverts; a holder that stops is replaced after about three of them.
+        description:
+          - Seconds between VRRP adverts. A holder whose health check fails hands over at once; a holder that
+            goes silent (the host down, its link cut) is replaced after about three adverts.
         type: float
-        default: 1.0
+        default: 0.5
       preempt:
         description:
           - V(false) (the default) lets the host that holds the addresses keep them when a host of higher priority
@@ -1117,7 +1119,7 @@ def main():
                 peers=dict(type='list', elements='str', default=[]),
                 router_id=dict(type='int', default=51),
                 priority=dict(type='int', default=100),
-                advert_interval=dict(type='float', default=1.0),
+                advert_interval=dict(type='float', default=0.5),
                 preempt=dict(type='bool', default=False),
                 vips=dict(type='list', elements='str', default=[]),
                 service_addresses=dict(type='bool', default=True),

@@ -24,6 +24,7 @@ LOAD_BALANCERS = ('lb1', 'lb2')
 NODES = ('worker-1', 'worker-2')
 WEB, WEB_NODE_PORT = 80, 30080
 SHOP, SHOP_NODE_PORT = 8080, 30880
+STORE, STORE_NODE_PORT = 8081, 30881
 VIP = Lab.floating_address(0)
 RECAP = re.compile(r'^(?P<host>\S+)\s+:\s+ok=\d+\s+changed=(?P<changed>\d+)\s+unreachable=\d+\s+failed=(?P<failed>\d+)', re.M)
 FIRST_KEEPALIVED_CONF = 'global_defs {\n    router_id lab\n}\n'
@@ -86,6 +87,7 @@ def pair(tmp_path_factory):
         for node in NODES:
             lab.node_server(node, WEB_NODE_PORT)
             lab.node_server(node, SHOP_NODE_PORT)
+            lab.node_server(node, STORE_NODE_PORT)
         api.load_list(objects.cluster_list(
             [objects.node(node, internal_ips=lab.address(node)) for node in NODES]
             + [node_port_service('web', WEB, WEB_NODE_PORT)]))
@@ -153,8 +155,11 @@ def test_stopping_haproxy_on_the_holder_moves_the_vip_within_3_seconds(pair):
     print('failover: the VIP moved in %.2f s; %d of %d requests failed; the first success after the stop came after '
           '%.2f s' % (moved, len(failures), len(results), recovered))
     assert moved_to == other and moved <= 3.0
-    # only the requests of the moment the holder stopped serving, until its health check ran (at most a second)
-    assert len(failures) <= 25 and all(stopped - 0.5 <= r[0] <= stopped + 3.0 for r in failures), failures
+    # the health check looks every 0.1 s, and the address leaves before the other host announces it: the
+    # requests of that moment may fail (one in flight, and one every 50 ms while the check has not looked
+    # yet); those sent in between wait for their SYN to be sent again, and succeed
+    assert all(stopped <= r[0] <= stopped + moved + 0.5 for r in failures), failures
+    assert len(failures) <= 5, failures
     assert results[-1][1]
 
 
@@ -173,7 +178,7 @@ def test_a_sync_the_holder_refuses_moves_the_vip_to_the_updated_host(pair):
     holder = pair.wait_for_one_holder()
     other = pair.other(holder)
     # the validate command refuses every file on the holder alone (as a file haproxy -c refuses there would)
-    pair.api.add_service(node_port_service('store', 8081, 30881))
+    pair.api.add_service(node_port_service('store', STORE, STORE_NODE_PORT))
     pair.lab.run(holder, ['touch', '/etc/haproxy/refuse'])
     result, recap = pair.sync('-e', '{"haproxy_sync_validate_command": "/bin/sh -c \\"test ! -e /etc/haproxy/refuse '
                               '&& haproxy -c -f %s\\""}', expect_failure=True)
@@ -182,9 +187,29 @@ def test_a_sync_the_holder_refuses_moves_the_vip_to_the_updated_host(pair):
     assert pair.lab.path(holder, '/etc/haproxy/haproxy.cfg.portico-refused').exists()
     # its health check fails now: the VIP goes to the host that took the new configuration
     assert pair.wait_for_one_holder(timeout=5, not_on=holder) == other
-    served = pair.lab.in_netns('client', wait_for_spread, VIP, 8081, {identity(n, 30881) for n in NODES})
-    assert set(served) == {identity(n, 30881) for n in NODES}
+    served = pair.lab.in_netns('client', wait_for_spread, VIP, STORE, {identity(n, STORE_NODE_PORT) for n in NODES})
+    assert set(served) == {identity(n, STORE_NODE_PORT) for n in NODES}
     pair.lab.run(holder, ['rm', '-f', '/etc/haproxy/refuse'])
     result, recap = pair.sync()
     assert not pair.lab.path(holder, '/etc/haproxy/haproxy.cfg.portico-refused').exists()
     assert pair.holders() == [other]
+
+
+def test_a_holder_that_goes_silent_is_replaced_within_3_seconds(pair):
+    holder = pair.wait_for_one_holder()
+    other = pair.other(holder)
+    pair.lab.set_link(holder, False)
+    try:
+        cut = time.monotonic()
+        while not pair.lab.holds(other, VIP):
+            assert time.monotonic() - cut < 10, pair.lab.keepalived_log(other)[-2000:]
+            time.sleep(0.05)
+        moved = time.monotonic() - cut
+        print('failover: a holder cut off was replaced in %.2f s' % moved)
+        assert moved <= 3.0
+        status, body = pair.lab.client_request('client', VIP, WEB)
+        assert status == 200 and body in {identity(n, WEB_NODE_PORT) for n in NODES}
+    finally:
+        pair.lab.set_link(holder, True)
+    # back on the link, the two settle on one holder again
+    pair.wait_for_one_holder()

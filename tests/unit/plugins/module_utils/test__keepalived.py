@@ -154,18 +154,20 @@ def _check(tmp_path, sock, refused=False):
 
 
 def _answering(path, answer):
+    """A stand-in stats socket that answers every connection the same way until closed."""
     server = socket.socket(socket.AF_UNIX)
     server.bind(str(path))
-    server.listen(1)
+    server.listen(8)
 
     def serve():
-        try:
-            connection = server.accept()[0]
-            connection.recv(100)
-            connection.sendall(answer)
-            connection.close()
-        except OSError:
-            pass
+        while True:
+            try:
+                connection = server.accept()[0]
+            except OSError:
+                return
+            with connection:
+                connection.recv(100)
+                connection.sendall(answer)
     threading.Thread(target=serve, daemon=True).start()
     return server
 
