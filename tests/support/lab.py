@@ -728,12 +728,13 @@ class Lab:
 
     # -- nodes and clients -----------------------------------------------------------------------
 
-    def node_server(self, node, port, **options):
+    def node_server(self, node, port, address=None, **options):
         """A started NodePortServer for ``node``'s nodePort ``port`` on its lab address (stopped with the lab).
 
-        options go to NodePortServer (status, echo); it answers ``node=<node> port=<port>``.
+        address: the node's IPv4 address unless given (``lab.address6(node)`` for IPv6); options go to
+        NodePortServer (status, echo). It answers ``node=<node> port=<port>``.
         """
-        server = self.in_netns(node, NodePortServer, node, self.address(node), port, **options)
+        server = self.in_netns(node, NodePortServer, node, address or self.address(node), port, **options)
         return self._stack.enter_context(server)
 
     def client_request(self, client, address, port, path='/', timeout=3.0):
