@@ -19,15 +19,23 @@ if ! command -v haproxy >/dev/null 2>&1; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy
 fi
-# Debian may start the packaged service; the demo and tests run their own instances.
+# Debian may start the packaged service (as it may start ssh and keepalived); the demo and tests
+# run their own instances.
 # sed reads all of it: head would close the pipe early, and pipefail would fail on the SIGPIPE
 haproxy -v | sed -n 1p
 
-# The parallel tests run each worker in a network namespace of its own (scripts/netns-python).
-if ! command -v ip >/dev/null 2>&1 || ! command -v unshare >/dev/null 2>&1; then
-  say "installing iproute2 and util-linux for the tests' network namespaces"
+# The parallel tests run each worker in a network namespace of its own (scripts/netns-python);
+# the lab of load balancers reached over SSH (tests/support/lab.py) runs Debian's sshd, sudo and
+# keepalived on hosts made of network and mount namespaces (ip netns, nsenter).
+lab_packages=()
+for tool in ip:iproute2 unshare:util-linux nsenter:util-linux /usr/sbin/sshd:openssh-server ssh:openssh-client \
+    sudo:sudo /usr/sbin/keepalived:keepalived; do
+  if ! command -v "${tool%%:*}" >/dev/null 2>&1; then lab_packages+=("${tool#*:}"); fi
+done
+if [ ${#lab_packages[@]} -gt 0 ]; then
+  say "installing ${lab_packages[*]} for the tests' network namespaces and the lab"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 util-linux
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${lab_packages[@]}"
 fi
 
 # ansible-test sanity runs shellcheck on the scripts only where it is installed: always have it.

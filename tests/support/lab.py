@@ -297,11 +297,16 @@ class Load:
         self.netns, self.address, self.port, self.path = netns, address, port, path
         self.timeout, self.pause = timeout, pause
         self.results = []
+        self.error = None
         self._stop = threading.Event()
         self._thread = None
 
     def _run(self):
-        _setns(self.netns)
+        try:
+            _setns(self.netns)
+        except OSError as exc:
+            self.error = exc
+            return
         while not self._stop.is_set():
             try:
                 status, body = http_get(self.address, self.port, self.path, timeout=self.timeout)
@@ -318,6 +323,8 @@ class Load:
 
     def __exit__(self, *exc):
         self.stop()
+        if self.error is not None:
+            raise LabError('the load did not start: %s' % self.error)
 
     def stop(self):
         self._stop.set()
@@ -357,6 +364,8 @@ class Lab:
         self.root = None
         self.switch = self.controller = None
         self._home = self._thread = None
+        self.uid = None
+        self._mounts = {}
         self._holders = {}
         self._haproxy = {}
         self._keepalived = {}
@@ -507,7 +516,6 @@ class Lab:
                   ('etc/gshadow', '/etc/gshadow'), ('etc/hosts', '/etc/hosts'),
                   # last: the lab's own directory may be under /home
                   ('home', '/home')]
-        self._mounts = getattr(self, '_mounts', {})
         self._mounts[name] = [(target, top / source) for source, target in mounts]
         script = ['set -e',
                   # the other labs' namespace handles: not held by this host
@@ -720,12 +728,13 @@ class Lab:
 
     # -- nodes and clients -----------------------------------------------------------------------
 
-    def node_server(self, node, port, **options):
+    def node_server(self, node, port, address=None, **options):
         """A started NodePortServer for ``node``'s nodePort ``port`` on its lab address (stopped with the lab).
 
-        options go to NodePortServer (status, echo); it answers ``node=<node> port=<port>``.
+        address: the node's IPv4 address unless given (``lab.address6(node)`` for IPv6); options go to
+        NodePortServer (status, echo). It answers ``node=<node> port=<port>``.
         """
-        server = self.in_netns(node, NodePortServer, node, self.address(node), port, **options)
+        server = self.in_netns(node, NodePortServer, node, address or self.address(node), port, **options)
         return self._stack.enter_context(server)
 
     def client_request(self, client, address, port, path='/', timeout=3.0):
@@ -766,10 +775,9 @@ class Lab:
         variables = {'haproxy_sync_drain_state_file': str(self.root / 'drain-state.json')}
         variables.update(all_vars)
         controller = {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable}
+        hosts = self.hosts if load_balancers is None else load_balancers
         return {'all': {'vars': variables, 'hosts': {'localhost': controller},
-                        'children': {'loadbalancers': {'hosts': {
-                            host: self.inventory_vars(host) for host in (self.hosts if load_balancers is None
-                                                                       else load_balancers)}}}}}
+                        'children': {'loadbalancers': {'hosts': {host: self.inventory_vars(host) for host in hosts}}}}}
 
     def write_inventory(self, path=None, load_balancers=None, **all_vars):
         path = Path(path or self.root / 'inventory.json')
@@ -813,4 +821,3 @@ def base_config(**overrides):
     variables.update(overrides)
     template = jinja2.Environment(trim_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
     return template.from_string((role / 'templates' / 'base.cfg.j2').read_text()).render(**variables)
-
