@@ -25,6 +25,9 @@ NODES = ('worker-1', 'worker-2')
 WEB, WEB_NODE_PORT = 80, 30080
 SHOP, SHOP_NODE_PORT = 8080, 30880
 STORE, STORE_NODE_PORT = 8081, 30881
+FRONT, FRONT_NODE_PORT = 9090, 30990
+# the pool of LoadBalancer Services' own addresses, floated with the VIP
+POOL = '%s-%s' % (Lab.floating_address(20), Lab.floating_address(29))
 VIP = Lab.floating_address(0)
 RECAP = re.compile(r'^(?P<host>\S+)\s+:\s+ok=\d+\s+changed=(?P<changed>\d+)\s+unreachable=\d+\s+failed=(?P<failed>\d+)', re.M)
 FIRST_KEEPALIVED_CONF = 'global_defs {\n    router_id lab\n}\n'
@@ -42,7 +45,8 @@ class Pair:
         self.lab, self.api = lab, api
         self.inventory = lab.write_inventory(
             haproxy_sync_keepalived=True, haproxy_sync_vips=[VIP], haproxy_sync_vrrp_interface=lab.interface('lb1'),
-            haproxy_sync_keepalived_reload_command=KEEPALIVED_RELOAD_COMMAND)
+            haproxy_sync_keepalived_reload_command=KEEPALIVED_RELOAD_COMMAND,
+            haproxy_sync_address_pools=[{'name': 'lab', 'addresses': [POOL]}])
 
     def sync(self, *args, expect_failure=False):
         env = self.lab.env(sync_env())
@@ -88,6 +92,7 @@ def pair(tmp_path_factory):
             lab.node_server(node, WEB_NODE_PORT)
             lab.node_server(node, SHOP_NODE_PORT)
             lab.node_server(node, STORE_NODE_PORT)
+            lab.node_server(node, FRONT_NODE_PORT)
         api.load_list(objects.cluster_list(
             [objects.node(node, internal_ips=lab.address(node)) for node in NODES]
             + [node_port_service('web', WEB, WEB_NODE_PORT)]))
@@ -128,10 +133,23 @@ def test_a_real_run_brings_up_the_vip_on_one_host_and_a_second_run_changes_nothi
     assert pair.files() == before and pair.holders() == [holder]
 
 
-def test_the_holder_is_updated_last(pair):
+def test_the_holder_is_updated_last_and_a_load_balancer_service_address_floats_with_the_vip(pair):
     holder = pair.wait_for_one_holder()
     pair.api.add_service(node_port_service('shop', SHOP, SHOP_NODE_PORT))
+    pair.api.add_service(objects.service('front', 'shop', type='LoadBalancer', load_balancer_class='portico.io/haproxy',
+                                         ports=[objects.service_port(FRONT, name='http', node_port=FRONT_NODE_PORT)]))
     result, recap = pair.sync()
+    address = Lab.floating_address(20)
+    # the Service's own address: written to its status, held by the VIP's holder, served there
+    status = pair.api.get('services', 'front', 'shop')['status']['loadBalancer']['ingress']
+    assert [entry['ip'] for entry in status] == [address]
+    deadline = time.monotonic() + 10
+    while not pair.lab.holds(holder, address):
+        assert time.monotonic() < deadline, pair.lab.keepalived_log(holder)[-2000:]
+        time.sleep(0.05)
+    assert not pair.lab.holds(pair.other(holder), address)
+    served = pair.lab.in_netns('client', wait_for_spread, address, FRONT, {identity(n, FRONT_NODE_PORT) for n in NODES})
+    assert set(served) == {identity(n, FRONT_NODE_PORT) for n in NODES}
     order = re.findall(r'Bring HAProxy on this load balancer to the routing model\]\s+\*+\s+(?:changed|ok): \[(\w+)\]',
                        result.stdout)
     assert order == [pair.other(holder), holder], result.stdout[-4000:]
