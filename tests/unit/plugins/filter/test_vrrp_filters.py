@@ -15,8 +15,8 @@ def test_peers_are_the_other_hosts_vrrp_addresses_in_group_order():
                 'lb2': {'ansible_host': 'lb2.example', 'haproxy_sync_vrrp_address': '192.0.2.12'},
                 '192.0.2.13': {},
                 'lb4': {'ansible_host': 'lb4.example'}}
-    assert vrrp_peers(hostvars, ['lb1', 'lb2', '192.0.2.13', 'lb4'], 'lb1') == ['192.0.2.12', '192.0.2.13',
-                                                                                  'lb4.example']
+    peers = vrrp_peers(hostvars, ['lb1', 'lb2', '192.0.2.13', 'lb4'], 'lb1')
+    assert peers == ['192.0.2.12', '192.0.2.13', 'lb4.example']
     # the host step refuses a name that is no address, naming it
     assert vrrp_peers(hostvars, ['lb1', 'lb2'], 'lb2') == ['192.0.2.11']
     with pytest.raises(AnsibleFilterError, match='list of inventory names'):
