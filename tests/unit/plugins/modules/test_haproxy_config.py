@@ -103,6 +103,13 @@ def test_a_sync_installs_reloads_and_names_the_new_worker_and_the_next_changes_n
     recorded = json.loads(Path(str(host.config) + '.portico-state').read_text())
     # and what it served (2 backends, 1 node), for the safety valve
     assert recorded.pop('recorded_at') <= time.time() and [entry[1:] for entry in recorded.pop('peaks')] == [[2, 1]]
+    # and what the file serves, for the status view: the model's generation, source and counts, and since when
+    serves = recorded.pop('serves')
+    assert serves.pop('installed_at') <= time.time()
+    assert serves == {'generation': result['generation'], 'source': {'kind': 'snapshot', 'snapshot': 'c.json',
+                                                                     'read_at': 1000.0},
+                      'counts': {'frontends': 2, 'backends': 2, 'eligible_nodes': 1, 'draining_nodes': 0,
+                                 'excluded_nodes': 0, 'excluded_services': 0}}
     assert recorded == {'model_read_at': 1000.0}
     assert not Path(str(host.config) + '.portico-lock').exists()
     socket.create_connection((LB, ports[0]), timeout=2).close()  # the new worker binds the new frontend
