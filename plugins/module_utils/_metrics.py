@@ -206,3 +206,33 @@ def host_problem(checked, model, bind_address, base_ports):
     own = [(f['address'], 'the address of LoadBalancer service %s' % f.get('service'))
            for f in model.get('frontends') or [] if f.get('address')]
     return address_problem(checked, [(bind_address, 'haproxy_sync_bind_address')] + own)
+
+
+def load_balancer_ports(values, pools):
+    """The metrics ports of the load balancers that have a metrics frontend, sorted, for the collect
+    step to leave to no Service; MetricsError naming every load balancer whose settings cannot be.
+
+    values: {load balancer: {variable: value}} of haproxy_sync_metrics_address, _port, _users,
+    _allow and haproxy_sync_bind_address as its variables set them (a missing port is the
+    default); pools: the address pools, checked (_addresses.address_pools).
+    """
+    ports, problems = set(), []
+    for host in sorted(values):
+        given = values[host]
+        try:
+            checked = settings({'address': given.get('haproxy_sync_metrics_address'),
+                                'port': given.get('haproxy_sync_metrics_port', DEFAULT_PORT),
+                                'users': given.get('haproxy_sync_metrics_users'),
+                                'allow': given.get('haproxy_sync_metrics_allow')})
+            problem = address_problem(checked, [(given.get('haproxy_sync_bind_address'), 'haproxy_sync_bind_address')],
+                                      pools)
+        except MetricsError as exc:
+            checked, problem = None, str(exc)
+        if problem:
+            problems.append('%s: %s' % (host, problem))
+        elif checked:
+            ports.add(checked['port'])
+    if problems:
+        raise MetricsError('the metrics frontend cannot be set up as given (%s); nothing was changed'
+                           % '; '.join(problems[:5]))
+    return sorted(ports)
