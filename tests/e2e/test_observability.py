@@ -310,7 +310,10 @@ def test_the_monitoring_examples_name_metrics_that_exist(lab):
     alerts = yaml.safe_load((examples / 'prometheus-alerts.yml').read_text())
     scrape = yaml.safe_load((examples / 'prometheus-scrape.yml').read_text())
     assert scrape['scrape_configs'] and alerts['groups'][0]['rules']
-    texts = [json.dumps(dashboard), json.dumps(alerts)]
+    # the PromQL of every panel, variable and rule
+    texts = [target['expr'] for panel in dashboard['panels'] for target in panel.get('targets', [])]
+    texts += [variable['definition'] for variable in dashboard['templating']['list'] if 'definition' in variable]
+    texts += [rule['expr'] for group in alerts['groups'] for rule in group['rules']]
     used = set().union(*(_names(text, 'haproxy_') for text in texts))
     used_ours = set().union(*(_names(text, 'portico_sync_') for text in texts))
     assert used and used_ours
