@@ -212,6 +212,10 @@ def source_text(source):
     return words
 
 
+def _many(count, word):
+    return '%d %s%s' % (count, word, '' if count == 1 else 's')
+
+
 def _server_words(entry):
     words = '%s %s' % (entry['server'], entry['state'] if not entry['leaving'] else 'leaving (%s)' % entry['state'])
     details = [part for part in (entry['check'] if entry['state'] != 'UP' else '',
@@ -225,10 +229,12 @@ def lines(name, path, state, frontends, by_backend, metrics, found_drift, socket
     serves = state.get('serves') if isinstance(state.get('serves'), dict) else {}
     counts = serves.get('counts') or {}
     servers_total = sum(len([e for e in entries if not e['leaving']]) for entries in by_backend.values())
-    out = ['%s: %s serves %d frontends, %d backends, %d servers%s; installed %s' % (
-        name, path, len(frontends), len(by_backend), servers_total,
-        ' (model: %d eligible nodes, %d draining)' % (counts.get('eligible_nodes', 0), counts.get('draining_nodes', 0))
-        if counts else '', when(serves.get('installed_at'), now))]
+    out = ['%s: %s serves %s, %s, %s%s; installed %s' % (
+        name, path, _many(len(frontends), 'frontend'), _many(len(by_backend), 'backend'),
+        _many(servers_total, 'server'),
+        ' (model: %s, %d draining)' % (_many(counts.get('eligible_nodes', 0), 'eligible node'),
+                                       counts.get('draining_nodes', 0)) if counts else '',
+        when(serves.get('installed_at'), now))]
     out.append('model: generation %s, from %s' % (serves.get('generation') or 'unknown', source_text(serves.get('source'))))
     if state.get('unverified'):
         out.append('warning: the installed file was never seen served by a new HAProxy worker (the next sync reloads it)')

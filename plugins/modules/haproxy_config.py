@@ -286,7 +286,7 @@ options:
   textfile:
     description:
       - Write what this run did here, in the node_exporter textfile-collector format (atomically, mode
-        C(0644)), after every run but a check: success or failure, when a sync last succeeded (a failed run
+        C(0644)), after every run but a check, with success or failure, when a sync last succeeded (a failed run
         keeps that time), the counts of the model served, its generation, and reloads against changes
         applied through the runtime API. Unset, no file.
       - The directory must exist (node_exporter's C(--collector.textfile.directory), for example

@@ -86,8 +86,12 @@ view:
   type: list
   elements: str
   sample:
-    - 'lb1: /etc/haproxy/haproxy.cfg serves 2 frontends, 2 backends, 6 servers (model: 3 eligible nodes, 0 draining); installed 2026-01-01 10:00:00 UTC (12 minutes ago)'
-    - 'model: generation 3f2a9c1d0e4b7a65, from the Kubernetes API https://k8s.example.com:6443 at resourceVersion 48213, read 2026-01-01 09:59:58 UTC (12 minutes ago)'
+    - >-
+      lb1: /etc/haproxy/haproxy.cfg serves 2 frontends, 2 backends, 6 servers (model: 3 eligible nodes, 0 draining);
+      installed 2026-01-01 10:00:00 UTC (12 minutes ago)
+    - >-
+      model: generation 3f2a9c1d0e4b7a65, from the Kubernetes API https://k8s.example.com:6443 at resourceVersion
+      48213, read 2026-01-01 09:59:58 UTC (12 minutes ago)
     - 'drift: none: the cluster gives the same model now (generation 3f2a9c1d0e4b7a65)'
     - 'servers: 5 UP, 1 DOWN, 0 DRAIN, 0 MAINT'
     - 'shop.web.443 on *:443: worker-1 UP, worker-2 DOWN (L4CON Layer4 connection problem, 14s), worker-3 UP'

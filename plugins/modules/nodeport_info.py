@@ -232,7 +232,7 @@ model:
 generation:
   description:
     - A short hash of what the model makes a load balancer serve (its nodes, draining nodes,
-      frontends, backends and certificate files): an unchanged cluster gives the same generation,
+      frontends, backends and certificate files); an unchanged cluster gives the same generation,
       whatever its resourceVersion or the time it was read. Each load balancer records the
       generation it serves; C(playbooks/status.yml) compares the two to tell drift.
   returned: always
