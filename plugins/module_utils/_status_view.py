@@ -155,10 +155,10 @@ def drift(recorded, current):
     before, after = recorded.get('counts') or {}, current.get('counts') or {}
     moved = ['%s %s -> %s' % (key.replace('_', ' '), before[key], after[key]) for key in sorted(after)
              if key in before and before[key] != after[key]]
+    shown = ' (%s)' % ', '.join(moved) if moved else ''
     return {'state': 'changed', 'current_generation': current['generation'],
             'message': 'the cluster changed since this was installed: it gives generation %s now, this load balancer '
-                       'serves %s%s; the next sync changes it' % (current['generation'], recorded['generation'],
-                                                                 ' (%s)' % ', '.join(moved) if moved else '')}
+                       'serves %s%s; the next sync changes it' % (current['generation'], recorded['generation'], shown)}
 
 
 # The names of the model's summary (nodeport_info) as the record beside the file counts them.
