@@ -14,6 +14,7 @@ import contextlib
 import http.client
 import json
 import re
+import shutil
 import subprocess
 import time
 
@@ -116,14 +117,22 @@ def metrics_get(port, path='/metrics', source=ALLOWED, auth=True, address=METRIC
         connection.close()
 
 
+def sha512_crypt(password):
+    """A crypt(3) SHA-512 hash, as an operator makes one (openssl passwd -6), or Python's crypt without openssl."""
+    if shutil.which('openssl'):
+        return subprocess.run(['openssl', 'passwd', '-6', '-salt', 'portico1', password], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    import crypt  # pylint: disable=deprecated-module
+    return crypt.crypt(password, '$6$portico1$')
+
+
 @pytest.fixture(scope='module')
 def lab(tmp_path_factory):
     root = tmp_path_factory.mktemp('observability')
     web_port, metrics_port, late_port = free_ports(3, 20000, 29999,
                                                    list(LOAD_BALANCERS.values()) + list(METRICS.values()))
     node_port, = free_ports(1, 30000, 32767, list(NODES.values()))
-    password_hash = subprocess.run(['openssl', 'passwd', '-6', '-salt', 'portico1', PASSWORD], capture_output=True,
-                                   text=True, check=True).stdout.strip()
+    password_hash = sha512_crypt(PASSWORD)
     with FakeKubeAPI(root / 'certs') as api, contextlib.ExitStack() as stack:
         lab = Lab(root, api, web_port, node_port, metrics_port, password_hash)
         lab.late_port = late_port
