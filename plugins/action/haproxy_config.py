@@ -13,7 +13,8 @@ import json
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.portico.k8s.plugins.module_utils._config import input_problem, slim
+from ansible_collections.portico.k8s.plugins.module_utils._config import base_ports, input_problem, slim
+from ansible_collections.portico.k8s.plugins.module_utils._metrics import MetricsError, host_problem, settings
 from ansible_collections.portico.k8s.plugins.module_utils._seal import SealError, unseal
 
 _MODULE = 'portico.k8s.haproxy_config'
@@ -64,6 +65,13 @@ class ActionModule(ActionBase):
             problem = input_problem(model, args.get('base') or '', args.get('validate', 'haproxy -c -f %s'),
                                     args.get('cert_dir', '/etc/haproxy/portico-certs'), certificates,
                                     args.get('bind_address', '*'))
+            if problem is None:
+                try:
+                    problem = host_problem(settings(args.get('metrics')), model, args.get('bind_address', '*'),
+                                           base_ports(args.get('base') or ''),
+                                           (args.get('keepalived') or {}).get('vips'))
+                except MetricsError as exc:
+                    problem = '%s; nothing was changed' % exc
             if problem:
                 raise AnsibleActionFail(problem)
             wanted = set(c['file'] for c in model.get('certificates') or [])

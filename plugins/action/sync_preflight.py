@@ -11,6 +11,9 @@ __metaclass__ = type
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.portico.k8s.plugins.module_utils._addresses import address_pools
+from ansible_collections.portico.k8s.plugins.module_utils._metrics import MetricsError, load_balancer_ports
+from ansible_collections.portico.k8s.plugins.module_utils._names import InvalidValue
 from ansible_collections.portico.k8s.plugins.module_utils._preflight import (
     PreflightError,
     Specs,
@@ -19,6 +22,9 @@ from ansible_collections.portico.k8s.plugins.module_utils._preflight import (
     unknown_variables,
 )
 
+# What each load balancer's metrics frontend is made of (the collect step reserves its port).
+METRICS_VARIABLES = ('haproxy_sync_metrics_address', 'haproxy_sync_metrics_port', 'haproxy_sync_metrics_users',
+                     'haproxy_sync_metrics_allow', 'haproxy_sync_bind_address', 'haproxy_sync_vips')
 ARGUMENT_SPEC = dict(
     argument_specs=dict(type='path', required=True),
     load_balancers=dict(type='list', elements='str'),
@@ -35,6 +41,21 @@ def _values(host, host_vars, names):
             except AnsibleError as exc:
                 raise PreflightError('cannot evaluate %s for %s: %s; nothing was changed' % (name, host, exc))
     return found
+
+
+def _metrics_ports(hosts, hostvars, me, taken, lb_values):
+    """The load balancers' metrics ports, their settings checked (never on a pool's address)."""
+    name = 'haproxy_sync_address_pools'
+    pools = lb_values[hosts[0]].get(name) if name in taken else _values(me, hostvars[me], [name]).get(name)
+    try:
+        checked_pools = address_pools(pools)
+    except InvalidValue:
+        checked_pools = []  # the collect step says what is wrong with them
+    try:
+        return load_balancer_ports(dict((host, _values(host, hostvars[host], METRICS_VARIABLES)) for host in hosts),
+                                   checked_pools)
+    except MetricsError as exc:
+        raise PreflightError(str(exc))
 
 
 class ActionModule(ActionBase):
@@ -63,12 +84,13 @@ class ActionModule(ActionBase):
             # the collecting host's own: its inventory, play and role variables and extra vars
             seen[me] = list(task_vars)
             warnings = unknown_variables(specs, seen)
+            metrics_ports = _metrics_ports(hosts, hostvars, me, taken, lb_values)
         except PreflightError as exc:
             result.update(failed=True, msg=str(exc))
             return result
         shown = ', '.join(hosts[:5]) + (' and %d more' % (len(hosts) - 5) if len(hosts) > 5 else '')
         result.update(
-            changed=False, load_balancers=hosts, from_load_balancers=taken,
+            changed=False, load_balancers=hosts, from_load_balancers=taken, metrics_ports=metrics_ports,
             msg='%d load balancer%s (%s); %s' % (
                 len(hosts), '' if len(hosts) == 1 else 's', shown,
                 'taken from their variables: %s' % ', '.join(taken) if taken

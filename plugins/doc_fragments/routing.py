@@ -183,6 +183,17 @@ options:
     elements: int
     default: []
     version_added: 0.2.0
+  metrics_ports:
+    description:
+      - The ports of the load balancers' metrics frontends (HAProxy's Prometheus exporter and stats
+        page). No frontend gets one, as with O(reserved_ports); a service that asks for one is treated
+        as a port conflict, and the reason says it is the metrics port.
+      - The P(portico.k8s.haproxy_sync#role) role passes the C(haproxy_sync_metrics_port) of every load
+        balancer that sets C(haproxy_sync_metrics_address).
+    type: list
+    elements: int
+    default: []
+    version_added: 0.3.0
   address_pools:
     description:
       - The external addresses that LoadBalancer Services Portico implements get (see

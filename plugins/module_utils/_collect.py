@@ -64,6 +64,7 @@ def model_argument_spec():
         port_conflict=dict(type='str', default='exclude', choices=['exclude', 'allocate']),
         allocate_range=dict(type='str', default='20000-29999'),
         reserved_ports=dict(type='list', elements='int', default=[]),
+        metrics_ports=dict(type='list', elements='int', default=[]),
         address_pools=dict(type='list', elements='dict', default=[]),
         load_balancer_class=dict(type='str', default=DEFAULT_CLASS),
         default_load_balancer=dict(type='bool', default=False),
@@ -74,7 +75,7 @@ def model_argument_spec():
 MODEL_OPTIONS = ('address_types', 'address_family', 'frontend_port', 'include_control_plane',
                  'exclude_cordoned', 'check_kube_proxy', 'backend_subset_size', 'drain_state',
                  'drain_seconds', 'annotation_prefix', 'expose_by_default', 'port_conflict',
-                 'allocate_range', 'reserved_ports', 'address_pools', 'load_balancer_class',
+                 'allocate_range', 'reserved_ports', 'metrics_ports', 'address_pools', 'load_balancer_class',
                  'default_load_balancer')
 
 
@@ -117,6 +118,8 @@ def collect(get, warn=None):
         allocate_range(get('allocate_range'))
         for port in get('reserved_ports') or []:
             port_number(port, 'reserved port')
+        for port in get('metrics_ports') or []:
+            port_number(port, 'metrics port')
         address_pools(get('address_pools'))
         load_balancer_class(get('load_balancer_class'))
     except InvalidValue as exc:

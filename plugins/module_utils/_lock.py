@@ -271,7 +271,7 @@ def _read_state(path):
 def installed_state(path):
     """What is recorded beside the file at path: the installed model's mark (model_read_at,
     resource_version, server), recorded_at, unverified (the digest of a file installed but not yet
-    seen served by a new HAProxy worker) and leaving; {} if nothing (readable) is."""
+    seen served by a new HAProxy worker), leaving, peaks and serves; {} if nothing (readable) is."""
     return _read_state(path)[0]
 
 
@@ -382,18 +382,25 @@ def installed_model_time(path):
     return installed_mark(path)[0].get('model_read_at')
 
 
-def record_state(path, mark, unverified=None, leaving=None, stamp=True, peaks=None):
+def record_state(path, mark, unverified=None, leaving=None, stamp=True, peaks=None, serves=None):
     """Record (atomically) the mark of the model installed in path (model_mark's, or its time
     alone), whether it is unverified, the servers removed at runtime that still finish their
-    connections (backend/server), (stamp) when this host recorded it, and what it served at most
-    lately (peaks, for the safety valve; kept from the current record when None)."""
+    connections (backend/server), (stamp) when this host recorded it, what it served at most
+    lately (peaks, for the safety valve) and what the installed file serves (serves: its model's
+    generation, source and counts, and when it was installed, for the status view and the
+    metrics); peaks and serves are kept from the current record when None."""
     if not isinstance(mark, dict):
         mark = {'model_read_at': mark}
+    current = installed_state(path) if peaks is None or serves is None else {}
     if peaks is None:
-        peaks = installed_state(path).get('peaks')
+        peaks = current.get('peaks')
+    if serves is None:
+        serves = current.get('serves')
     state = {'model_read_at': mark.get('model_read_at')}
     if isinstance(peaks, list) and peaks:
         state['peaks'] = peaks
+    if isinstance(serves, dict) and serves:
+        state['serves'] = serves
     for key in ('resource_version', 'server'):
         if mark.get(key) is not None:
             state[key] = mark[key]

@@ -219,10 +219,20 @@ def _where(candidate, port):
     return candidate.get('address'), port
 
 
+def _reserved(options):
+    """{port: why no service gets it}: the reserved ports, and the load balancers' metrics ports."""
+    reserved = dict((port, 'frontend port %d is reserved by the base configuration' % port)
+                    for port in options.get('reserved_ports') or [])
+    for port in options.get('metrics_ports') or []:
+        reserved.setdefault(port, 'frontend port %d is the metrics port of the load balancers '
+                                  '(haproxy_sync_metrics_port)' % port)
+    return reserved
+
+
 def _claim_problem(claims, port, candidate, kind, reserved):
     """(why candidate cannot have port, whether another port would do), or (None, False)."""
     if port in reserved:
-        return 'frontend port %d is reserved by the base configuration' % port, True
+        return reserved[port], True
     claim = claims.get(_where(candidate, port))
     if claim is None:
         return None, False
@@ -248,7 +258,7 @@ def assign_frontend_ports(candidates, options=None, warnings=None, claims=None, 
     """
     options = options or {}
     warnings = [] if warnings is None else warnings
-    reserved = set(options.get('reserved_ports') or [])
+    reserved = _reserved(options)
     low, high = allocate_range(options.get('allocate_range'))
     allocate = options.get('port_conflict') == 'allocate' and movable_ports
     # Ports some service asks for (redirects included) are never handed out to another one.

@@ -318,6 +318,60 @@ options:
         description: The command that makes keepalived read its file again.
         type: str
         default: systemctl reload keepalived
+  metrics:
+    description:
+      - A frontend of this load balancer's own that serves HAProxy's Prometheus exporter at C(/metrics)
+        and its stats page at C(/stats) (read-only), placed after O(base) and validated with the rest.
+        Unset, or without C(address), there is none.
+      - It must not take an address or a port that serves the cluster's Services; the collect step
+        leaves its port to no Service (option O(portico.k8s.nodeport_info#module:metrics_ports)).
+    type: dict
+    version_added: 0.3.0
+    suboptions:
+      address:
+        description:
+          - The one address it binds, a loopback or management address (never a wildcard, O(bind_address),
+            or a LoadBalancer Service's own address).
+        type: str
+      port:
+        description: The port it binds.
+        type: int
+        default: 8404
+      users:
+        description:
+          - Basic auth. Each a dict with C(name) and C(password), a crypt(3) hash (C(openssl passwd -6)), never
+            the password itself. The hashes are written to the file (give it mode C(0640) or C(0600)) and never
+            shown in a diff or the log.
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          name:
+            description: The user name.
+            type: str
+            required: true
+          password:
+            description: Its crypt(3) hash.
+            type: str
+            required: true
+      allow:
+        description:
+          - The source networks (CIDR) or addresses allowed to connect; a connection from anywhere else is
+            refused before a byte is read. Empty, any source.
+          - On an address that is not loopback, O(metrics.users) or this is required.
+        type: list
+        elements: str
+        default: []
+  textfile:
+    description:
+      - Write what this run did here, in the node_exporter textfile-collector format (atomically, mode
+        C(0644)), after every run but a check, with success or failure, when a sync last succeeded (a failed run
+        keeps that time), the counts of the model served, its generation, and reloads against changes
+        applied through the runtime API. Unset, no file.
+      - The directory must exist (node_exporter's C(--collector.textfile.directory), for example
+        C(/var/lib/prometheus/node-exporter)); the file name must end in C(.prom).
+    type: path
+    version_added: 0.3.0
 notes:
   - Certificates travel in the module's arguments; the action plugin turns pipelining on for
     this call and refuses to run without it (for example with C(ANSIBLE_KEEP_REMOTE_FILES) or a
@@ -447,6 +501,13 @@ keepalived_changed:
   description: Whether keepalived.conf or its health check changed (or would, in check mode).
   returned: when keepalived is given
   type: bool
+generation:
+  description:
+    - The generation of O(model) (see M(portico.k8s.nodeport_info)), which this host records beside the file
+      (C(<path>.portico-state)) once it serves it.
+  returned: always
+  type: str
+  version_added: 0.3.0
 '''
 
 import hashlib
@@ -481,6 +542,7 @@ from ansible_collections.portico.k8s.plugins.module_utils._files import (
     replace_atomically,
 )
 from ansible_collections.portico.k8s.plugins.module_utils._haproxy import MalformedConfig, UnsafeValue, render
+from ansible_collections.portico.k8s.plugins.module_utils import _metrics, _report
 from ansible_collections.portico.k8s.plugins.module_utils._lock import (
     LOCK_SUFFIX,
     LockError,
@@ -513,7 +575,7 @@ from ansible_collections.portico.k8s.plugins.module_utils._keepalived_step impor
 from ansible_collections.portico.k8s.plugins.module_utils import _servers
 
 
-_NOT_ECHOED = ('model', 'base', 'certificates', 'sealed_certificates', 'seal_key')
+_NOT_ECHOED = ('model', 'base', 'certificates', 'sealed_certificates', 'seal_key', 'metrics')
 
 
 class StepFailed(Exception):
@@ -536,11 +598,24 @@ class HostStep(object):
         self.temporary = []
         # (current, candidate) as _servers.parse read them, once the runtime path is considered
         self.files = None
+        self.metrics = None
+        # what the model given makes this host serve, before idle draining nodes leave it
+        self.result['generation'] = _report.generation(self.params['model'])
+        self.counts = None
 
     def fail(self, message):
         raise StepFailed('%s: %s' % (self.name, message))
 
     def run(self):
+        try:
+            self.metrics = _metrics.settings(self.params['metrics'])
+        except _metrics.MetricsError as exc:
+            self.fail('%s; nothing was changed' % exc)
+        textfile = self.params['textfile']
+        if textfile and not textfile.endswith('.prom'):
+            self.params['textfile'] = None
+            self.fail('the textfile %s (haproxy_sync_textfile) must end in .prom, as node_exporter reads only those; '
+                      'nothing was changed' % textfile)
         token, lock = None, self.path + LOCK_SUFFIX
         directory = os.path.dirname(self.path) or '.'
         if not os.path.isdir(directory):
@@ -607,13 +682,18 @@ class HostStep(object):
 
     def render(self, cert_dir):
         try:
-            return compose(self.params['base'], render(self.params['model'], self.params['bind_address'], cert_dir,
-                                                       self.params['slowstart'] or None, self.params['nonlocal_bind']))
+            return compose(self.base(), render(self.params['model'], self.params['bind_address'], cert_dir,
+                                               self.params['slowstart'] or None, self.params['nonlocal_bind']))
         except (UnsafeValue, MalformedConfig) as exc:
             self.fail('the model was refused, so %s was not changed: %s' % (self.path, exc))
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             self.fail('the model is not one portico.k8s.nodeport_info returns (%s: %s); %s was not changed'
                       % (type(exc).__name__, exc, self.path))
+
+    def base(self):
+        """The operator's base configuration, then this host's metrics frontend (if any)."""
+        section = _metrics.render(self.metrics)
+        return self.params['base'].strip() + ('\n\n' + section if section else '')
 
     def sync(self):
         model, params = self.params['model'], self.params
@@ -637,6 +717,7 @@ class HostStep(object):
         self.runtime = params['runtime_socket'] or stats_socket(params['base'])
         self.drain_idle_nodes()
         model = self.params['model']
+        self.counts = _report.counts(model)
         candidate = self.render(params['cert_dir']).encode('utf-8')
         certificates = self.certificates()
         wanted = [c['file'] for c in model.get('certificates') or []]
@@ -648,6 +729,7 @@ class HostStep(object):
         if candidate == current and not changed_certificates and installed_state(self.path).get('unverified') is None:
             self.result['certificates_removed'] = []
             self.saw()
+            self.note_serving()
             return '%s: %s is up to date; nothing was changed.%s' % (self.name, self.path, self.finish_leaving())
         current_text = (current or b'').decode('utf-8', 'replace')
         old_backends, dummy, foreign = generated_part(current_text.split('\n'), None)
@@ -688,6 +770,44 @@ class HostStep(object):
         if not self.check and newer_than(self.mark, self.installed):
             record_state(self.path, self.mark, leaving=installed_state(self.path).get('leaving'))
             self.installed = self.mark
+
+    def serves(self, installed_at):
+        """What the installed file serves, for the record beside it: the model's generation, source and counts."""
+        return {'generation': self.result['generation'], 'installed_at': installed_at,
+                'source': _report.source_of(self.params['model']), 'counts': self.counts}
+
+    def note_serving(self):
+        """An unchanged file whose record does not say what it serves (an older version wrote it, or
+        the same file came from another model): say so, keeping when it was installed."""
+        state = installed_state(self.path)
+        recorded = state.get('serves') if isinstance(state.get('serves'), dict) else {}
+        if self.check or recorded.get('generation') == self.result['generation']:
+            return
+        record_state(self.path, self.installed, leaving=state.get('leaving'),
+                     serves=self.serves(recorded.get('installed_at')))
+
+    def record_run(self, ok):
+        """Write this run to the textfile (node_exporter's textfile collector); a problem is a warning."""
+        path = self.params['textfile']
+        if not path or self.check:
+            return
+        try:
+            with open(path, 'r') as handle:
+                previous = _report.read_textfile(handle.read())
+        except (IOError, OSError, UnicodeDecodeError):
+            previous = {}
+        state = installed_state(self.path)
+        serves = state.get('serves') if isinstance(state.get('serves'), dict) else {}
+        current = _report.way(self.result) if ok else 'failed'
+        outcome = dict(load_balancer=self.name, config=self.path, ok=ok, way=current,
+                       runtime_changes=self.result.get('runtime_changes'), generation=serves.get('generation'),
+                       model_read_at=state.get('model_read_at'), installed_at=serves.get('installed_at'),
+                       counts=self.counts if ok and current != 'outdated' else None)
+        text = _report.render_textfile(_report.next_host_record(previous, outcome, round(time.time(), 3)))
+        try:
+            replace_atomically(path, lambda out: out.write(text.encode('utf-8')), 0o644)
+        except (IOError, OSError) as exc:
+            self.module.warn('Cannot write the sync metrics to %s (haproxy_sync_textfile): %s' % (path, exc))
 
     def drain_idle_nodes(self):
         """Leave out the draining nodes no connection uses any more: nothing is left to drain."""
@@ -751,8 +871,10 @@ class HostStep(object):
     def diff(self, current, candidate, stored, wanted):
         diffs = []
         if current != candidate:
+            # the metrics users' password hashes are never shown
             diffs.append(dict(before_header=self.path, after_header=self.path,
-                              before=(current or b'').decode('utf-8', 'replace'), after=candidate.decode('utf-8')))
+                              before=_metrics.redact((current or b'').decode('utf-8', 'replace')),
+                              after=_metrics.redact(candidate.decode('utf-8'))))
         if sorted(stored) != sorted(wanted):
             header = '%s (certificate files, by name)' % self.params['cert_dir']
             diffs.append(dict(before_header=header, after_header=header,
@@ -1008,7 +1130,8 @@ class HostStep(object):
         record_state(self.path, read_at if read_at is not None else self.installed,
                      leaving=self.result['leaving'],
                      peaks=add_peak(installed_state(self.path).get('peaks'), time.time(), self.served[0],
-                                    self.served[1], self.params['removal_window'], reset=self.params['force']))
+                                    self.served[1], self.params['removal_window'], reset=self.params['force']),
+                     serves=self.serves(round(time.time(), 3)))
         for name in self.result['certificates_removed']:
             os.unlink(os.path.join(self.params['cert_dir'], name))
 
@@ -1127,6 +1250,16 @@ def main():
                 validate=dict(type='str', default='keepalived -t -f %s'),
                 reload_command=dict(type='str', default='systemctl reload keepalived'),
             )),
+            metrics=dict(type='dict', options=dict(
+                address=dict(type='str'),
+                port=dict(type='int', default=_metrics.DEFAULT_PORT),
+                users=dict(type='list', elements='dict', default=[], options=dict(
+                    name=dict(type='str', required=True),
+                    password=dict(type='str', required=True, no_log=True),
+                )),
+                allow=dict(type='list', elements='str', default=[]),
+            )),
+            textfile=dict(type='path'),
         ),
         supports_check_mode=True,
     )
@@ -1138,10 +1271,13 @@ def main():
     try:
         result = step.run()
     except StepFailed as exc:
+        step.record_run(False)
         module.fail_json(msg=str(exc), invocation=invocation, **step.result)
     except (OSError, IOError, ValueError) as exc:
+        step.record_run(False)
         module.fail_json(msg='%s: the sync of %s stopped: %s' % (step.name, step.path, exc), invocation=invocation,
                          **step.result)
+    step.record_run(True)
     module.exit_json(invocation=invocation, **result)
 
 

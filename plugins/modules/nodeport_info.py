@@ -229,6 +229,16 @@ model:
       description: Counts of the lists above.
       type: dict
       sample: {nodes: 2, excluded_nodes: 1, services: 3, frontends: 3, backends: 3, excluded_services: 1}
+generation:
+  description:
+    - A short hash of what the model makes a load balancer serve (its nodes, draining nodes,
+      frontends, backends and certificate files); an unchanged cluster gives the same generation,
+      whatever its resourceVersion or the time it was read. Each load balancer records the
+      generation it serves; C(playbooks/status.yml) compares the two to tell drift.
+  returned: always
+  type: str
+  sample: 3f2a9c1d0e4b7a65
+  version_added: 0.3.0
 sealed_certificates:
   description:
     - With O(seal_key), each certificate file of RV(model.certificates) and its TLS bundle
@@ -255,6 +265,7 @@ from ansible_collections.portico.k8s.plugins.module_utils._collect import (
     collect,
     model_argument_spec,
 )
+from ansible_collections.portico.k8s.plugins.module_utils._report import generation
 from ansible_collections.portico.k8s.plugins.module_utils._seal import (
     CRYPTOGRAPHY_IMPORT_ERROR,
     HAS_CRYPTOGRAPHY,
@@ -281,7 +292,7 @@ def main():
         model, bundles = collect(module.params.get, module.warn)
     except KubeError as exc:
         module.fail_json(msg=str(exc))
-    result = dict(changed=False, model=model)
+    result = dict(changed=False, model=model, generation=generation(model))
     if module.params['seal_key'] is not None:
         try:
             result['sealed_certificates'] = seal_bundles(module.params['seal_key'], bundles)

@@ -26,6 +26,10 @@ description:
     fails the task with the names of the variables and hosts (and the values, except secret ones).
   - A C(haproxy_sync_*) variable that is no option of any entry point of the role (a misspelling,
     say) is named in a warning, with the closest known name.
+  - The metrics frontend of each load balancer (C(haproxy_sync_metrics_address), C(_port), C(_users),
+    C(_allow), set in its host or group variables) is checked before the cluster is read; an address that
+    is a wildcard, the load balancer's C(haproxy_sync_bind_address) or in an address pool fails the task,
+    as does a password that is not a crypt(3) hash. Their ports are returned in RV(metrics_ports).
 author:
   - Portico maintainers (@portico-k8s)
 attributes:
@@ -82,6 +86,15 @@ from_load_balancers:
   type: list
   elements: str
   sample: [haproxy_sync_namespaces]
+metrics_ports:
+  description:
+    - The C(haproxy_sync_metrics_port) of each load balancer that sets C(haproxy_sync_metrics_address), for
+      the collect step to give to no Service (option O(portico.k8s.nodeport_info#module:metrics_ports)).
+  returned: success
+  type: list
+  elements: int
+  sample: [8404]
+  version_added: 0.3.0
 '''
 
 from ansible.module_utils.basic import AnsibleModule

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.portico.k8s.plugins.module_utils import _config, _haproxy, _model, _names
-from tests.support.haproxy import HAProxy, free_ports, minimal_config
+from ansible_collections.portico.k8s.plugins.module_utils import _config, _haproxy, _model, _names, _report
+from tests.support.haproxy import HAProxy, free_ports, http_get, minimal_config
 
 MODULE = Path(__file__).resolve().parents[4] / 'plugins' / 'modules' / 'haproxy_config.py'
 # what holds ansible_collections/portico/k8s: collection/ in a checkout, the tree ansible-test builds
@@ -103,6 +103,13 @@ def test_a_sync_installs_reloads_and_names_the_new_worker_and_the_next_changes_n
     recorded = json.loads(Path(str(host.config) + '.portico-state').read_text())
     # and what it served (2 backends, 1 node), for the safety valve
     assert recorded.pop('recorded_at') <= time.time() and [entry[1:] for entry in recorded.pop('peaks')] == [[2, 1]]
+    # and what the file serves, for the status view: the model's generation, source and counts, and since when
+    serves = recorded.pop('serves')
+    assert serves.pop('installed_at') <= time.time()
+    assert serves == {'generation': result['generation'], 'source': {'kind': 'snapshot', 'snapshot': 'c.json',
+                                                                     'read_at': 1000.0},
+                      'counts': {'frontends': 2, 'backends': 2, 'eligible_nodes': 1, 'draining_nodes': 0,
+                                 'excluded_nodes': 0, 'excluded_services': 0}}
     assert recorded == {'model_read_at': 1000.0}
     assert not Path(str(host.config) + '.portico-lock').exists()
     socket.create_connection((LB, ports[0]), timeout=2).close()  # the new worker binds the new frontend
@@ -171,6 +178,40 @@ def test_check_mode_validates_shows_the_diff_and_changes_nothing(host, ports):
     assert list((host.root / 'tmp').iterdir()) == []
     refused = host.call(model(ports[:2]), check_mode=True, base=host.base + '    no-such-keyword-here\n')
     assert refused['failed'] and 'would be refused' in refused['msg'] and 'no-such-keyword-here' in refused['msg']
+
+
+HASH = '$6$abcdefgh$ltjgWl6579NluT/Vi1nwEvcil.G5Nbc4NiXZaNGStk8PSwGfQv72N2CKPPrVACtLtip/cZ/1GM/O6IND4WQhG.'
+
+
+def test_the_metrics_frontend_is_installed_its_hashes_never_shown_and_every_run_is_counted(host, ports):
+    textfile = str(host.root / 'portico.prom')
+    metrics = {'address': '127.0.0.32', 'port': ports[2], 'users': [{'name': 'prometheus', 'password': HASH}]}
+    checked = host.call(model(ports[:1]), check_mode=True, diff=True, metrics=metrics, textfile=textfile)
+    assert checked['changed'] and not checked.get('failed'), checked
+    assert HASH not in json.dumps(checked) and '    user prometheus password <hidden>\n' in checked['diff'][0]['after']
+    assert not os.path.exists(textfile)  # a check writes nothing
+    done = host.call(model(ports[:1]), metrics=metrics, textfile=textfile)
+    assert done['reloaded'] and HASH not in json.dumps(done), done
+    assert 'frontend portico_metrics\n    mode http\n    bind 127.0.0.32:%d\n' % ports[2] in host.config.read_text()
+    assert http_get('127.0.0.32', ports[2], '/metrics')[0] == 401  # basic auth
+    first = _report.read_textfile(Path(textfile).read_text())
+    assert first['success'] and first['reloads'] == 1 and first['generation'] == done['generation']
+    # a refused candidate: the failure is counted, the last success kept
+    refused = host.call(model(ports[:2]), base=host.base + '    no-such-keyword-here\n', metrics=metrics,
+                        textfile=textfile)
+    assert refused['failed']
+    after = _report.read_textfile(Path(textfile).read_text())
+    assert not after['success'] and after['failures'] == 1 and after['last_success_at'] == first['last_success_at']
+    assert after['generation'] == first['generation'] and after['counts'] == first['counts']
+    # settings that cannot be fail before anything is touched
+    files = host.files()
+    wildcard = host.call(model(ports[:2]), metrics=dict(metrics, address='*'))
+    assert wildcard['failed'] and 'would serve the metrics on every address' in wildcard['msg'], wildcard
+    plain = host.call(model(ports[:2]), metrics=dict(metrics, users=[{'name': 'prometheus', 'password': 'hunter2'}]))
+    assert plain['failed'] and 'must be a crypt(3) hash' in plain['msg'] and 'hunter2' not in json.dumps(plain)
+    not_prom = host.call(model(ports[:2]), textfile=str(host.root / 'portico.txt'))
+    assert not_prom['failed'] and 'must end in .prom' in not_prom['msg']
+    assert host.files() == files
 
 
 @pytest.mark.parametrize('check_mode', [True, False])

@@ -7,10 +7,11 @@ import os
 import socket
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from ansible_collections.portico.k8s.plugins.module_utils import _config, _haproxy, _model, _runtime, _servers
+from ansible_collections.portico.k8s.plugins.module_utils import _config, _haproxy, _model, _report, _runtime, _servers
 from tests.support.haproxy import HAProxy, NodePortServer, free_ports, http_get, minimal_config
 from tests.unit.plugins.modules.test_haproxy_config import Host, node, service
 
@@ -172,9 +173,11 @@ def test_node_churn_reaches_both_load_balancers_without_a_reload_and_keeps_every
 
 def test_a_node_and_a_new_service_together_reload_once_and_the_next_node_change_does_not(tmp_path, ports):
     with load_balancers(tmp_path, 1) as (lb,), nodeports(['w0', 'w1', 'w2'], 2):
-        lb.call(routing(['w0'], ports[:1], 1000.0), slowstart='5s')
+        # each run is counted in the textfile: a reload, then one without, and how many servers changed
+        textfile = str(lb.root / 'portico.prom')
+        lb.call(routing(['w0'], ports[:1], 1000.0), slowstart='5s', textfile=textfile)
         before = lb.proxy.state()
-        mixed = lb.call(routing(['w0', 'w1'], ports, 1001.0), slowstart='5s')
+        mixed = lb.call(routing(['w0', 'w1'], ports, 1001.0), slowstart='5s', textfile=textfile)
         assert mixed['reloaded'] and not mixed['applied_at_runtime'], mixed
         assert mixed['reload_reason'].startswith('frontends, backends or their settings changed'), mixed
         after = lb.proxy.state()
@@ -182,11 +185,17 @@ def test_a_node_and_a_new_service_together_reload_once_and_the_next_node_change_
         agree(lb)
         assert http_get(LBS[0], ports[1])[0] == 200
         # a node that joins at runtime ramps up as the file says (slowstart)
-        node_only = lb.call(routing(['w0', 'w1', 'w2'], ports, 1002.0), slowstart='5s')
+        node_only = lb.call(routing(['w0', 'w1', 'w2'], ports, 1002.0), slowstart='5s', textfile=textfile)
         assert node_only['applied_at_runtime'] and node_only['runtime_changes'] == 2, node_only
         assert lb.proxy.state() == after
         assert '    server w2 %s:31001 check slowstart 5s\n' % NODES['w2'] in lb.config.read_text()
         agree(lb)
+        record = _report.read_textfile(Path(textfile).read_text())
+        assert (record['successes'], record['reloads'], record['runtime_updates'], record['runtime_server_changes']) \
+            == (3, 2, 1, 2)
+        assert record['last_run_runtime_changes'] == 2 and not record['last_run_reloaded']
+        assert record['generation'] == node_only['generation'] and record['counts']['eligible_nodes'] == 3
+        assert record['model_read_at'] == 1002.0
 
 
 def test_a_refused_runtime_command_falls_back_to_the_reload_and_the_file_and_haproxy_agree(tmp_path, ports):
