@@ -130,6 +130,25 @@ def unusable(address, first):
     return None
 
 
+# what unusable() refuses, as networks: a wide range is walked past each of them at once
+_SPECIAL = {4: [ipaddress.ip_network(n) for n in ('0.0.0.0/32', '127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/3')],
+            6: [ipaddress.ip_network(n) for n in ('::/127', 'fe80::/10', 'ff00::/8')]}
+
+
+def after_unusable(address, first):
+    """The next address worth trying after address, which unusable() refused; None when no later one
+    of a range that starts at first can be any Service's."""
+    if first.is_loopback and not address.is_loopback:
+        return None
+    end = int(address) + 1
+    for network in _SPECIAL[address.version]:
+        if address in network:
+            end = int(network.broadcast_address) + 1
+    if end >= 2 ** address.max_prefixlen:
+        return None
+    return ipaddress.ip_address(end) if address.version == 4 else ipaddress.IPv6Address(end)
+
+
 def _range_of(address, pools):
     for pool in pools:
         for first, last in pool['ranges']:
@@ -244,10 +263,19 @@ class _Claims:
         """The lowest address of these ranges of the pool that nobody holds, or None."""
         for index, (first, last) in ranges:
             address = self.cursors.get((pool_name, index), first)
-            while address <= last and (address in self.holders or unusable(address, first)):
-                address += 1
+            while address is not None and address <= last:
+                if address in self.holders:
+                    address += 1
+                elif unusable(address, first):
+                    address = after_unusable(address, first)
+                else:
+                    break
+            if address is None:
+                address = last + 1 if int(last) + 1 < 2 ** last.max_prefixlen else last
+                self.cursors[(pool_name, index)] = address
+                continue
             self.cursors[(pool_name, index)] = address
-            if address <= last:
+            if address <= last and not unusable(address, first) and address not in self.holders:
                 return address
         return None
 

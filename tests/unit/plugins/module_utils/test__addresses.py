@@ -389,3 +389,34 @@ def test_a_creation_time_that_is_not_text_counts_as_missing():
     # the dated one is the oldest and gets the lowest address
     assert assigned['shop/dated']['address'] == min((a['address'] for a in assigned.values()),
                                                     key=lambda text: tuple(int(part) for part in text.split('.')))
+
+
+_EDGES = ['0.0.0.0', '126.255.255.250', '127.255.255.250', '169.253.255.250', '169.254.255.250', '223.255.255.250',
+          '255.255.255.240', '::', 'fe7f:ffff:ffff:ffff:ffff:ffff:ffff:fff0', 'febf:ffff:ffff:ffff:ffff:ffff:ffff:fff0',
+          'feff:ffff:ffff:ffff:ffff:ffff:ffff:fff0', 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:fff0']
+
+
+@given(st.sampled_from(_EDGES), st.integers(0, 12), st.integers(0, 30), st.sets(st.integers(0, 40), max_size=8),
+       st.integers(1, 6))
+def test_walking_past_special_networks_finds_what_a_scan_of_every_address_finds(edge, start, length, held, wanted):
+    """lowest_free jumps over a whole special network at once; it must find the same addresses, in the same
+    order, as looking at every address of the range one by one."""
+    base = ipaddress.ip_address(edge)
+    top = 2 ** base.max_prefixlen - 1
+    first = ipaddress.ip_address(min(int(base) + start, top))
+    last = ipaddress.ip_address(min(int(first) + length, top))
+    claims = _addresses._Claims([])
+    for offset in held:
+        if int(first) + offset <= int(last):
+            claims.take(ipaddress.ip_address(int(first) + offset), 'x/y', None, [])
+    taken = set(claims.holders)
+    expected = [a for a in (ipaddress.ip_address(n) for n in range(int(first), int(last) + 1))
+                if a not in taken and _addresses.unusable(a, first) is None][:wanted]
+    found = []
+    for dummy in range(wanted):
+        address = claims.lowest_free('p', [(0, (first, last))])
+        if address is None:
+            break
+        found.append(address)
+        claims.take(address, 'new/%d' % len(found), None, [])
+    assert found == expected
