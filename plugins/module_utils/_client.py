@@ -18,6 +18,8 @@ import re
 import traceback
 import unicodedata
 
+from ansible_collections.portico.k8s.plugins.module_utils import _fields
+
 try:
     import kubernetes
     from kubernetes.client.exceptions import ApiException
@@ -258,18 +260,27 @@ def _explain_transport_error(exc, resource, server, timeout):
     return 'listing %s from %s failed: %s' % (resource, server, text)
 
 
-def parse_json_body(data, what):
-    """json.loads with the garbage collector paused: it dominates large parses."""
+def parse_json_body(data, what, read=None):
+    """The body decoded by read (a _fields.Reader; None: whole, with json.loads), the garbage collector paused."""
+    if read is not None:
+        try:
+            return read(data)
+        except ValueError as exc:
+            raise _not_json(what, exc)
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         return json.loads(data)
-    except ValueError as exc:
-        raise KubeError('%s: the body is not valid JSON (%s); the response was cut short or '
-                        'is not from a Kubernetes API server' % (what, exc))
+    except (ValueError, RecursionError) as exc:
+        raise _not_json(what, exc)
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _not_json(what, exc):
+    return KubeError('%s: the body is not valid JSON (%s); the response was cut short or '
+                     'is not from a Kubernetes API server' % (what, exc))
 
 
 def impersonation(settings):
@@ -416,7 +427,7 @@ class KubeClient:
             parsed = {}
         return status, parsed if isinstance(parsed, dict) else {}
 
-    def _page(self, resource, namespace, selector, token):
+    def _page(self, resource, namespace, selector, token, whole):
         kind = RESOURCES[resource][3]
         query = [('limit', self.page_size)]
         if token:
@@ -434,21 +445,22 @@ class KubeClient:
             raise
         except Exception as exc:
             raise KubeError(_explain_transport_error(exc, resource, self.server, self.timeout))
-        page = parse_json_body(data, what)
+        page = parse_json_body(data, what, _fields.reader(resource, whole))
         if not isinstance(page, dict) or page.get('kind') != kind or not isinstance(page.get('items'), list):
             raise KubeError('%s: the answer is not a %s (kind %s)' % (
                 what, kind, api_text(repr(page.get('kind')) if isinstance(page, dict) else type(page).__name__, 60)))
         return page
 
-    def list(self, resource, reduce, namespace=None, selector=None):
+    def list(self, resource, reduce, namespace=None, selector=None, whole=False):
         """Every item of a list, each passed through reduce() page by page; None results dropped.
 
-        A 410 on a continue token (the snapshot was compacted) restarts the list once.
-        Returns (items, resourceVersion).
+        Items hold only the fields _fields declares for the resource; whole=True keeps every field
+        (a JMESPath filter may read any). A 410 on a continue token (the snapshot was compacted)
+        restarts the list once. Returns (items, resourceVersion).
         """
         for attempt in (1, 2):
             try:
-                return self._list_once(resource, reduce, namespace, selector)
+                return self._list_once(resource, reduce, namespace, selector, whole)
             except _Expired as exc:
                 if attempt == 2:
                     raise KubeError('listing %s: the list expired twice while paging (410 Gone): '
@@ -456,12 +468,12 @@ class KubeClient:
                                     'raise the page size' % (resource, exc))
         raise AssertionError('unreachable')
 
-    def _list_once(self, resource, reduce, namespace, selector):
+    def _list_once(self, resource, reduce, namespace, selector, whole):
         items, token, version = [], None, None
         # remainingItemCount promises how many items the later pages hold
         count, promised = 0, None
         while True:
-            page = self._page(resource, namespace, selector, token)
+            page = self._page(resource, namespace, selector, token, whole)
             metadata = page.get('metadata') or {}
             version = version or metadata.get('resourceVersion')
             for item in page['items']:

@@ -13,7 +13,7 @@ __metaclass__ = type
 
 import traceback
 
-from ansible_collections.portico.k8s.plugins.module_utils import _selectors
+from ansible_collections.portico.k8s.plugins.module_utils import _fields, _selectors
 from ansible_collections.portico.k8s.plugins.module_utils._annotations import ANNOTATIONS, DEFAULT_PREFIX, MAX_VALUE_LENGTH
 from ansible_collections.portico.k8s.plugins.module_utils._client import (
     KubeClient,
@@ -46,7 +46,7 @@ def _sequence(value):
 
 
 def slim_node(obj):
-    """The fields of a Node that node eligibility reads."""
+    """The fields of a Node that node eligibility reads (_fields.NODE declares them)."""
     obj = _mapping(obj)
     metadata, spec, status = (_mapping(obj.get(k)) for k in ('metadata', 'spec', 'status'))
     ready = None
@@ -101,7 +101,7 @@ def status_manager(metadata):
 
 
 def slim_service(obj, prefix=DEFAULT_PREFIX):
-    """The fields of a Service that the routing model reads."""
+    """The fields of a Service that the routing model reads (_fields.SERVICE declares them)."""
     obj = _mapping(obj)
     metadata, spec = _mapping(obj.get('metadata')), _mapping(obj.get('spec'))
     return {
@@ -150,6 +150,11 @@ class ServiceFilter:
                 raise KubeError('filter %r is not a valid JMESPath expression: %s' % (expression, exc))
         self.seen = 0
 
+    @property
+    def whole(self):
+        """Whether services must be read with every field: a JMESPath filter may read any."""
+        return self.expression is not None
+
     def __call__(self, obj, local=True):
         """The slim service if it is a candidate for exposure, else None.
 
@@ -173,6 +178,7 @@ def slim_endpointslice(obj):
     """The service an EndpointSlice belongs to and the nodes that host its ready endpoints.
 
     An endpoint whose ready condition is unset counts as ready, as the API documents.
+    _fields.ENDPOINT_SLICE declares the fields read.
     """
     obj = _mapping(obj)
     metadata = _mapping(obj.get('metadata'))
@@ -257,7 +263,8 @@ def read_api(settings, service_filter, node_selector=None, timeout=30, page_size
         services, slices = [], []
         for namespace in namespaces:
             found, dummy = client.list('services', lambda o: service_filter(o, local=False),
-                                       namespace=namespace, selector=service_filter.label_selector)
+                                       namespace=namespace, selector=service_filter.label_selector,
+                                       whole=service_filter.whole)
             services.extend(found)
         local = _local_services(services)
         # EndpointSlices are read only when a Local-policy service needs them.
@@ -284,7 +291,8 @@ def read_snapshot(path, service_filter, node_selector=None):
             data = handle.read()
     except (IOError, OSError) as exc:
         raise KubeError('cannot read snapshot %s: %s' % (path, exc))
-    document = parse_json_body(data, 'snapshot %s' % path)
+    document = parse_json_body(data, 'snapshot %s' % path,
+                               _fields.reader('snapshot', whole=service_filter.whole))
     if not isinstance(document, dict) or not isinstance(document.get('items'), list):
         raise KubeError('snapshot %s is not a Kubernetes List (no items array); make it with '
                         '"kubectl get nodes,services,endpointslices -A -o json"' % path)
