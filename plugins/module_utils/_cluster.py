@@ -181,17 +181,22 @@ def slim_endpointslice(obj):
     _fields.ENDPOINT_SLICE declares the fields read.
     """
     obj = _mapping(obj)
+    namespace, service = _slice_service(obj)
+    return {'namespace': namespace, 'service': service, 'ready_nodes': _ready_nodes(obj)}
+
+
+def _slice_service(obj):
     metadata = _mapping(obj.get('metadata'))
+    return metadata.get('namespace'), _mapping(metadata.get('labels')).get(SERVICE_NAME_LABEL)
+
+
+def _ready_nodes(obj):
     nodes = set()
     for endpoint in _sequence(obj.get('endpoints')):
         endpoint = _mapping(endpoint)
         if _mapping(endpoint.get('conditions')).get('ready') is not False and isinstance(endpoint.get('nodeName'), str):
             nodes.add(endpoint['nodeName'])
-    return {
-        'namespace': metadata.get('namespace'),
-        'service': _mapping(metadata.get('labels')).get(SERVICE_NAME_LABEL),
-        'ready_nodes': sorted(nodes),
-    }
+    return sorted(nodes)
 
 
 def _local_services(services):
@@ -199,10 +204,13 @@ def _local_services(services):
 
 
 def _slices_of(local_services):
-    """A reducer keeping only the slices of Local-policy services."""
+    """A reducer keeping only the slices of Local-policy services (the others' endpoints are not read)."""
     def reduce(obj):
-        slim = slim_endpointslice(obj)
-        return slim if (slim['namespace'], slim['service']) in local_services else None
+        obj = _mapping(obj)
+        key = _slice_service(obj)
+        if key not in local_services:
+            return None
+        return {'namespace': key[0], 'service': key[1], 'ready_nodes': _ready_nodes(obj)}
     return reduce
 
 
