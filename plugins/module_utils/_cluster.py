@@ -307,6 +307,7 @@ def read_snapshot(path, service_filter, node_selector=None):
     kinds = {}
     for obj in document['items']:
         kind = _mapping(obj).get('kind')
+        kind = kind if isinstance(kind, str) else None
         kinds[kind] = kinds.get(kind, 0) + 1
     if not kinds.get('Node') and not kinds.get('Service'):
         # an empty model that a fresh load balancer would install: not a cluster, whatever it is
