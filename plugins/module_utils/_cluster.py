@@ -100,6 +100,12 @@ def status_manager(metadata):
     return None
 
 
+def _port(port):
+    port = _mapping(port)
+    return {'name': port.get('name') or '', 'protocol': port.get('protocol') or 'TCP', 'port': port.get('port'),
+            'node_port': port.get('nodePort')}
+
+
 def slim_service(obj, prefix=DEFAULT_PREFIX):
     """The fields of a Service that the routing model reads (_fields.SERVICE declares them)."""
     obj = _mapping(obj)
@@ -112,12 +118,7 @@ def slim_service(obj, prefix=DEFAULT_PREFIX):
         # a timestamp that is not text (a hand-made snapshot) counts as missing: it is only sorted by
         'created': metadata.get('creationTimestamp') if isinstance(metadata.get('creationTimestamp'), str) else '',
         'type': spec.get('type') or 'ClusterIP',
-        'ports': [{
-            'name': _mapping(p).get('name') or '',
-            'protocol': _mapping(p).get('protocol') or 'TCP',
-            'port': _mapping(p).get('port'),
-            'node_port': _mapping(p).get('nodePort'),
-        } for p in _sequence(spec.get('ports'))],
+        'ports': [_port(p) for p in _sequence(spec.get('ports'))],
         'external_traffic_policy': spec.get('externalTrafficPolicy') or 'Cluster',
         'health_check_node_port': spec.get('healthCheckNodePort'),
         'annotations': prefixed_annotations(metadata, prefix),

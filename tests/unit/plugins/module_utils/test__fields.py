@@ -47,8 +47,8 @@ odd_values = st.recursive(
 @st.composite
 def nodes(draw):
     name = draw(names)
-    return objects.node(name, internal_ips=draw(st.sampled_from(['10.0.0.%d' % draw(st.integers(1, 9)), 'fd00::5',
-                                                                  '010.0.0.1', 'bad'])),
+    addresses = ['10.0.0.%d' % draw(st.integers(1, 9)), 'fd00::5', '010.0.0.1', 'bad']
+    return objects.node(name, internal_ips=draw(st.sampled_from(addresses)),
                         ready=draw(st.sampled_from([True, True, False, None])),
                         roles=draw(st.sampled_from([(), ('control-plane',)])),
                         unschedulable=draw(st.booleans()),
@@ -63,10 +63,9 @@ def services(draw):
                                   protocol=draw(st.sampled_from(['TCP', 'TCP', 'UDP'])),
                                   node_port=draw(st.integers(30000, 30040)) if stype != 'ClusterIP' else None)
              for i in range(draw(st.integers(0, 3)))]
-    annotations = draw(st.dictionaries(st.sampled_from(['portico.io/mode', 'portico.io/expose', 'portico.io/hosts',
-                                                         'portico.io/balance', 'other/x']),
-                                       st.sampled_from(['http', 'tcp', 'false', 'a.example.com', 'leastconn', '\u00e9']),
-                                       max_size=2))
+    keys = st.sampled_from(['portico.io/mode', 'portico.io/expose', 'portico.io/hosts', 'portico.io/balance', 'other/x'])
+    values = st.sampled_from(['http', 'tcp', 'false', 'a.example.com', 'leastconn', '\u00e9'])
+    annotations = draw(st.dictionaries(keys, values, max_size=2))
     return objects.service(
         draw(names).lower().replace(' ', '-')[:20], draw(namespaces), type=stype, ports=ports,
         external_traffic_policy=draw(st.sampled_from([None, 'Local'])) if stype != 'ClusterIP' else None,
