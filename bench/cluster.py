@@ -10,6 +10,12 @@ same cluster.
 nodePorts come from the real range (30000-32767), so at the largest size exposure is
 capped at what a real cluster could allocate: services drawn as NodePort/LoadBalancer
 once the range is used up become ClusterIP.
+
+The heavier scenario ("heavy", 5000 x 10000) is a cluster that exposes most of what it runs:
+every node Ready, about 80% of the services NodePort or LoadBalancer (a cluster started with a
+wider --service-node-port-range, 20000-59999, to have the nodePorts), a quarter of those with
+externalTrafficPolicy Local, and an EndpointSlice for every service, as the endpointslice
+controller keeps them (so Portico reads all of them).
 """
 
 import datetime
@@ -25,7 +31,10 @@ if str(REPO) not in sys.path:
 
 from tests.fakeapi import objects  # noqa: E402
 
-SIZES = {'small': (50, 200), 'medium': (500, 2000), 'large': (5000, 10000)}
+SIZES = {'small': (50, 200), 'medium': (500, 2000), 'large': (5000, 10000), 'heavy': (5000, 10000)}
+HEAVY = frozenset(['heavy'])
+# the heavier scenario's --service-node-port-range
+HEAVY_NODE_PORTS = (20000, 59999)
 
 # Ports services commonly declare: a cluster has many services on these, so frontends conflict.
 COMMON_PORTS = [80, 443, 8080, 8443, 3000, 5432, 6379, 9090, 9000, 5000, 8000, 27017, 3306, 9200,
@@ -102,8 +111,8 @@ def _uuid(kind, index):
 
 
 class _NodePorts:
-    def __init__(self, rng):
-        self.free = list(range(30000, 32768))
+    def __init__(self, rng, low=30000, high=32767):
+        self.free = list(range(low, high + 1))
         rng.shuffle(self.free)
 
     def take(self, count):
@@ -134,14 +143,15 @@ def _ports(rng):
     return out
 
 
-def make_service(index, rng, node_ports, namespaces):
-    """One Service; about 20% are drawn NodePort or LoadBalancer."""
+def make_service(index, rng, node_ports, namespaces, heavy=False):
+    """One Service; about 20% are drawn NodePort or LoadBalancer (80% in the heavier scenario)."""
     namespace = 'team-%03d' % (index % namespaces)
     name = 'svc-%05d' % index
     draw = rng.random()
-    stype = 'ClusterIP' if draw < 0.80 else 'NodePort' if draw < 0.92 else 'LoadBalancer'
+    cluster_ip, node_port = (0.20, 0.65) if heavy else (0.80, 0.92)
+    stype = 'ClusterIP' if draw < cluster_ip else 'NodePort' if draw < node_port else 'LoadBalancer'
     ports = _ports(rng)
-    policy = 'Local' if stype != 'ClusterIP' and rng.random() < 0.3 else None
+    policy = 'Local' if stype != 'ClusterIP' and rng.random() < (0.25 if heavy else 0.3) else None
     health = None
     if stype != 'ClusterIP':
         wanted = len(ports) + (1 if stype == 'LoadBalancer' and policy == 'Local' else 0)
@@ -184,9 +194,30 @@ def make_service(index, rng, node_ports, namespaces):
     return obj
 
 
-def generate(nodes, services, ready_nodes=None, seed=20251127):
-    """(node objects, service objects). ready_nodes: only that many nodes are Ready
-    (spread over the list, on 127.0.1.x addresses); None: all are Ready."""
+def endpoint_slice(service, rng, node_names, index):
+    """The EndpointSlice the endpointslice controller keeps for a service: 1-6 pods on random nodes."""
+    namespace, name = service['metadata']['namespace'], service['metadata']['name']
+    endpoints = []
+    for pod in range(rng.choice([1, 2, 2, 3, 3, 4, 6])):
+        node_name = rng.choice(node_names)
+        endpoints.append(objects.endpoint(
+            '10.%d.%d.%d' % (100 + index // 65025 % 100, index // 255 % 255, pod + 1), node_name=node_name,
+            ready=rng.random() > 0.05, zone=ZONES[rng.randrange(len(ZONES))],
+            target_pod='%s-%s-%05d' % (name, _digest(name)[:10], pod), namespace=namespace))
+    ports = [objects.endpoint_port(p.get('targetPort') if isinstance(p.get('targetPort'), int) else p['port'],
+                                   name=p.get('name') or '', protocol=p['protocol'])
+             for p in service['spec'].get('ports') or []]
+    obj = objects.endpointslice(name, namespace, endpoints=endpoints, ports=ports,
+                                service_uid=service['metadata']['uid'], uid=_uuid('slice', index),
+                                created=service['metadata']['creationTimestamp'])
+    obj['metadata']['resourceVersion'] = str(200000 + index)
+    return obj
+
+
+def generate(nodes, services, ready_nodes=None, seed=20251127, heavy=False):
+    """(node objects, service objects, endpointslice objects). ready_nodes: only that many nodes are
+    Ready (spread over the list, on 127.0.1.x addresses); None: all are Ready. heavy: the heavier
+    scenario (see the module's doc); only it has EndpointSlices."""
     rng = random.Random(seed)
     ready_at = set(range(nodes))
     if ready_nodes is not None:
@@ -200,25 +231,36 @@ def generate(nodes, services, ready_nodes=None, seed=20251127):
             ready_seen += 1
             address = '127.0.1.%d' % ready_seen
         node_objs.append(make_node(i, rng, ready=i in ready_at, address=address))
-    node_ports = _NodePorts(rng)
+    node_ports = _NodePorts(rng, *HEAVY_NODE_PORTS) if heavy else _NodePorts(rng)
     namespaces = max(services // 25, 1)
-    service_objs = [make_service(i, rng, node_ports, namespaces) for i in range(services)]
-    return node_objs, service_objs
+    service_objs = [make_service(i, rng, node_ports, namespaces, heavy) for i in range(services)]
+    slices = []
+    if heavy:
+        names = [n['metadata']['name'] for n in node_objs]
+        slices = [endpoint_slice(svc, rng, names, i) for i, svc in enumerate(service_objs)]
+    return node_objs, service_objs, slices
 
 
-def describe(node_objs, service_objs):
+def generate_size(size, ready_nodes=None):
+    """generate() for a name of SIZES."""
+    return generate(*SIZES[size], ready_nodes=ready_nodes, heavy=size in HEAVY)
+
+
+def describe(node_objs, service_objs, slices=()):
     """Counts and sizes, for the report."""
-    types = {}
+    types, local = {}, 0
     for svc in service_objs:
         types[svc['spec']['type']] = types.get(svc['spec']['type'], 0) + 1
+        local += svc['spec'].get('externalTrafficPolicy') == 'Local'
     node_bytes = sum(len(json.dumps(n, separators=(',', ':'))) for n in node_objs[:50]) / min(len(node_objs), 50)
     svc_bytes = sum(len(json.dumps(s, separators=(',', ':'))) for s in service_objs[:200]) / min(len(service_objs), 200)
     return {'nodes': len(node_objs), 'services': len(service_objs), 'service_types': types,
+            'local_services': local, 'endpointslices': len(slices),
             'node_json_bytes_avg': round(node_bytes), 'service_json_bytes_avg': round(svc_bytes)}
 
 
 if __name__ == '__main__':
     import time
     start = time.perf_counter()
-    n, s = generate(*SIZES[sys.argv[1] if len(sys.argv) > 1 else 'small'])
-    print(json.dumps(describe(n, s)), '%.1fs' % (time.perf_counter() - start))
+    print(json.dumps(describe(*generate_size(sys.argv[1] if len(sys.argv) > 1 else 'small'))),
+          '%.1fs' % (time.perf_counter() - start))

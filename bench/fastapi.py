@@ -29,6 +29,12 @@ from tests.fakeapi import objects  # noqa: E402
 from tests.fakeapi.server import BY_NAME, FakeKubeAPI, encode_json, wants_table  # noqa: E402
 
 
+KIND_RESOURCES = {'Node': 'nodes', 'Service': 'services', 'EndpointSlice': 'endpointslices'}
+# the lists the benchmark reads, and where
+LIST_PATHS = {'nodes': '/api/v1/nodes', 'services': '/api/v1/services',
+              'endpointslices': '/apis/discovery.k8s.io/v1/endpointslices'}
+
+
 def _query_key(query):
     return tuple(sorted((k, tuple(v)) for k, v in query.items()))
 
@@ -48,7 +54,7 @@ class FastKubeAPI(FakeKubeAPI):
         with store.lock:
             store.reset()
             for item in items:
-                res = BY_NAME['nodes'] if item['kind'] == 'Node' else BY_NAME['services']
+                res = BY_NAME[KIND_RESOURCES[item['kind']]]
                 obj = {k: v for k, v in item.items() if k not in ('kind', 'apiVersion')}
                 meta = obj['metadata']
                 rv = int(meta['resourceVersion'])
@@ -56,7 +62,7 @@ class FastKubeAPI(FakeKubeAPI):
                 key = store.key(res, meta.get('namespace', ''), meta['name'])
                 store._versions[res.name].setdefault(key, []).append((rv, objects.ordered(obj)))
             self._create_system_namespaces()
-            self._ensure_namespaces({i['metadata']['namespace'] for i in items if i['kind'] == 'Service'})
+            self._ensure_namespaces({i['metadata']['namespace'] for i in items if i['kind'] != 'Node'})
             store.compact(store.rv)
         with self._cache_lock:
             self._cache.clear()
@@ -79,7 +85,7 @@ class FastKubeAPI(FakeKubeAPI):
 
     def warm(self, resource, limit):
         """Serialise every page a client paging with this limit (0: one page) will ask for."""
-        path = '/api/v1/%s' % resource
+        path = LIST_PATHS[resource]
         query = {'limit': [str(limit)]} if limit else {}
         pages = 0
         while True:
@@ -112,18 +118,20 @@ def main(argv=None):
     parser.add_argument('--warm', default='0,500,100000', help='page sizes to pre-serialise')
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    nodes, services = cluster.generate(*cluster.SIZES[args.size], ready_nodes=args.ready)
-    info = cluster.describe(nodes, services)
+    nodes, services, slices = cluster.generate_size(args.size, ready_nodes=args.ready)
+    info = cluster.describe(nodes, services, slices)
     api = FastKubeAPI(args.certdir)
-    api.load_fast(nodes + services)
-    del nodes, services
+    api.load_fast(nodes + services + slices)
+    resources = ['nodes', 'services'] + (['endpointslices'] if slices else [])
+    del nodes, services, slices
     api.start()
     sizes = {}
     for limit in [int(x) for x in args.warm.split(',') if x]:
-        for resource in ('nodes', 'services'):
+        for resource in resources:
             api.warm(resource, limit)
-    for resource in ('nodes', 'services'):
+    for resource in resources:
         sizes[resource + '_list_bytes'] = len(api._cache[(resource, '', ())])
+    info['lists'] = resources
     info.update(sizes, url=api.url, token=api.token, ca=str(api.ca_path),
                 setup_seconds=round(time.perf_counter() - started, 1))
     stop = threading.Event()

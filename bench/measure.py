@@ -37,6 +37,10 @@ def maxrss_mb():
 
 # ---------------------------------------------------------------- the floor
 
+LIST_PATHS = {'nodes': '/api/v1/nodes', 'services': '/api/v1/services',
+              'endpointslices': '/apis/discovery.k8s.io/v1/endpointslices'}
+
+
 def floor(args):
     """One GET per list page (urllib3, as the kubernetes client uses) and json.loads with GC paused."""
     import urllib3
@@ -45,7 +49,7 @@ def floor(args):
     counts = {}
 
     def work():
-        for resource_name in ('nodes', 'services'):
+        for resource_name in args.lists.split(','):
             token, items = None, 0
             while True:
                 fields = {}
@@ -53,7 +57,7 @@ def floor(args):
                     fields['limit'] = str(args.limit)
                 if token:
                     fields['continue'] = token
-                response = pool.request('GET', args.url + '/api/v1/' + resource_name, fields=fields,
+                response = pool.request('GET', args.url + LIST_PATHS[resource_name], fields=fields,
                                         headers=headers, preload_content=True, timeout=600)
                 assert response.status == 200, response.status
                 gc.disable()
@@ -327,6 +331,9 @@ def main(argv=None):
     parser.add_argument('--ca')
     parser.add_argument('--limit', type=int, default=0)
     parser.add_argument('--page-size', type=int, default=500)
+    parser.add_argument('--lists', default='nodes,services', help='the lists the floor reads')
+    parser.add_argument('--decoder', choices=['msgspec', 'json'], default='msgspec',
+                        help='json: the standard library, as without msgspec (PORTICO_K8S_DECODER=json)')
     parser.add_argument('--model-out')
     parser.add_argument('--model')
     parser.add_argument('--lines', type=int)
@@ -341,6 +348,8 @@ def main(argv=None):
     argv = argv[:argv.index('--')] if '--' in argv else argv
     args = parser.parse_args(argv)
     args.command = command
+    if args.decoder == 'json':
+        os.environ['PORTICO_K8S_DECODER'] = 'json'
     print(json.dumps(KINDS[args.kind](args)), flush=True)
     return 0
 

@@ -15,8 +15,11 @@ import gc
 import json
 import os
 import re
+import threading
 import traceback
 import unicodedata
+
+from ansible_collections.portico.k8s.plugins.module_utils import _fields
 
 try:
     import kubernetes
@@ -258,18 +261,27 @@ def _explain_transport_error(exc, resource, server, timeout):
     return 'listing %s from %s failed: %s' % (resource, server, text)
 
 
-def parse_json_body(data, what):
-    """json.loads with the garbage collector paused: it dominates large parses."""
+def parse_json_body(data, what, read=None):
+    """The body decoded by read (a _fields.Reader; None: whole, with json.loads), the garbage collector paused."""
+    if read is not None:
+        try:
+            return read(data)
+        except ValueError as exc:
+            raise _not_json(what, exc)
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         return json.loads(data)
-    except ValueError as exc:
-        raise KubeError('%s: the body is not valid JSON (%s); the response was cut short or '
-                        'is not from a Kubernetes API server' % (what, exc))
+    except (ValueError, RecursionError) as exc:
+        raise _not_json(what, exc)
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _not_json(what, exc):
+    return KubeError('%s: the body is not valid JSON (%s); the response was cut short or '
+                     'is not from a Kubernetes API server' % (what, exc))
 
 
 def impersonation(settings):
@@ -416,16 +428,15 @@ class KubeClient:
             parsed = {}
         return status, parsed if isinstance(parsed, dict) else {}
 
-    def _page(self, resource, namespace, selector, token):
-        kind = RESOURCES[resource][3]
+    def _fetch(self, resource, namespace, selector, token):
+        """The raw body of one list page; KubeError (or _Expired on 410) when there is none."""
         query = [('limit', self.page_size)]
         if token:
             query.append(('continue', token))
         if selector:
             query.append(('labelSelector', selector))
-        what = 'listing %s' % resource
         try:
-            data = self._get(resource, namespace, query)
+            return self._get(resource, namespace, query)
         except (ApiException, _HTTPError) as exc:
             if exc.status == 410:
                 raise _Expired(_status_message(exc))
@@ -434,21 +445,27 @@ class KubeClient:
             raise
         except Exception as exc:
             raise KubeError(_explain_transport_error(exc, resource, self.server, self.timeout))
-        page = parse_json_body(data, what)
+
+    @staticmethod
+    def _decode(data, resource, whole):
+        kind = RESOURCES[resource][3]
+        what = 'listing %s' % resource
+        page = parse_json_body(data, what, _fields.reader(resource, whole))
         if not isinstance(page, dict) or page.get('kind') != kind or not isinstance(page.get('items'), list):
             raise KubeError('%s: the answer is not a %s (kind %s)' % (
                 what, kind, api_text(repr(page.get('kind')) if isinstance(page, dict) else type(page).__name__, 60)))
         return page
 
-    def list(self, resource, reduce, namespace=None, selector=None):
+    def list(self, resource, reduce, namespace=None, selector=None, whole=False):
         """Every item of a list, each passed through reduce() page by page; None results dropped.
 
-        A 410 on a continue token (the snapshot was compacted) restarts the list once.
-        Returns (items, resourceVersion).
+        Items hold only the fields _fields declares for the resource; whole=True keeps every field
+        (a JMESPath filter may read any). A 410 on a continue token (the snapshot was compacted)
+        restarts the list once. Returns (items, resourceVersion).
         """
         for attempt in (1, 2):
             try:
-                return self._list_once(resource, reduce, namespace, selector)
+                return self._list_once(resource, reduce, namespace, selector, whole)
             except _Expired as exc:
                 if attempt == 2:
                     raise KubeError('listing %s: the list expired twice while paging (410 Gone): '
@@ -456,12 +473,17 @@ class KubeClient:
                                     'raise the page size' % (resource, exc))
         raise AssertionError('unreachable')
 
-    def _list_once(self, resource, reduce, namespace, selector):
-        items, token, version = [], None, None
+    def _list_once(self, resource, reduce, namespace, selector, whole):
+        items, version = [], None
         # remainingItemCount promises how many items the later pages hold
         count, promised = 0, None
+        data, ahead = self._fetch(resource, namespace, selector, None), None
         while True:
-            page = self._page(resource, namespace, selector, token)
+            # The next page travels while this one is decoded: its continue token is at the front.
+            hint = continue_hint(data)
+            ahead = _Ahead(self._fetch, resource, namespace, selector, hint) if hint else None
+            page = self._decode(data, resource, whole)
+            data = None
             metadata = page.get('metadata') or {}
             version = version or metadata.get('resourceVersion')
             for item in page['items']:
@@ -472,12 +494,68 @@ class KubeClient:
             if isinstance(metadata.get('remainingItemCount'), int):
                 promised = count + metadata['remainingItemCount']
             token = metadata.get('continue')
+            page = None
             if not token:
                 break
+            data = ahead.result() if ahead is not None and ahead.token == token else None
+            if data is None:
+                if ahead is not None:
+                    ahead.wait()  # one request at a time
+                data = self._fetch(resource, namespace, selector, token)
         if promised is not None and count < promised:
             raise KubeError('listing %s: the list ended after %d of %d items; the API server or a '
                             'proxy cut it short' % (resource, count, promised))
         return items, version
+
+
+# The front of a list answer as API servers write it: kind, apiVersion, then the list's metadata.
+_LIST_FRONT = re.compile(br'\A\s*\{\s*"kind"\s*:\s*"[A-Za-z]{1,64}"\s*,\s*"apiVersion"\s*:\s*"[A-Za-z0-9./-]{1,64}"\s*,'
+                         br'\s*"metadata"\s*:\s*')
+_FRONT_BYTES = 8192
+
+
+def continue_hint(data):
+    """The continue token at the front of a raw list page, or None; read before the page is.
+
+    Only a hint: the page's own metadata, once decoded, says which page comes next.
+    """
+    found = _LIST_FRONT.match(data) if isinstance(data, bytes) else None
+    if not found:
+        return None
+    try:
+        metadata = json.JSONDecoder().raw_decode(data[found.end():found.end() + _FRONT_BYTES].decode('utf-8', 'replace'))[0]
+    except ValueError:
+        return None
+    token = metadata.get('continue') if isinstance(metadata, dict) else None
+    return token if isinstance(token, str) and token else None
+
+
+class _Ahead:
+    """One list page asked for in a thread of its own, while the previous one is decoded."""
+
+    def __init__(self, fetch, resource, namespace, selector, token):
+        self.token = token
+        self._data = self._error = None
+        # a daemon: a list that fails meanwhile does not wait for it
+        self._thread = threading.Thread(target=self._run, args=(fetch, resource, namespace, selector, token),
+                                        name='portico-list-%s' % resource, daemon=True)
+        self._thread.start()
+
+    def _run(self, fetch, *args):
+        try:
+            self._data = fetch(*args)
+        except Exception as exc:  # pylint: disable=broad-except
+            self._error = exc
+
+    def wait(self):
+        self._thread.join()
+
+    def result(self):
+        """The page's raw body; raises what fetching it raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._data
 
 
 class SecretForbidden(KubeError):

@@ -13,7 +13,7 @@ __metaclass__ = type
 
 import traceback
 
-from ansible_collections.portico.k8s.plugins.module_utils import _selectors
+from ansible_collections.portico.k8s.plugins.module_utils import _fields, _selectors
 from ansible_collections.portico.k8s.plugins.module_utils._annotations import ANNOTATIONS, DEFAULT_PREFIX, MAX_VALUE_LENGTH
 from ansible_collections.portico.k8s.plugins.module_utils._client import (
     KubeClient,
@@ -46,7 +46,7 @@ def _sequence(value):
 
 
 def slim_node(obj):
-    """The fields of a Node that node eligibility reads."""
+    """The fields of a Node that node eligibility reads (_fields.NODE declares them)."""
     obj = _mapping(obj)
     metadata, spec, status = (_mapping(obj.get(k)) for k in ('metadata', 'spec', 'status'))
     ready = None
@@ -100,8 +100,14 @@ def status_manager(metadata):
     return None
 
 
+def _port(port):
+    port = _mapping(port)
+    return {'name': port.get('name') or '', 'protocol': port.get('protocol') or 'TCP', 'port': port.get('port'),
+            'node_port': port.get('nodePort')}
+
+
 def slim_service(obj, prefix=DEFAULT_PREFIX):
-    """The fields of a Service that the routing model reads."""
+    """The fields of a Service that the routing model reads (_fields.SERVICE declares them)."""
     obj = _mapping(obj)
     metadata, spec = _mapping(obj.get('metadata')), _mapping(obj.get('spec'))
     return {
@@ -112,12 +118,7 @@ def slim_service(obj, prefix=DEFAULT_PREFIX):
         # a timestamp that is not text (a hand-made snapshot) counts as missing: it is only sorted by
         'created': metadata.get('creationTimestamp') if isinstance(metadata.get('creationTimestamp'), str) else '',
         'type': spec.get('type') or 'ClusterIP',
-        'ports': [{
-            'name': _mapping(p).get('name') or '',
-            'protocol': _mapping(p).get('protocol') or 'TCP',
-            'port': _mapping(p).get('port'),
-            'node_port': _mapping(p).get('nodePort'),
-        } for p in _sequence(spec.get('ports'))],
+        'ports': [_port(p) for p in _sequence(spec.get('ports'))],
         'external_traffic_policy': spec.get('externalTrafficPolicy') or 'Cluster',
         'health_check_node_port': spec.get('healthCheckNodePort'),
         'annotations': prefixed_annotations(metadata, prefix),
@@ -150,6 +151,11 @@ class ServiceFilter:
                 raise KubeError('filter %r is not a valid JMESPath expression: %s' % (expression, exc))
         self.seen = 0
 
+    @property
+    def whole(self):
+        """Whether services must be read with every field: a JMESPath filter may read any."""
+        return self.expression is not None
+
     def __call__(self, obj, local=True):
         """The slim service if it is a candidate for exposure, else None.
 
@@ -173,19 +179,25 @@ def slim_endpointslice(obj):
     """The service an EndpointSlice belongs to and the nodes that host its ready endpoints.
 
     An endpoint whose ready condition is unset counts as ready, as the API documents.
+    _fields.ENDPOINT_SLICE declares the fields read.
     """
     obj = _mapping(obj)
+    namespace, service = _slice_service(obj)
+    return {'namespace': namespace, 'service': service, 'ready_nodes': _ready_nodes(obj)}
+
+
+def _slice_service(obj):
     metadata = _mapping(obj.get('metadata'))
+    return metadata.get('namespace'), _mapping(metadata.get('labels')).get(SERVICE_NAME_LABEL)
+
+
+def _ready_nodes(obj):
     nodes = set()
     for endpoint in _sequence(obj.get('endpoints')):
         endpoint = _mapping(endpoint)
         if _mapping(endpoint.get('conditions')).get('ready') is not False and isinstance(endpoint.get('nodeName'), str):
             nodes.add(endpoint['nodeName'])
-    return {
-        'namespace': metadata.get('namespace'),
-        'service': _mapping(metadata.get('labels')).get(SERVICE_NAME_LABEL),
-        'ready_nodes': sorted(nodes),
-    }
+    return sorted(nodes)
 
 
 def _local_services(services):
@@ -193,10 +205,13 @@ def _local_services(services):
 
 
 def _slices_of(local_services):
-    """A reducer keeping only the slices of Local-policy services."""
+    """A reducer keeping only the slices of Local-policy services (the others' endpoints are not read)."""
     def reduce(obj):
-        slim = slim_endpointslice(obj)
-        return slim if (slim['namespace'], slim['service']) in local_services else None
+        obj = _mapping(obj)
+        key = _slice_service(obj)
+        if key not in local_services:
+            return None
+        return {'namespace': key[0], 'service': key[1], 'ready_nodes': _ready_nodes(obj)}
     return reduce
 
 
@@ -257,7 +272,8 @@ def read_api(settings, service_filter, node_selector=None, timeout=30, page_size
         services, slices = [], []
         for namespace in namespaces:
             found, dummy = client.list('services', lambda o: service_filter(o, local=False),
-                                       namespace=namespace, selector=service_filter.label_selector)
+                                       namespace=namespace, selector=service_filter.label_selector,
+                                       whole=service_filter.whole)
             services.extend(found)
         local = _local_services(services)
         # EndpointSlices are read only when a Local-policy service needs them.
@@ -284,13 +300,15 @@ def read_snapshot(path, service_filter, node_selector=None):
             data = handle.read()
     except (IOError, OSError) as exc:
         raise KubeError('cannot read snapshot %s: %s' % (path, exc))
-    document = parse_json_body(data, 'snapshot %s' % path)
+    document = parse_json_body(data, 'snapshot %s' % path,
+                               _fields.reader('snapshot', whole=service_filter.whole))
     if not isinstance(document, dict) or not isinstance(document.get('items'), list):
         raise KubeError('snapshot %s is not a Kubernetes List (no items array); make it with '
                         '"kubectl get nodes,services,endpointslices -A -o json"' % path)
     kinds = {}
     for obj in document['items']:
         kind = _mapping(obj).get('kind')
+        kind = kind if isinstance(kind, str) else None
         kinds[kind] = kinds.get(kind, 0) + 1
     if not kinds.get('Node') and not kinds.get('Service'):
         # an empty model that a fresh load balancer would install: not a cluster, whatever it is

@@ -5,8 +5,8 @@
 
 Private to this collection. A watch sees every write to an object: node heartbeats,
 image lists, managedFields, status of pods behind a service. Only a change of what the
-routing model reads may trigger a sync, so each object is reduced with the same slim_*
-functions the model is built from, and the reduced record is hashed. RoutingState keeps
+routing model reads may trigger a sync, so each object (decoded into the fields _fields declares)
+is reduced with the same slim_* functions the model is built from, and the reduced record is hashed. RoutingState keeps
 one fingerprint per object and says whether an event (or a relist) changed routing.
 Pure Python: no I/O, no Kubernetes client.
 """

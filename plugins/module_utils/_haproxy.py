@@ -96,6 +96,9 @@ class _Section:
         self.service, self.node = service, node
 
     def __call__(self, kind, value, what):
+        # slot() itself, with its commonest case first: a text that fits (this runs for every value rendered)
+        if value.__class__ is str and kind in _SLOTS and _SLOTS[kind].match(value):
+            return value
         try:
             return slot(kind, value)
         except UnsafeValue as exc:

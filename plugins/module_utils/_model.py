@@ -32,6 +32,7 @@ from ansible_collections.portico.k8s.plugins.module_utils._tls import name_match
 from ansible_collections.portico.k8s.plugins.module_utils._traffic import (
     Subsetter,
     health_check,
+    local_nodes,
     ready_nodes_by_service,
     serving_nodes,
 )
@@ -411,8 +412,8 @@ def _redirects(winners, options, warnings, claims):
     return redirects
 
 
-def _backend_nodes(name, candidate, eligible_names, ready_by_service, subsetter):
-    nodes = serving_nodes(candidate, eligible_names, ready_by_service)
+def _backend_nodes(name, candidate, eligible_names, local, subsetter):
+    nodes = serving_nodes(candidate, local)
     if subsetter.size:
         picked = subsetter.pick(name, eligible_names if nodes == 'all' else nodes)
         return 'all' if picked is eligible_names else picked
@@ -614,7 +615,7 @@ def _build(nodes, services, options, source, endpoint_slices, secrets, refused):
                               options.get('drain_seconds') or 0)
     eligible, excluded_nodes, draining = _without_refused(eligible, excluded_nodes, draining, refused['nodes'])
     eligible_names = [node['name'] for node in eligible]
-    ready_by_service = ready_nodes_by_service(endpoint_slices or [])
+    local = local_nodes(ready_nodes_by_service(endpoint_slices or []), eligible_names)
     subsetter = Subsetter(options.get('backend_subset_size') or 0, eligible_names)
     candidates, excluded_services, warnings, counts = [], [], [], {}
     for service in services:
@@ -664,7 +665,7 @@ def _build(nodes, services, options, source, endpoint_slices, secrets, refused):
             'timeout_connect': settings.get('timeout-connect'),
             'timeout_server': settings.get('timeout-server'),
             'timeout_tunnel': settings.get('timeout-tunnel'),
-            'nodes': _backend_nodes(name, candidate, eligible_names, ready_by_service, subsetter),
+            'nodes': _backend_nodes(name, candidate, eligible_names, local, subsetter),
         })
         by_service.setdefault(candidate['service'], []).append(name)
     frontends = _frontends(winners + redirects, warnings)

@@ -21,6 +21,9 @@ _DNS1035_LABEL = re.compile(r'\A[a-z]([-a-z0-9]{0,61}[a-z0-9])?\Z')
 _HOSTNAME_LABEL = re.compile(r'\A[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z')
 # The characters of IPv4 and IPv6 notation, before ipaddress reads the value.
 _IP_CHARACTERS = re.compile(r'\A[0-9A-Fa-f:.]{2,45}\Z')
+# An IPv4 address as ipaddress writes it (no leading zeros): read without ipaddress, which is slow.
+_OCTET = r'(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])'
+_CANONICAL_IPV4 = re.compile(r'\A%s(?:\.%s){3}\Z' % (_OCTET, _OCTET))
 
 
 class InvalidValue(ValueError):
@@ -82,6 +85,8 @@ def ip_address(value, what='address'):
     a zone id means nothing on a load balancer's bind or a node's address, so it is refused,
     as are IPv4-mapped IPv6 addresses (HAProxy would bind or connect over IPv4 behind them).
     """
+    if isinstance(value, str) and _CANONICAL_IPV4.match(value):
+        return value
     if not isinstance(value, str) or not _IP_CHARACTERS.match(value):
         if isinstance(value, str) and '%' in value:
             raise InvalidValue('%s %s has an IPv6 zone id (the "%%..." part), which has no meaning here'

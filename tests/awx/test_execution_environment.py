@@ -77,7 +77,7 @@ def test_the_python_and_system_requirements_are_the_collections(context):
     assert (context / '_build' / 'bindep.txt').read_text() == (REPO / 'bindep.txt').read_text()
     names = [line.split('>=')[0] for line in (REPO / 'requirements.txt').read_text().splitlines()
              if line and not line.startswith('#')]
-    assert {'kubernetes', 'jmespath'} <= set(names)
+    assert {'kubernetes', 'jmespath', 'msgspec'} <= set(names)
     packages = [line.split()[0] for line in (REPO / 'bindep.txt').read_text().splitlines()
                 if line and not line.startswith('#')]
     assert 'haproxy' in packages
@@ -116,5 +116,6 @@ def test_the_installed_collection_advertises_its_requirements_to_ansible_builder
     system = [line for line in found['system'] if line.endswith('# from collection portico.k8s')]
     assert any(line.startswith('kubernetes>=') for line in python), found
     assert any(line.startswith('jmespath>=') for line in python), found
+    assert any(line.startswith('msgspec>=') for line in python), found
     assert not any(line.startswith('ansible-core') for line in python)  # ansible_core installs it
     assert any(line.startswith('haproxy ') for line in system), found

@@ -101,8 +101,8 @@ def _import_module_utils():
     ansible-rulebook loads this file by path, so ansible_collections may not be importable.
     """
     try:
-        from ansible_collections.portico.k8s.plugins.module_utils import _client, _cluster, _fingerprint
-        return _client, _cluster, _fingerprint
+        from ansible_collections.portico.k8s.plugins.module_utils import _client, _cluster, _fields, _fingerprint
+        return _client, _cluster, _fields, _fingerprint
     except ImportError:
         pass
     root = _collection_root()
@@ -119,11 +119,11 @@ def _import_module_utils():
                 sys.modules[name] = module
         if root not in sys.modules['ansible_collections.portico.k8s'].__path__:
             sys.modules['ansible_collections.portico.k8s'].__path__.append(root)
-    from ansible_collections.portico.k8s.plugins.module_utils import _client, _cluster, _fingerprint
-    return _client, _cluster, _fingerprint
+    from ansible_collections.portico.k8s.plugins.module_utils import _client, _cluster, _fields, _fingerprint
+    return _client, _cluster, _fields, _fingerprint
 
 
-_client, _cluster, _fingerprint = _import_module_utils()
+_client, _cluster, _fields, _fingerprint = _import_module_utils()
 
 try:
     import kubernetes
@@ -214,6 +214,9 @@ class _Watcher(threading.Thread):
         self.kind, self.resource, self.namespace, self.selector = kind, resource, namespace, selector
         self.settings, self.options, self.post = settings, options, post
         self.stopping = threading.Event()
+        # only the fields the fingerprints read, unless a JMESPath filter may read any
+        self.whole = resource == 'services' and bool(options.get('filter'))
+        self.read = _fields.reader('watch:' + resource, self.whole)
         self.resource_version = None
         self.response = None
         self.lists = self.watches = self.expired = self.failures = 0
@@ -238,7 +241,7 @@ class _Watcher(threading.Thread):
                                                 page_size=self.options['page_size'])
                 if self.resource_version is None:
                     items, version = client.list(self.resource, _identity, namespace=self.namespace,
-                                                 selector=self.selector)
+                                                 selector=self.selector, whole=self.whole)
                     self.lists += 1
                     if self.stopping.is_set():
                         break
@@ -304,7 +307,7 @@ class _Watcher(threading.Thread):
 
     def _line(self, line):
         """Handle one watch event; False when the watch must end (410: relist)."""
-        event = json.loads(line)
+        event = self.read(line)
         event_type, obj = event.get('type'), event.get('object') or {}
         if event_type == 'ERROR':
             if obj.get('code') == 410:

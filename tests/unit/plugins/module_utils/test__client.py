@@ -1,9 +1,14 @@
 """The API client against the test API server: paging, auth, TLS and every way a read can fail."""
 
+import json
+import os
+
 import pytest
 
 from ansible_collections.portico.k8s.plugins.module_utils import _client, _cluster, _collect
 from tests.fakeapi import objects
+
+FIXTURES = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'data', 'kube-apiserver-1.36')
 
 
 def settings(api, **overrides):
@@ -364,3 +369,22 @@ def test_bad_impersonation_is_refused_before_connecting(value, message):
 
 def test_groups_from_the_environment_are_comma_separated():
     assert _client.impersonation({'impersonate_user': 'jane', 'impersonate_groups': 'a, b,'}) == ('jane', ['a', 'b'])
+
+
+def test_the_next_page_is_asked_for_from_the_front_of_the_page_it_follows():
+    with open(os.path.join(FIXTURES, 'nodes-page1-limit2.json'), 'rb') as handle:
+        body = handle.read()  # a real API server's answer, indented
+    assert _client.continue_hint(body) == json.loads(body)['metadata']['continue']
+    # not where API servers put it: no page is asked for early
+    assert _client.continue_hint(b'{"items": [], "kind": "NodeList", "metadata": {"continue": "x"}}') is None
+    assert _client.continue_hint(b'{"kind": "NodeList", "apiVersion": "v1", "metadata": {"continue": ') is None
+
+
+def test_a_page_whose_front_names_another_next_page_is_read_by_its_own_metadata(cluster):
+    # the early request follows the first "metadata"; the page says, by its last one, which page is next
+    items, metadata = cluster.list_page('nodes', None, {'limit': ['3']})
+    body = ('{"kind":"NodeList","apiVersion":"v1","metadata":{"continue":"bogus"},"items":%s,"metadata":%s}'
+            % (json.dumps(items), json.dumps(metadata))).encode()
+    cluster.fault('/api/v1/nodes', status=200, body=body, times=1)
+    nodes, dummy = _client.KubeClient(settings(cluster), page_size=3).list('nodes', _cluster.slim_node)
+    assert names(nodes) == ['node-%d' % i for i in range(1, 8)]
