@@ -43,6 +43,20 @@ def unseal_all(sealed, key):
         raise AnsibleActionFail('cannot unseal the TLS certificates: %s' % exc)
 
 
+def readable_hashes(args):
+    """A warning when the metrics users' password hashes go into a file that every local user can read."""
+    metrics = args.get('metrics') or {}
+    try:
+        mode = int(str(args.get('mode') or '0644'), 8)
+    except ValueError:
+        return None
+    if isinstance(metrics, dict) and metrics.get('users') and mode & 0o004:
+        return ('%s is readable by every user of the load balancer (haproxy_sync_config_mode %s) and holds the '
+                'password hashes of haproxy_sync_metrics_users: set haproxy_sync_config_mode to "0640"'
+                % (args.get('path') or 'haproxy.cfg', args.get('mode') or '0644'))
+    return None
+
+
 def _host(task_vars):
     return (task_vars or {}).get('inventory_hostname', 'this host')
 
@@ -89,6 +103,9 @@ class ActionModule(ActionBase):
         args['model'] = json.dumps(slim(model), separators=(',', ':'))
         args.setdefault('load_balancer', _host(task_vars))
         result.update(self._execute_module(module_name=_MODULE, module_args=args, task_vars=task_vars))
+        readable = readable_hashes(args)
+        if readable:
+            result.setdefault('warnings', []).append(readable)
         # the one line that says what happened here is worth showing without -v
         result['_ansible_verbose_always'] = True
         return result

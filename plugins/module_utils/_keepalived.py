@@ -19,6 +19,9 @@ import re
 # an interface name as the kernel takes it (IFNAMSIZ - 1), without the characters the file uses
 _INTERFACE = re.compile(r'^[A-Za-z0-9_.@-]{1,15}$')
 _PATH = re.compile(r'^/[A-Za-z0-9_./@+-]*$')
+# the characters of an IPv4 or IPv6 address (no zone id), and of one with a prefix length
+_ADDRESS = re.compile(r'^[0-9A-Fa-f:.]{2,45}$')
+_WITH_PREFIX = re.compile(r'^[0-9A-Fa-f:.]{2,45}(/[0-9]{1,3})?$')
 
 REFUSED_SUFFIX = '.portico-refused'
 CHECK_NAME = 'portico_haproxy'
@@ -32,8 +35,12 @@ class VrrpError(ValueError):
 
 
 def _address(value, what, hint=''):
+    # a zone id ('%' and any text, newlines too) would reach the file: refused with everything else odd
+    text = str(value).strip()
+    if not _ADDRESS.match(text):
+        raise VrrpError('%s %r is not an IP address%s' % (what, value, hint))
     try:
-        return ipaddress.ip_address(str(value).strip())
+        return ipaddress.ip_address(text)
     except ValueError:
         raise VrrpError('%s %r is not an IP address%s' % (what, value, hint))
 
@@ -41,6 +48,9 @@ def _address(value, what, hint=''):
 def _floating(value, what):
     """An address of a floating address list: the address alone (a host prefix) or with a prefix length."""
     text = str(value).strip()
+    if not _WITH_PREFIX.match(text):
+        raise VrrpError('%s %r is not an IP address (or an address with a prefix length, 192.0.2.10/24)'
+                        % (what, value))
     try:
         interface = ipaddress.ip_interface(text)
     except ValueError:
@@ -167,7 +177,8 @@ def render(vrrp, addresses):
         'vrrp_script %s {' % CHECK_NAME,
         '    script "%s %s %s"' % (vrrp['check_script'], vrrp['config_path'], vrrp['runtime_socket']),
         '    interval 1',
-        '    timeout 2',
+        # the check looks for WATCH_SECONDS, and each question takes at most a second more
+        '    timeout 3',
         '    fall 1',
         '    rise 2',
         '}',
@@ -220,7 +231,7 @@ def serving(config, runtime):
     if os.path.lexists(config + '%(refused)s'):
         return False
     client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    client.settimeout(1.5)
+    client.settimeout(0.5)
     try:
         client.connect(runtime)
         client.sendall(b'show info\\n')
@@ -270,11 +281,30 @@ def rollout(hosts, holding):
     if not holders or len(order) < 2:
         return order, None
     before = len(free) + len(unknown)
-    batches = [1] if before else []
+    if not before:
+        # every host holds one (a split brain, a leftover address): still one host first, as the canary
+        return order, [1, len(order) - 1]
+    batches = [1]
     if before > 1:
         batches.append(before - 1)
     batches.append(len(holders))
     return order, batches
+
+
+def configured_addresses(text):
+    """The floating addresses a keepalived.conf moves (its virtual_ipaddress blocks), as text."""
+    found, inside = [], False
+    for line in text.splitlines():
+        words = line.split('#', 1)[0].split()
+        if not words:
+            continue
+        if words[0] in ('virtual_ipaddress', 'virtual_ipaddress_excluded') and words[-1] == '{':
+            inside = True
+        elif inside and words[0] == '}':
+            inside = False
+        elif inside:
+            found.append(words[0])
+    return found
 
 
 def holds(addresses, local):

@@ -68,7 +68,7 @@ class KeepalivedStep(object):
             self.text = _keepalived.render(self.vrrp, self.addresses).encode('utf-8')
             self.script = _keepalived.check_script(sys.executable).encode('utf-8')
         except _keepalived.VrrpError as exc:
-            raise KeepalivedFailed('the keepalived settings were refused, so %s was not changed: %s' % (self.path, exc))
+            raise KeepalivedFailed('the keepalived settings were refused, so nothing was changed: %s' % exc)
 
     def run(self):
         try:
@@ -97,24 +97,17 @@ class KeepalivedStep(object):
                               after=self.script.decode('utf-8')))
         if not diffs:
             return False, '%s is up to date (floating addresses %s).' % (self.path, held), []
+        # the new file with the new check, validated in a temporary directory first: a refused one changes nothing
+        self.validated()
         if self.check:
-            return True, self.check_candidate(held), diffs
+            return True, 'the new %s passes \'%s\'; keepalived would be reloaded (floating addresses %s).' % (
+                self.path, self.shown_validate(), held), diffs
         if current_script != self.script:
             self.install_script()
         if current == self.text:
             return True, 'installed the keepalived health check %s.' % self.vrrp['check_script'], diffs
-        handle, candidate = tempfile.mkstemp(dir=directory, prefix='.portico-candidate.')
-        self.temporary.append(candidate)
-        with os.fdopen(handle, 'wb') as out:
-            out.write(self.text)
-        os.chmod(candidate, 0o644)
-        rc, output = self.validate(candidate)
-        if rc != 0:
-            raise KeepalivedFailed('the new %s failed to validate with \'%s\' (exit %d), so the current file stays and '
-                                   'keepalived was not reloaded: %s' % (self.path, self.shown_validate(), rc, output))
         mode = os.stat(self.path).st_mode & 0o7777 if current is not None else 0o644
-        os.rename(candidate, self.path)
-        self.temporary.remove(candidate)
+        replace_atomically(self.path, lambda out: out.write(self.text), mode, prefix='.portico-candidate.')
         problem = self.reload()
         if problem is None:
             return True, 'installed the new %s and reloaded keepalived (floating addresses %s).' % (self.path, held), diffs
@@ -128,8 +121,8 @@ class KeepalivedStep(object):
         replace_atomically(self.vrrp['check_script'], lambda out: out.write(self.script), 0o755,
                            (0, 0) if os.geteuid() == 0 else None)
 
-    def check_candidate(self, held):
-        """Check mode: validate the new file with the new health check, both in a temporary directory."""
+    def validated(self):
+        """Validate the new file, pointing at the new health check, both in a temporary directory."""
         directory = tempfile.mkdtemp(prefix='portico-check.')
         self.temporary.append(directory)
         script = os.path.join(directory, 'check')
@@ -142,10 +135,10 @@ class KeepalivedStep(object):
             out.write(text)
         rc, output = self.validate(candidate)
         if rc != 0:
-            raise KeepalivedFailed('the new %s would be refused by \'%s\' (exit %d), and a real run would leave the '
-                                   'current one in place: %s' % (self.path, self.shown_validate(), rc, output))
-        return 'the new %s passes \'%s\'; keepalived would be reloaded (floating addresses %s).' % (
-            self.path, self.shown_validate(), held)
+            raise KeepalivedFailed('the new %s %s \'%s\' (exit %d), so %s: %s' % (
+                self.path, 'would be refused by' if self.check else 'failed to validate with', self.shown_validate(), rc,
+                'a real run would leave the current one in place' if self.check else
+                'the current one stays and keepalived was not reloaded', output))
 
     def words(self, command, what):
         try:

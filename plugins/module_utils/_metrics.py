@@ -190,7 +190,7 @@ def address_problem(checked, forbidden, pools=None):
 
 def floating(vips):
     """[(address, what it is)] of the floating addresses (haproxy_sync_vips), their prefix lengths left out."""
-    return [(str(vip).split('/')[0], 'a floating address (haproxy_sync_vips)') for vip in vips or []
+    return [(str(vip).partition('/')[0], 'a floating address (haproxy_sync_vips)') for vip in vips or []
             if isinstance(vip, str)]
 
 

@@ -12,7 +12,8 @@ module: floating_address_info
 short_description: Tell which floating addresses this load balancer holds now
 version_added: 0.3.0
 description:
-  - Reads this host's addresses (C(ip -json address show)) and returns which of O(addresses) are among them.
+  - Reads this host's addresses (C(ip -json address show)) and returns which of O(addresses), and of the
+    addresses that O(keepalived_config) moves, are among them.
   - C(playbooks/sync.yml) runs it on every load balancer that manages keepalived
     (C(haproxy_sync_keepalived)) before the rollout, and updates the hosts that hold an address last.
   - Read-only; nothing on the host changes.
@@ -35,7 +36,12 @@ options:
     description: The floating addresses, each an address or an address with its prefix length.
     type: list
     elements: str
-    required: true
+    default: []
+  keepalived_config:
+    description:
+      - keepalived's file; the addresses its C(virtual_ipaddress) blocks move count as floating addresses too
+        (those of LoadBalancer Services, as the last sync wrote them). A missing file adds none.
+    type: path
 requirements:
   - iproute2 (C(ip)) on the host
 '''
@@ -68,7 +74,12 @@ import json
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.portico.k8s.plugins.module_utils._keepalived import VrrpError, floating_addresses, holds
+from ansible_collections.portico.k8s.plugins.module_utils._keepalived import (
+    VrrpError,
+    configured_addresses,
+    floating_addresses,
+    holds,
+)
 
 
 def local_addresses(answer):
@@ -82,12 +93,27 @@ def local_addresses(answer):
 
 
 def main():
-    module = AnsibleModule(argument_spec=dict(addresses=dict(type='list', elements='str', required=True)),
+    module = AnsibleModule(argument_spec=dict(addresses=dict(type='list', elements='str', default=[]),
+                                              keepalived_config=dict(type='path')),
                            supports_check_mode=True)
-    try:
-        wanted = [str(a) for a in floating_addresses(module.params['addresses'], with_services=False)]
-    except VrrpError as exc:
-        module.fail_json(msg=str(exc))
+    given = list(module.params['addresses'])
+    path = module.params['keepalived_config']
+    if path:
+        try:
+            with open(path) as handle:
+                given += configured_addresses(handle.read())
+        except FileNotFoundError:
+            pass
+        except (IOError, OSError, UnicodeDecodeError) as exc:
+            module.fail_json(msg='cannot read %s: %s' % (path, exc))
+    wanted = []
+    for address in given:
+        try:
+            wanted += [str(a) for a in floating_addresses([address], with_services=False)]
+        except VrrpError as exc:
+            if address in module.params['addresses']:
+                module.fail_json(msg=str(exc))
+            # a line of keepalived's file that is no floating address of ours
     ip = module.get_bin_path('ip')
     if not ip:
         module.fail_json(msg='ip (iproute2) was not found on this host, so which floating addresses it holds is '

@@ -318,6 +318,14 @@ options:
         description: The command that makes keepalived read its file again.
         type: str
         default: systemctl reload keepalived
+      peers_updated:
+        description:
+          - Whether another load balancer already serves this run's model. Only then does a refusal here
+            (C(<path>.portico-refused)) take the floating addresses away from this host; a refusal on the first
+            host of a rollout leaves every host on the same configuration, and the addresses where they are.
+          - The role sets it from the hosts of earlier batches that took the model.
+        type: bool
+        default: true
   metrics:
     description:
       - A frontend of this load balancer's own that serves HAProxy's Prometheus exporter at C(/metrics)
@@ -596,6 +604,8 @@ class HostStep(object):
                            lock_waited=0.0, stale_lock_removed=False, installed_model_time=None,
                            applied_at_runtime=False, runtime_changes=0, reload_reason=None, leaving=[])
         self.temporary = []
+        # this run is in the textfile (or must not be: another run held the lock)
+        self.recorded = False
         # (current, candidate) as _servers.parse read them, once the runtime path is considered
         self.files = None
         self.metrics = None
@@ -616,6 +626,8 @@ class HostStep(object):
             self.params['textfile'] = None
             self.fail('the textfile %s (haproxy_sync_textfile) must end in .prom, as node_exporter reads only those; '
                       'nothing was changed' % textfile)
+        if self.params['keepalived']:
+            self.prepare_floating()
         token, lock = None, self.path + LOCK_SUFFIX
         directory = os.path.dirname(self.path) or '.'
         if not os.path.isdir(directory):
@@ -629,20 +641,27 @@ class HostStep(object):
                     token, broken, self.result['lock_waited'] = take(
                         lock, self.params['lock_timeout'], self.params['lock_stale_seconds'])
                 except LockError as exc:
+                    # another run holds this host: its run records itself, this one says nothing of the host
+                    self.recorded = True
                     self.fail(str(exc))
                 self.result['stale_lock_removed'] = bool(broken)
                 if broken:
                     self.module.warn(broken)
             try:
-                message = self.sync()
-            except (StepFailed, OSError, IOError, ValueError) as exc:
-                if self.params['keepalived'] and not self.check:
-                    # this host runs an older configuration than the others: its floating addresses go
-                    mark_refused(self.path, str(exc))
+                try:
+                    message = self.sync()
+                except (StepFailed, OSError, IOError, ValueError) as exc:
+                    self.refused(str(exc))
+                    raise
+                # a host that already runs a newer model keeps the keepalived file of that model
+                if self.params['keepalived'] and not self.result['outdated']:
+                    message += ' ' + self.floating()
+            except (StepFailed, OSError, IOError, ValueError):
+                # under the lock: runs that follow each other count in order
+                self.record_run(False)
                 raise
-            if self.params['keepalived']:
-                message += ' ' + self.floating()
             self.result['msg'] = message
+            self.record_run(True)
             return self.result
         finally:
             try:
@@ -655,18 +674,28 @@ class HostStep(object):
                     elif os.path.lexists(path):
                         os.unlink(path)
 
-    def floating(self):
-        """keepalived.conf and its health check brought to the model; what to add to the message."""
-        options = self.params['keepalived']
-        options = dict(options, reload_timeout=self.params['reload_timeout'])
+    def prepare_floating(self):
+        """keepalived's settings, addresses and file checked before anything changes: a bad one changes nothing."""
+        options = dict(self.params['keepalived'], reload_timeout=self.params['reload_timeout'])
+        runtime = self.params['runtime_socket'] or stats_socket(self.params['base'])
         try:
-            runtime = getattr(self, 'runtime', None) or self.params['runtime_socket'] or stats_socket(self.params['base'])
             if not runtime:
                 raise KeepalivedFailed('keepalived\'s health check asks HAProxy\'s stats socket, and the base '
-                                       'configuration has none (nor is runtime_socket set); %s was not changed'
-                                       % options['path'])
-            step = KeepalivedStep(self.module, options, self.params['model'], self.path, runtime, self.name,
-                                  self.check)
+                                       'configuration has none (nor is runtime_socket set); nothing was changed')
+            self.keepalived = KeepalivedStep(self.module, options, self.params['model'], self.path, runtime, self.name,
+                                             self.check)
+        except KeepalivedFailed as exc:
+            self.fail(str(exc))
+
+    def refused(self, problem):
+        """This host did not take the model: when others already serve it, its floating addresses go to them."""
+        if self.params['keepalived'] and not self.check and self.params['keepalived']['peers_updated']:
+            mark_refused(self.path, problem)
+
+    def floating(self):
+        """keepalived.conf and its health check brought to the model; what to add to the message."""
+        step = self.keepalived
+        try:
             changed, message, diffs = step.run()
         except KeepalivedFailed as exc:
             self.fail(str(exc))
@@ -789,8 +818,9 @@ class HostStep(object):
     def record_run(self, ok):
         """Write this run to the textfile (node_exporter's textfile collector); a problem is a warning."""
         path = self.params['textfile']
-        if not path or self.check:
+        if not path or self.check or self.recorded:
             return
+        self.recorded = True
         try:
             with open(path, 'r') as handle:
                 previous = _report.read_textfile(handle.read())
@@ -1249,6 +1279,7 @@ def main():
                 check_script=dict(type='path', default='/etc/keepalived/portico-haproxy-check'),
                 validate=dict(type='str', default='keepalived -t -f %s'),
                 reload_command=dict(type='str', default='systemctl reload keepalived'),
+                peers_updated=dict(type='bool', default=True),
             )),
             metrics=dict(type='dict', options=dict(
                 address=dict(type='str'),
@@ -1277,7 +1308,6 @@ def main():
         step.record_run(False)
         module.fail_json(msg='%s: the sync of %s stopped: %s' % (step.name, step.path, exc), invocation=invocation,
                          **step.result)
-    step.record_run(True)
     module.exit_json(invocation=invocation, **result)
 
 

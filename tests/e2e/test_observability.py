@@ -327,7 +327,7 @@ def test_the_monitoring_examples_name_metrics_that_exist(lab):
     assert used and used_ours
     assert used <= exporter, sorted(used - exporter)
     assert used_ours <= ours, sorted(used_ours - ours)
-    # the alerts the issue asks for
+    # the alerts an operator needs: sync failing, config stale, a backend with no server UP
     names = [rule['alert'] for rule in alerts['groups'][0]['rules']]
     assert {'PorticoSyncFailing', 'PorticoBackendWithoutServerUp', 'PorticoConfigStale'} <= set(names)
     assert [job for job in scrape['scrape_configs'] if job.get('metrics_path') == '/metrics']

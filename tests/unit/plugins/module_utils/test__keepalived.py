@@ -52,6 +52,8 @@ def test_addresses_of_the_other_family_move_as_excluded():
     (dict(interface='eth0\n}'), 'haproxy_sync_vrrp_interface'),
     (dict(interface='a-very-long-interface'), 'haproxy_sync_vrrp_interface'),
     (dict(address='lb1.example'), 'haproxy_sync_vrrp_address'),
+    (dict(address='2001:db8::11%x\n}\nvrrp_script evil {'), 'haproxy_sync_vrrp_address'),
+    (dict(peers=['2001:db8::12%x\n    }\n}\nvrrp_script evil {\n    script "touch pwned"']), 'VRRP peer'),
     (dict(peers=['192.0.2.12 }']), 'VRRP peer'),
     (dict(peers=['2001:db8::12']), 'not of the family'),
     (dict(router_id=0), 'haproxy_sync_vrrp_router_id'),
@@ -72,6 +74,8 @@ def test_bad_settings_name_the_setting(changes, words):
 
 @pytest.mark.parametrize('vip, words', [
     ('192.0.2.100 dev lo', 'not an IP address'),
+    ('fe80::1%eth0\n}', 'not an IP address'),
+    ('2001:db8::1%x/64', 'not an IP address'),
     ('224.0.0.18', 'cannot float'),
     ('127.0.0.1', 'cannot float'),
     ('fe80::1', 'cannot float'),
@@ -119,6 +123,8 @@ def test_rendered_file_holds_exactly_its_addresses(peers, vips, router_id, prior
     start = lines.index('    unicast_peer {')
     assert set(line.strip() for line in lines[start + 1:lines.index('    }', start)]) == expected
     assert ('    nopreempt' in lines) is not preempt
+    # what the rollout reads back from the file: every floating address, nothing else
+    assert sorted(_keepalived.configured_addresses(conf)) == sorted(a.with_prefixlen for a in addresses)
     assert '    virtual_router_id %d' % router_id in lines and '    priority %d' % priority in lines
 
 
@@ -134,7 +140,10 @@ def test_rollout_puts_holders_last_and_alone(holding, hosts):
         assert not holders or len(hosts) < 2
     else:
         assert sum(batches) == len(hosts) and all(b > 0 for b in batches)
-        assert batches[-1] == len(holders) and (batches[0] == 1 or len(batches) == 1)
+        # a canary first, always; the holders alone and last when another host can go before them
+        assert batches[0] == 1 and len(batches) >= 2
+        if len(holders) < len(hosts):
+            assert batches[-1] == len(holders)
 
 
 def test_holds_compares_addresses_not_prefixes():

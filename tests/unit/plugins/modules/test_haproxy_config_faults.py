@@ -1,4 +1,4 @@
-"""portico.k8s.haproxy_config under injected faults (issue 14, item 7): a run killed mid-way, a
+"""portico.k8s.haproxy_config under injected faults: a run killed mid-way, a
 lock its holder left behind, a reload command that hangs, a clock that runs ahead, racing runs,
 a full disk, a ratchet of removals; against a real HAProxy as in test_haproxy_config."""
 

@@ -231,7 +231,22 @@ def test_a_failed_keepalived_reload_puts_the_previous_file_back(lab):
     (dict(peers=[]), 'no VRRP peer'),
 ])
 def test_bad_settings_change_nothing_and_name_the_setting(lab, options, words):
+    before = lab.config.read_text()
     result = lab.call(the_model(), keepalived=options)
-    assert result['failed'] and words in result['msg'] and 'was not changed' in result['msg'], result
+    assert result['failed'] and words in result['msg'] and 'nothing was changed' in result['msg'], result
     assert lab.keepalived_conf.read_text() == 'global_defs {\n    router_id lab\n}\n'
     assert not lab.check_script.exists()
+    # checked before HAProxy was touched
+    assert lab.config.read_text() == before and not result['reloaded']
+
+
+def test_a_refusal_while_no_other_host_took_the_model_leaves_the_address(lab):
+    assert not lab.call(the_model()).get('failed')
+    lab.wait_for(True)
+    refused = lab.call(the_model(read_at=2000.0, addresses=['192.0.2.150']), validate='/bin/false %s',
+                       keepalived=dict(peers_updated=False))
+    assert refused['failed'] and 'failed to validate' in refused['msg'], refused
+    # the first host of a rollout: every host still runs the same configuration, so nothing moves
+    assert not Path(str(lab.config) + _keepalived.REFUSED_SUFFIX).exists()
+    time.sleep(1.5)
+    assert lab.holds()
