@@ -258,7 +258,7 @@ def test_an_invalid_base_template_is_refused_and_haproxy_keeps_serving(lab):
     assert recap['lb-a']['failed'] == 1
     # the canary failed: the rollout stops before the second load balancer (asked only which
     # floating addresses it holds, in the play before)
-    assert recap['lb-b'] == {'ok': 1, 'changed': 0, 'failed': 0}
+    assert (recap['lb-b']['changed'], recap['lb-b']['failed']) == (0, 0)
     assert {host: lab.config(host).read_bytes() for host in LOAD_BALANCERS} == configs
     assert lab.states() == states
     for host in LOAD_BALANCERS:
@@ -297,7 +297,7 @@ def test_a_failed_reload_puts_the_previous_configuration_back(lab):
     assert 'Reloading HAProxy failed' in result.stdout, result.stdout[-3000:]
     # /bin/false fails the second reload too, and the message says so
     assert 'The previous configuration was put back, but reloading it failed too' in result.stdout
-    assert recap['lb-a']['failed'] == 1 and recap['lb-b'] == {'ok': 1, 'changed': 0, 'failed': 0}
+    assert recap['lb-a']['failed'] == 1 and (recap['lb-b']['changed'], recap['lb-b']['failed']) == (0, 0)
     assert _configs(lab) == configs
     assert lab.states() == states
     _expect('lb-a', lab.admin, lab.admin_np, ['worker-1', 'worker-3'])
