@@ -261,11 +261,11 @@ def _explain_transport_error(exc, resource, server, timeout):
     return 'listing %s from %s failed: %s' % (resource, server, text)
 
 
-def parse_json_body(data, what, read=None):
+def parse_json_body(data, what, read=None, projected=True):
     """The body decoded by read (a _fields.Reader; None: whole, with json.loads), the garbage collector paused."""
     if read is not None:
         try:
-            return read(data)
+            return read(data, projected)
         except ValueError as exc:
             raise _not_json(what, exc)
     was_enabled = gc.isenabled()
@@ -447,25 +447,27 @@ class KubeClient:
             raise KubeError(_explain_transport_error(exc, resource, self.server, self.timeout))
 
     @staticmethod
-    def _decode(data, resource, whole):
+    def _decode(data, resource, whole, projected):
         kind = RESOURCES[resource][3]
         what = 'listing %s' % resource
-        page = parse_json_body(data, what, _fields.reader(resource, whole))
+        page = parse_json_body(data, what, _fields.reader(resource, whole), projected)
         if not isinstance(page, dict) or page.get('kind') != kind or not isinstance(page.get('items'), list):
             raise KubeError('%s: the answer is not a %s (kind %s)' % (
                 what, kind, api_text(repr(page.get('kind')) if isinstance(page, dict) else type(page).__name__, 60)))
         return page
 
-    def list(self, resource, reduce, namespace=None, selector=None, whole=False):
+    def list(self, resource, reduce, namespace=None, selector=None, whole=False, projected=True):
         """Every item of a list, each passed through reduce() page by page; None results dropped.
 
         Items hold only the fields _fields declares for the resource; whole=True keeps every field
-        (a JMESPath filter may read any). A 410 on a continue token (the snapshot was compacted)
+        (a JMESPath filter may read any). projected=False is for a reduce() that itself reads only
+        the declared fields and keeps none of the item: without msgspec it gets the item as
+        json.loads read it, not a copy of its declared fields. A 410 on a continue token (the snapshot was compacted)
         restarts the list once. Returns (items, resourceVersion).
         """
         for attempt in (1, 2):
             try:
-                return self._list_once(resource, reduce, namespace, selector, whole)
+                return self._list_once(resource, reduce, namespace, selector, whole, projected)
             except _Expired as exc:
                 if attempt == 2:
                     raise KubeError('listing %s: the list expired twice while paging (410 Gone): '
@@ -473,7 +475,7 @@ class KubeClient:
                                     'raise the page size' % (resource, exc))
         raise AssertionError('unreachable')
 
-    def _list_once(self, resource, reduce, namespace, selector, whole):
+    def _list_once(self, resource, reduce, namespace, selector, whole, projected):
         items, version = [], None
         # remainingItemCount promises how many items the later pages hold
         count, promised = 0, None
@@ -482,7 +484,7 @@ class KubeClient:
             # The next page travels while this one is decoded: its continue token is at the front.
             hint = continue_hint(data)
             ahead = _Ahead(self._fetch, resource, namespace, selector, hint) if hint else None
-            page = self._decode(data, resource, whole)
+            page = self._decode(data, resource, whole, projected)
             data = None
             metadata = page.get('metadata') or {}
             version = version or metadata.get('resourceVersion')

@@ -267,20 +267,23 @@ def read_api(settings, service_filter, node_selector=None, timeout=30, page_size
     node_filter(node_selector)  # a bad selector fails here, before any request
     client = KubeClient(settings, timeout=timeout, page_size=page_size)
     namespaces = sorted(service_filter.namespaces) or [None]
+    # The reducers read only the declared fields and keep none of an item: without msgspec they
+    # read each page as json.loads gave it (projected=False), not a copy of its declared fields.
     try:
-        nodes, version = client.list('nodes', slim_node, selector=node_selector or None)
+        nodes, version = client.list('nodes', slim_node, selector=node_selector or None, projected=False)
         services, slices = [], []
         for namespace in namespaces:
             found, dummy = client.list('services', lambda o: service_filter(o, local=False),
                                        namespace=namespace, selector=service_filter.label_selector,
-                                       whole=service_filter.whole)
+                                       whole=service_filter.whole, projected=False)
             services.extend(found)
         local = _local_services(services)
         # EndpointSlices are read only when a Local-policy service needs them.
         if local:
             slice_namespaces = sorted(set(ns for ns, dummy in local)) if service_filter.namespaces else [None]
             for namespace in slice_namespaces:
-                found, dummy = client.list('endpointslices', _slices_of(local), namespace=namespace)
+                found, dummy = client.list('endpointslices', _slices_of(local), namespace=namespace,
+                                           projected=False)
                 slices.extend(found)
         # Secrets are read one by one, by name: "get" on them is all the account needs.
         secrets = load_secrets(services, client.read_secret)

@@ -12,7 +12,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import gc
+import json
 import time
+
+from ansible.module_utils.common.parameters import remove_values
 
 from ansible_collections.portico.k8s.plugins.module_utils._addresses import (
     DEFAULT_CLASS,
@@ -78,6 +81,28 @@ MODEL_OPTIONS = ('address_types', 'address_family', 'frontend_port', 'include_co
                  'drain_seconds', 'annotation_prefix', 'expose_by_default', 'port_conflict',
                  'allocate_range', 'reserved_ports', 'metrics_ports', 'address_pools', 'load_balancer_class',
                  'default_load_balancer')
+
+
+def model_text(model, hidden=()):
+    """The model as JSON text, with the hidden values (a module's no_log values) masked as Ansible
+    masks them in a dict result.
+
+    Ansible then checks one string instead of walking every value of the model. Only when a hidden
+    value shows in the text (as it is, or as JSON escapes it) is the model masked value by value.
+    """
+    text = json.dumps(model, separators=(',', ':'))
+    hidden = [value for value in hidden if value]
+    if _shows(text, hidden):
+        text = json.dumps(remove_values(model, set(hidden)), separators=(',', ':'))
+        # Ansible masks values, not keys or JSON's own words: masking the text itself would break it
+        if _shows(text, hidden):
+            raise ValueError('a no_log value (such as api_key) is so short that it is part of the model\'s JSON '
+                             'text itself (a key, true, null, punctuation); use model_format=dict')
+    return text
+
+
+def _shows(text, hidden):
+    return any(value in text or json.dumps(value)[1:-1] in text for value in hidden)
 
 
 def collect_model(get, warn=None):

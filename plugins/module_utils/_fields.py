@@ -154,7 +154,9 @@ class Reader:
         if HAS_MSGSPEC and not whole:
             self._decoder = msgspec.json.Decoder(_decoded_type(declaration, name))
 
-    def __call__(self, data):
+    def __call__(self, data, projected=True):
+        """The body's declared fields; projected=False: when json.loads reads the body, its document
+        as it is, for a reader that itself reads only the declared fields (saves copying them out)."""
         was_enabled = gc.isenabled()
         # the collector's passes over millions of new objects cost more than the parse itself
         gc.disable()
@@ -165,7 +167,7 @@ class Reader:
                 except (msgspec.ValidationError, msgspec.DecodeError):
                     pass  # what json.loads reads (or refuses), it reads as it does without msgspec
             document = json.loads(data)
-            return document if self.declaration is None else project(document, self.declaration)
+            return document if self.declaration is None or not projected else project(document, self.declaration)
         except RecursionError:
             raise ValueError('nested too deeply')
         finally:
