@@ -462,8 +462,8 @@ class KubeClient:
         Items hold only the fields _fields declares for the resource; whole=True keeps every field
         (a JMESPath filter may read any). projected=False is for a reduce() that itself reads only
         the declared fields and keeps none of the item: without msgspec it gets the item as
-        json.loads read it, not a copy of its declared fields. A 410 on a continue token (the snapshot was compacted)
-        restarts the list once. Returns (items, resourceVersion).
+        json.loads read it, not a copy of its declared fields. A 410 on a continue token (the
+        snapshot was compacted) restarts the list once. Returns (items, resourceVersion).
         """
         for attempt in (1, 2):
             try:

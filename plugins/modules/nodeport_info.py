@@ -62,7 +62,7 @@ options:
     type: str
     choices: [dict, json]
     default: dict
-    version_added: 0.4.0
+    version_added: 0.3.0
   seal_key:
     description:
       - Text of at least 32 random characters. When given, RV(sealed_certificates) holds each TLS
@@ -127,8 +127,8 @@ EXAMPLES = r'''
 RETURN = r'''
 model:
   description:
-    - The routing model (with O(model_format=dict), the default). It is factored, with the eligible nodes once, and each backend names its
-      nodePort and which nodes serve it. Lists are sorted, so the same cluster state gives
+    - The routing model (with O(model_format=dict), the default). It is factored, with the eligible
+      nodes once, and each backend names its nodePort and which nodes serve it. Lists are sorted, so the same cluster state gives
       the same model whatever order the API returns objects in.
   returned: when O(model_format=dict)
   type: dict
@@ -249,14 +249,14 @@ model_json:
   returned: when O(model_format=json)
   type: str
   sample: '{"source": {"kind": "api", "server": "https://10.0.0.1:6443"}, "nodes": [], "frontends": []}'
-  version_added: 0.4.0
+  version_added: 0.3.0
 summary:
   description:
     - With O(model_format=json), the summary of the model (RV(model.summary)).
   returned: when O(model_format=json)
   type: dict
   sample: {nodes: 2, excluded_nodes: 1, services: 3, frontends: 3, backends: 3, excluded_services: 1}
-  version_added: 0.4.0
+  version_added: 0.3.0
 generation:
   description:
     - A short hash of what the model makes a load balancer serve (its nodes, draining nodes,
