@@ -201,7 +201,9 @@ def _ready_nodes(obj):
 
 
 def _local_services(services):
-    return set((s['namespace'], s['name']) for s in services if s['external_traffic_policy'] == 'Local')
+    # a name that is not text (a malformed answer) names no slice; the model says why it is out
+    return set((s['namespace'], s['name']) for s in services if s['external_traffic_policy'] == 'Local'
+               and isinstance(s['namespace'], str) and isinstance(s['name'], str))
 
 
 def _slices_of(local_services):
@@ -209,7 +211,7 @@ def _slices_of(local_services):
     def reduce(obj):
         obj = _mapping(obj)
         key = _slice_service(obj)
-        if key not in local_services:
+        if not all(isinstance(part, str) for part in key) or key not in local_services:
             return None
         return {'namespace': key[0], 'service': key[1], 'ready_nodes': _ready_nodes(obj)}
     return reduce
@@ -336,7 +338,10 @@ def read_snapshot(path, service_filter, node_selector=None):
             raw_slices.append(obj)
         elif kind == 'Secret':
             metadata = _mapping(obj.get('metadata'))
-            secrets[(metadata.get('namespace'), metadata.get('name'))] = obj
+            key = (metadata.get('namespace'), metadata.get('name'))
+            # a Secret whose name is not text is none that a service can name
+            if all(isinstance(part, str) for part in key):
+                secrets[key] = obj
     reduce = _slices_of(_local_services(services))
     slices = [s for s in (reduce(obj) for obj in raw_slices) if s is not None]
     loaded = load_secrets(services, lambda namespace, name: secrets.get((namespace, name)))

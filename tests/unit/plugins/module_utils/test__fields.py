@@ -260,3 +260,23 @@ def test_two_declarations_of_one_field_must_agree():
     assert _fields.merged({'a': {'b': _fields.KEEP}}, {'a': {'c': _fields.KEEP}}) == {'a': {'b': 'keep', 'c': 'keep'}}
     with pytest.raises(ValueError, match='field a is declared'):
         _fields.merged({'a': {'b': _fields.KEEP}}, {'a': _fields.KEEP})
+
+
+def test_names_that_are_not_text_leave_those_objects_out_and_the_model_is_made(tmp_path):
+    node = {'kind': 'Node', 'metadata': {'name': 'w1'}, 'status': {
+        'conditions': [{'type': 'Ready', 'status': 'True'}], 'addresses': [{'type': 'InternalIP', 'address': '192.0.2.1'}]}}
+    local = {'kind': 'Service', 'metadata': {'name': 'web', 'namespace': 'shop'},
+             'spec': {'type': 'NodePort', 'externalTrafficPolicy': 'Local', 'ports': [{'port': 80, 'protocol': 'TCP', 'nodePort': 30080}]}}
+    odd_service = {'kind': 'Service', 'metadata': {'name': ['web'], 'namespace': ['shop']},
+                   'spec': {'type': 'NodePort', 'externalTrafficPolicy': 'Local', 'ports': [{'port': 81, 'protocol': 'TCP', 'nodePort': 30081}]}}
+    odd_slice = {'kind': 'EndpointSlice', 'metadata': {'name': 'web-1', 'namespace': ['shop'],
+                                                       'labels': {'kubernetes.io/service-name': 'web'}},
+                 'endpoints': [{'nodeName': 'w1'}]}
+    odd_secret = {'kind': 'Secret', 'metadata': {'name': {'x': 1}, 'namespace': 'shop'}, 'type': 'kubernetes.io/tls'}
+    path = tmp_path / 'snapshot.json'
+    path.write_text(json.dumps({'kind': 'List', 'items': [node, local, odd_service, odd_slice, odd_secret]}))
+    for found in both(lambda: _collect.collect_model({'snapshot': str(path), 'address_types': ['InternalIP']}.get)):
+        assert [b['name'] for b in found['backends']] == ['shop.web.80']
+        # the odd slice names no service: web has no ready endpoint on a node
+        assert found['backends'][0]['nodes'] == []
+        assert any(e['service'] == "['shop']/['web']" for e in found['excluded_services'])

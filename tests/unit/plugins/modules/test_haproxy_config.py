@@ -62,11 +62,16 @@ class Host:
         path.write_text(json.dumps({'ANSIBLE_MODULE_ARGS': params}))
         # a temporary directory of this host's own: the test looks into it, never into the shared /tmp
         (self.root / 'tmp').mkdir(exist_ok=True)
+        before = self.proxy.state() if self.proxy.is_running() else None
         done = subprocess.run([sys.executable, str(MODULE), str(path)], capture_output=True, text=True, timeout=120,
                               env=dict(os.environ, PYTHONPATH=str(COLLECTIONS), TMPDIR=str(self.root / 'tmp')),
                               check=False)
         path.unlink()
-        return json.loads(done.stdout)
+        result = json.loads(done.stdout)
+        # the old workers of a reload finish on their own time: a state read next must not see them go
+        if before is not None and result.get('reloaded') and self.proxy.is_running():
+            self.proxy.wait_reloaded(before)
+        return result
 
     def expected(self, the_model):
         return _config.compose(self.base, _haproxy.render(the_model, LB, str(self.root / 'certs')))
