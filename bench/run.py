@@ -723,8 +723,8 @@ def size_report(results):
             k, c = p['k8s_info_median'], p['collect_median']
             lines.append('| %s | %.1f | %.1f | %.0f | %.2f | %.2f | %.1f | %.0f | %.1f | %.1f |' % (
                 _label(results['sizes'][size]), k['seconds'], k['run_seconds'], k['peak_mb'], c['seconds'],
-                c.get('with_keep_seconds', c['seconds']), c['run_seconds'], c['peak_mb'], k['seconds'] / c['seconds'],
-                k['seconds'] / c.get('with_keep_seconds', c['seconds'])))
+                c['with_keep_seconds'], c['run_seconds'], c['peak_mb'], k['seconds'] / c['seconds'],
+                k['seconds'] / c['with_keep_seconds']))
     return lines
 
 

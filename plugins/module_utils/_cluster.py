@@ -200,10 +200,15 @@ def _ready_nodes(obj):
     return sorted(nodes)
 
 
+def _named(key):
+    """Whether both parts of a (namespace, name) key are text: a malformed answer may hold anything
+    there, and such an object names nothing (the model says why a service is out)."""
+    return all(isinstance(part, str) for part in key)
+
+
 def _local_services(services):
-    # a name that is not text (a malformed answer) names no slice; the model says why it is out
-    return set((s['namespace'], s['name']) for s in services if s['external_traffic_policy'] == 'Local'
-               and isinstance(s['namespace'], str) and isinstance(s['name'], str))
+    return set(key for key in ((s['namespace'], s['name']) for s in services if s['external_traffic_policy'] == 'Local')
+               if _named(key))
 
 
 def _slices_of(local_services):
@@ -211,7 +216,7 @@ def _slices_of(local_services):
     def reduce(obj):
         obj = _mapping(obj)
         key = _slice_service(obj)
-        if not all(isinstance(part, str) for part in key) or key not in local_services:
+        if not _named(key) or key not in local_services:
             return None
         return {'namespace': key[0], 'service': key[1], 'ready_nodes': _ready_nodes(obj)}
     return reduce
@@ -339,8 +344,7 @@ def read_snapshot(path, service_filter, node_selector=None):
         elif kind == 'Secret':
             metadata = _mapping(obj.get('metadata'))
             key = (metadata.get('namespace'), metadata.get('name'))
-            # a Secret whose name is not text is none that a service can name
-            if all(isinstance(part, str) for part in key):
+            if _named(key):
                 secrets[key] = obj
     reduce = _slices_of(_local_services(services))
     slices = [s for s in (reduce(obj) for obj in raw_slices) if s is not None]

@@ -128,8 +128,8 @@ RETURN = r'''
 model:
   description:
     - The routing model (with O(model_format=dict), the default). It is factored, with the eligible
-      nodes once, and each backend names its nodePort and which nodes serve it. Lists are sorted, so the same cluster state gives
-      the same model whatever order the API returns objects in.
+      nodes once, and each backend names its nodePort and which nodes serve it. Lists are sorted,
+      so the same cluster state gives the same model whatever order the API returns objects in.
   returned: when O(model_format=dict)
   type: dict
   contains:
