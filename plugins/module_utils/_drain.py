@@ -55,6 +55,19 @@ def _problem(state):
     return None
 
 
+# What identifies the cluster in a drain state (not when it was read: an unchanged run writes nothing).
+_SOURCE_KEYS = ('kind', 'server', 'snapshot')
+
+
+def record(model):
+    """The drain state to remember once the load balancers serve model: which cluster, and the
+    nodes served and draining. The text haproxy_sync_drain_state_file holds (JSON, keys sorted)."""
+    source = model.get('source') if isinstance(model.get('source'), dict) else {}
+    state = {'source': dict((key, value) for key, value in source.items() if key in _SOURCE_KEYS),
+             'nodes': model.get('nodes') or [], 'draining_nodes': model.get('draining_nodes') or []}
+    return json.dumps(state, indent=4, sort_keys=True, separators=(',', ': ')) + '\n'
+
+
 def check_state(state, what='drain_state'):
     """state when it has the shape this collection writes; else DrainStateError naming what."""
     problem = _problem(state)
