@@ -38,10 +38,11 @@ EXAMPLES = r'''
 RETURN = r'''
 _value:
   description:
-    - C(exposed) (C(<service> on port <port>)), C(excluded_services) and C(warnings)
-      (C(<service> <port or "all ports">: <reason>)), C(nodes_in), C(nodes_draining),
-      C(nodes_out) (C(<node>: <reason>)), C(certificates) (C(<secret> valid until <date>)) and
-      C(addresses) (C(<service> at <address>)), each a list of text.
+    - "C(exposed): C(<service> on port <port>) for each frontend."
+    - "C(excluded_services) and C(warnings): C(<service> <port, or all ports>: <reason>)."
+    - "C(nodes_in) and C(nodes_draining): node names; C(nodes_out): C(<node>: <reason>)."
+    - "C(certificates): C(<secret> valid until <date>); C(addresses): C(<service> at <address>)."
+    - Each is a list of text; C(load_balancers) comes first when given.
   type: dict
 '''
 
