@@ -23,6 +23,9 @@ GROUP = 'loadbalancers'
 PREFIX = 'haproxy_sync_'
 # Set by playbooks/sync.yml and the role themselves, on top of the documented ones.
 INTERNAL = frozenset(['haproxy_sync_model_json', 'haproxy_sync_sealed_certificates'])
+# Options of the collect step about the controller's own facts, not about what is read: the load
+# balancers' values are never taken over or compared.
+CONTROLLER_ONLY = frozenset(['haproxy_sync_model_as_dict'])
 # Values that may hold credentials even where the argument specs do not say no_log.
 ALWAYS_SECRET = frozenset(['haproxy_sync_kubeconfig', 'haproxy_sync_proxy_headers'])
 UNSET = object()
@@ -47,7 +50,7 @@ class Specs(object):
                 self.known.add(name)
                 if isinstance(spec, dict) and spec.get('no_log'):
                     self.secret.add(name)
-        self.collect = sorted(entry_points['collect']['options'])
+        self.collect = sorted(set(entry_points['collect']['options']) - CONTROLLER_ONLY)
 
 
 def load_balancers(given, groups):

@@ -14,7 +14,8 @@ __metaclass__ = type
 
 import json
 
-_NEEDED = ('source', 'nodes', 'frontends', 'backends')
+# a model passed in may lack its source (the drain record then names no cluster)
+_NEEDED = ('nodes', 'frontends', 'backends')
 
 
 def read_model(value, what='the model'):

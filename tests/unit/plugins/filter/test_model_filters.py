@@ -98,6 +98,12 @@ def test_the_drain_record_is_the_file_the_role_wrote(templar):
     assert _drain.state_for(state, MODEL['source']) == (state, None)
 
 
+def test_a_model_given_without_source_or_draining_nodes_is_remembered_as_before(templar):
+    model = {'nodes': [{'name': 'w1', 'address': '192.0.2.1'}], 'frontends': [], 'backends': []}
+    assert drain_record(model) == old_drain(templar, model)
+    assert json.loads(drain_record(model)) == {'source': {}, 'nodes': model['nodes'], 'draining_nodes': []}
+
+
 @settings(max_examples=60, deadline=None)
 @given(cluster, st.integers(0, 3))
 def test_generated_models_read_the_same_through_the_filters(templar, state, drained):
@@ -114,7 +120,7 @@ def test_generated_models_read_the_same_through_the_filters(templar, state, drai
     ('{"nodes": [', 'sync_summary: the model is text but not JSON'),
     ('[]', 'sync_summary: the model must be the model of portico.k8s.nodeport_info .* not list'),
     (None, 'not NoneType'),
-    ({'nodes': [], 'frontends': []}, 'is not a model of portico.k8s.nodeport_info: it has no source, backends'),
+    ({'nodes': [], 'source': {}}, 'is not a model of portico.k8s.nodeport_info: it has no frontends, backends'),
 ])
 def test_what_is_not_a_model_is_named(value, message):
     with pytest.raises(AnsibleFilterError, match=message):

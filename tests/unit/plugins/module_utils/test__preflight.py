@@ -55,6 +55,10 @@ def test_collect_options_of_the_load_balancers_are_taken_when_they_agree_and_the
     # options that are not collect options are the load balancers' own business
     own = {'lb1': {'haproxy_sync_config_path': '/a'}, 'lb2': {'haproxy_sync_config_path': '/b'}}
     assert collect_options(SPECS, 'localhost', {}, own) == []
+    # whether the controller keeps a dict of the model is its own setting: never compared or taken over
+    assert 'haproxy_sync_model_as_dict' in SPECS.known and 'haproxy_sync_model_as_dict' not in SPECS.collect
+    mixed = {'lb1': {'haproxy_sync_model_as_dict': False}, 'lb2': {'haproxy_sync_model_as_dict': True}}
+    assert collect_options(SPECS, 'localhost', {'haproxy_sync_model_as_dict': True}, mixed) == []
 
 
 def test_load_balancers_that_disagree_or_a_controller_that_says_otherwise_stop_the_run():
