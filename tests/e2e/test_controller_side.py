@@ -214,6 +214,24 @@ def test_a_misspelled_variable_is_named_in_a_warning(lab):
                 'ignored (did you mean %s?)' % (name, hosts, close)) in output, output[-3000:]
 
 
+@pytest.mark.parametrize('as_dict', [None, True])
+def test_the_sync_keeps_the_model_as_text_and_the_dict_only_when_asked(lab, as_dict):
+    cluster = lab.snapshot('cluster-a', {'a-1': '127.0.1.1', 'a-2': '127.0.1.2'})
+    playbook = lab.root / 'sync-then-look.yml'
+    playbook.write_text(json.dumps([
+        {'import_playbook': str(REPO / 'playbooks' / 'sync.yml')},
+        {'hosts': 'localhost', 'gather_facts': False, 'tasks': [{'ansible.builtin.debug': {
+            'msg': "kept: text={{ haproxy_sync_model_json is defined }} dict={{ haproxy_sync_model is defined }}"}}]}]))
+    extra = {} if as_dict is None else {'haproxy_sync_model_as_dict': as_dict}
+    result, recap = lab.sync(playbook=playbook, haproxy_sync_snapshot=str(cluster), **extra)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    # storing the dict costs seconds on a large cluster: the playbook keeps only the text, unless -e asks
+    assert 'kept: text=True dict=%s' % bool(as_dict) in result.stdout, result.stdout[-3000:]
+    # the controller's summary and drain state come from the text
+    assert '"shop/web on port %d"' % lab.port in result.stdout, result.stdout[-3000:]
+    assert [n['name'] for n in json.loads((lab.root / 'drain-state.json').read_text())['nodes']] == ['a-1', 'a-2']
+
+
 @pytest.mark.parametrize('items', [[], [{'kind': 'Pod', 'apiVersion': 'v1', 'metadata': {'name': 'p', 'namespace': 'x'}}]])
 def test_a_snapshot_that_is_not_a_cluster_stops_the_run(lab, items):
     path = lab.root / 'not-a-cluster.json'
