@@ -17,6 +17,7 @@ import json
 import os
 from urllib.parse import urlsplit
 
+from ansible_collections.portico.k8s.plugins.module_utils._files import replace_atomically
 from ansible_collections.portico.k8s.plugins.module_utils._names import (
     InvalidValue,
     node_name,
@@ -66,6 +67,55 @@ def record(model):
     state = {'source': dict((key, value) for key, value in source.items() if key in _SOURCE_KEYS),
              'nodes': model.get('nodes') or [], 'draining_nodes': model.get('draining_nodes') or []}
     return json.dumps(state, indent=4, sort_keys=True, separators=(',', ': ')) + '\n'
+
+
+# The drain state file holds no secret, but which nodes a cluster has is this user's business only.
+STATE_FILE_MODE = 0o600
+
+
+def keep_record(path, text, check_mode=False):
+    """Keep text (a record()) in the drain state file at path; (changed, the text there before or None).
+
+    An unchanged file is left as it is (only its mode is set to 0600 when it had another); a
+    changed one is replaced atomically. A missing directory is made for this user only (0700);
+    an existing one keeps its mode. In check mode nothing is touched. DrainStateError says what
+    went wrong, naming the file.
+    """
+    try:
+        try:
+            with open(path, 'rb') as handle:
+                before = handle.read().decode('utf-8', 'replace')
+        except (IOError, OSError) as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+            before = None
+        same = before == text
+        mode_wrong = same and (os.stat(path).st_mode & 0o7777) != STATE_FILE_MODE
+        if check_mode or (same and not mode_wrong):
+            return not same or mode_wrong, before
+        if same:
+            os.chmod(path, STATE_FILE_MODE)
+            return True, before
+        _make_directories(os.path.dirname(path))
+        data = text.encode('utf-8')
+        replace_atomically(path, lambda out: out.write(data), STATE_FILE_MODE, prefix='.portico-drain-')
+        return True, before
+    except (IOError, OSError) as exc:
+        raise DrainStateError('cannot write the drain state file %s: %s; let this user write it (and its '
+                              'directory), or point haproxy_sync_drain_state_file at another file; the '
+                              'load balancers took the model, but the file still holds the nodes an '
+                              'earlier run served'
+                              % (path, exc.strerror or exc))
+
+
+def _make_directories(directory):
+    """Make directory and its missing parents for this user only (os.makedirs gives 0700 to the last alone)."""
+    missing = []
+    while directory and not os.path.isdir(directory):
+        missing.append(directory)
+        directory = os.path.dirname(directory)
+    for entry in reversed(missing):
+        os.mkdir(entry, 0o700)
 
 
 def check_state(state, what='drain_state'):
