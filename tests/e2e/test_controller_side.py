@@ -373,3 +373,53 @@ def test_become_applies_to_the_load_balancers_and_never_to_the_controller(unpriv
         assert 'frontend shop.web.' in text and '    server a-1 127.0.1.1:' in text
         assert (root / host / 'haproxy.cfg').stat().st_uid == pwd.getpwnam(user).pw_uid
     assert json.loads((root / 'drain-state.json').read_text())['nodes'][0]['name'] == 'a-1'
+
+
+def test_an_unchanged_drain_state_is_not_rewritten_and_check_mode_shows_the_change_it_would_make(lab):
+    state = lab.root / 'unchanged' / 'drain-state.json'
+    cluster = lab.snapshot('cluster-u', {'u-1': '127.0.1.1'})
+    result, recap = lab.sync(haproxy_sync_snapshot=str(cluster), haproxy_sync_drain_state_file=str(state))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    before = state.stat()
+    result, recap = lab.sync(haproxy_sync_snapshot=str(cluster), haproxy_sync_drain_state_file=str(state))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert re.search(r'TASK \[portico\.k8s\.haproxy_sync : Remember \| record the nodes the load balancers serve\] '
+                     r'\*+\nok: \[localhost\]', result.stdout), result.stdout[-3000:]
+    after = state.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    # another node: check mode with --diff shows the state it would keep, and keeps the old one
+    text = state.read_text()
+    bigger = lab.snapshot('cluster-u', {'u-1': '127.0.1.1', 'u-2': '127.0.1.2'})
+    result, recap = lab.sync('--check', '--diff', haproxy_sync_snapshot=str(bigger),
+                             haproxy_sync_drain_state_file=str(state))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert re.search(r'--- before: %s\n\+\+\+ after: %s\n' % (re.escape(str(state)), re.escape(str(state))),
+                     result.stdout), result.stdout[-3000:]
+    assert '+            "name": "u-2"' in result.stdout
+    assert state.read_text() == text and state.stat().st_ino == before.st_ino
+
+
+def test_a_drain_state_file_that_cannot_be_written_fails_the_run_naming_it(lab):
+    locked = lab.root / 'locked'
+    state = locked / 'drain-state.json'
+    result, recap = lab.sync(haproxy_sync_snapshot=str(lab.snapshot('cluster-w', {'w-1': '127.0.1.1'})),
+                             haproxy_sync_drain_state_file=str(state))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    text = state.read_text()
+    # immutable: the state can be read, but no file can be made beside it, not even by root
+    if subprocess.run(['chattr', '+i', str(locked)], capture_output=True, check=False).returncode != 0:
+        pytest.skip('this file system has no immutable attribute')
+    try:
+        result, recap = lab.sync(haproxy_sync_snapshot=str(lab.snapshot('cluster-w', {'w-2': '127.0.1.2'})),
+                                 haproxy_sync_drain_state_file=str(state))
+    finally:
+        subprocess.run(['chattr', '-i', str(locked)], check=True)
+    assert result.returncode != 0
+    output = ' '.join(result.stdout.split())
+    assert ('cannot write the drain state file %s: Operation not permitted; let this user write it (and its '
+            'directory), or point haproxy_sync_drain_state_file at another file; the load balancers took the '
+            'model, but the file still holds the nodes an earlier run served' % state) in output, output[-3000:]
+    # the load balancers took the model: only the record of the nodes is the old one
+    for host in LOAD_BALANCERS:
+        assert 'server w-2 127.0.1.2:%d check\n' % lab.node_port in lab.config(host).read_text()
+    assert state.read_text() == text and os.listdir(str(locked)) == ['drain-state.json']

@@ -1,12 +1,23 @@
 """Graceful removal across runs: a node that leaves drains first, then goes."""
 
 import json
+import os
+import stat
+import subprocess
 
 import pytest
 
 from ansible_collections.portico.k8s.plugins.module_utils import _collect, _model
 from ansible_collections.portico.k8s.plugins.module_utils._client import KubeError
-from ansible_collections.portico.k8s.plugins.module_utils._drain import cluster_of, draining_nodes, state_for
+from ansible_collections.portico.k8s.plugins.module_utils._drain import (
+    DrainStateError,
+    check_state,
+    cluster_of,
+    draining_nodes,
+    keep_record,
+    record,
+    state_for,
+)
 from tests.fakeapi import objects
 
 
@@ -166,3 +177,85 @@ def test_a_state_given_as_an_option_is_checked_too(tmp_path):
         _collect.collect({'snapshot': snapshot, 'drain_state': {'nodes': 'a-1'}}.get)
     with pytest.raises(KubeError, match='^drain_state and drain_state_file are mutually exclusive'):
         _collect.collect({'snapshot': snapshot, 'drain_state': {}, 'drain_state_file': 'x'}.get)
+
+
+def _record(*names):
+    return record({'source': {'kind': 'snapshot', 'snapshot': '/c.json', 'read_at': 1.0},
+                   'nodes': [{'name': name, 'address': '10.0.0.%d' % (i + 1)} for i, name in enumerate(names)],
+                   'draining_nodes': []})
+
+
+def test_the_record_is_kept_with_mode_0600_and_an_unchanged_one_is_not_touched(tmp_path):
+    path = tmp_path / 'state.json'
+    assert keep_record(str(path), _record('a-1')) == (True, None)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert check_state(json.loads(path.read_text()))['nodes'][0]['name'] == 'a-1'
+    before = path.stat()
+    assert keep_record(str(path), _record('a-1')) == (False, _record('a-1'))
+    after = path.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    # a new state replaces the file (a new inode: a reader sees the old one or the new one)
+    assert keep_record(str(path), _record('a-1', 'a-2')) == (True, _record('a-1'))
+    assert path.read_text() == _record('a-1', 'a-2') and path.stat().st_ino != before.st_ino
+    assert [p.name for p in tmp_path.iterdir()] == ['state.json']
+
+
+def test_a_wrong_mode_alone_is_set_right_and_counts_as_a_change(tmp_path):
+    path = tmp_path / 'state.json'
+    path.write_text(_record('a-1'))
+    path.chmod(0o644)
+    inode = path.stat().st_ino
+    assert keep_record(str(path), _record('a-1'), check_mode=True) == (True, _record('a-1'))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert keep_record(str(path), _record('a-1')) == (True, _record('a-1'))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.stat().st_ino == inode
+    assert keep_record(str(path), _record('a-1')) == (False, _record('a-1'))
+
+
+def test_check_mode_says_what_would_change_and_touches_nothing(tmp_path):
+    path = tmp_path / 'new' / 'dir' / 'state.json'
+    assert keep_record(str(path), _record('a-1'), check_mode=True) == (True, None)
+    assert not (tmp_path / 'new').exists()
+    existing = tmp_path / 'state.json'
+    existing.write_text(_record('a-1'))
+    existing.chmod(0o600)
+    assert keep_record(str(existing), _record('b-1'), check_mode=True) == (True, _record('a-1'))
+    assert existing.read_text() == _record('a-1')
+
+
+def test_missing_directories_are_made_for_this_user_only_and_an_existing_one_keeps_its_mode(tmp_path):
+    shared = tmp_path / 'shared'
+    shared.mkdir()
+    shared.chmod(0o755)
+    path = shared / 'a' / 'b' / 'state.json'
+    assert keep_record(str(path), _record('a-1'))[0] is True
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o755
+    assert [stat.S_IMODE(d.stat().st_mode) for d in (shared / 'a', shared / 'a' / 'b')] == [0o700, 0o700]
+
+
+def test_a_file_that_cannot_be_written_is_named_and_left_as_it_was(tmp_path):
+    blocker = tmp_path / 'not-a-directory'
+    blocker.write_text('x')
+    with pytest.raises(DrainStateError, match='^cannot write the drain state file %s: Not a directory; let this user '
+                                              'write it' % (blocker / 'state.json')):
+        keep_record(str(blocker / 'state.json'), _record('a-1'))
+    with pytest.raises(DrainStateError, match='^cannot write the drain state file %s: Is a directory' % tmp_path):
+        keep_record(str(tmp_path), _record('a-1'))
+    assert blocker.read_text() == 'x'
+
+
+def test_a_directory_where_no_file_can_be_made_leaves_the_old_state(tmp_path):
+    locked = tmp_path / 'locked'
+    locked.mkdir()
+    path = locked / 'state.json'
+    path.write_text(_record('a-1'))
+    # immutable: even root makes no file there (where the file system has the attribute)
+    if subprocess.run(['chattr', '+i', str(locked)], capture_output=True, check=False).returncode != 0:
+        pytest.skip('this file system has no immutable attribute')
+    try:
+        with pytest.raises(DrainStateError, match='^cannot write the drain state file %s: Operation not permitted; '
+                                                  '.* the file still holds the nodes an earlier run served$' % path):
+            keep_record(str(path), _record('a-1', 'a-2'))
+    finally:
+        subprocess.run(['chattr', '-i', str(locked)], check=True)
+    assert path.read_text() == _record('a-1') and os.listdir(str(locked)) == ['state.json']
