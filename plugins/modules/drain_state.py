@@ -15,8 +15,8 @@ description:
   - Runs on the controller only (an action plugin), after every load balancer took a routing model.
     The P(portico.k8s.haproxy_sync#role) role runs it (entry point C(remember)) when
     C(haproxy_sync_drain_state_file) is set.
-  - Writes the model's drain state (the text of the P(portico.k8s.drain_record#filter) filter: which
-    cluster, the nodes served and the nodes draining) to O(path), which the next run's
+  - Writes the model's drain state (which cluster, the nodes served and the nodes draining; the text of
+    the P(portico.k8s.drain_record#filter) filter) to O(path), which the next run's
     M(portico.k8s.nodeport_info) reads back (O(portico.k8s.nodeport_info#module:drain_state_file)).
   - The file is written as the user who runs the play, with mode C(0600), and replaced atomically, so a
     reader sees the old state or the new one. A file that already holds the state is not touched, and
